@@ -1,0 +1,44 @@
+"""Audit trail adapter (DynamoDB): what Perimeter changed, exactly enough to undo it.
+
+The record is written *before* the change (write-ahead): if the Lambda dies between revoke and
+report, the retry finds the record and still reports what was removed, and ``perimeter
+restore`` can always put back what a record lists. Its key is deterministic
+(``<eventID>#<group>``), so a retried write overwrites rather than duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+class AuditAdapter:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._ddb = client
+        self._table = table_name
+
+    def put(self, record: Mapping[str, Any]) -> None:
+        item = {
+            "pk": {"S": str(record["audit_id"])},
+            "time": {"S": str(record["time"])},
+            "group_id": {"S": str(record.get("group_id", ""))},
+            "body": {"S": json.dumps(record, sort_keys=True, default=str)},
+        }
+        self._ddb.put_item(TableName=self._table, Item=item)
+
+    def get(self, audit_id: str) -> dict[str, Any] | None:
+        resp = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": audit_id}}, ConsistentRead=True)
+        item = resp.get("Item")
+        if not item:
+            return None
+        body: dict[str, Any] = json.loads(item["body"]["S"])
+        return body
+
+    def scan(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """All records (for the restore and list commands; not on the event path)."""
+        out: list[dict[str, Any]] = []
+        paginator = self._ddb.get_paginator("scan")
+        for page in paginator.paginate(TableName=self._table, PaginationConfig={"MaxItems": limit}):
+            out.extend(json.loads(i["body"]["S"]) for i in page.get("Items", []))
+        return sorted(out, key=lambda r: r.get("time", ""))

@@ -1,0 +1,159 @@
+"""EC2 adapter: the only code that reads or writes security groups.
+
+It takes its client in the constructor (built once per container by ``perimeter.runtime``) and
+translates AWS error codes into outcomes: a group that no longer exists is a context with
+``exists=False``; a rule already gone on revoke is success, not an error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from perimeter.context import GroupContext, VpcFacts
+from perimeter.rules import Rule, rule_from_api_rule, rules_of_group
+
+GROUP_GONE = {"InvalidGroup.NotFound", "InvalidGroupId.NotFound", "InvalidGroupId.Malformed"}
+RULE_GONE = {"InvalidSecurityGroupRuleId.NotFound", "InvalidPermission.NotFound"}
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@dataclass
+class RevokeResult:
+    revoked: list[Rule] = field(default_factory=list)
+    already_gone: list[Rule] = field(default_factory=list)
+
+
+class Ec2Adapter:
+    """Security-group reads and revokes, with a per-container cache of VPC facts."""
+
+    #: VPC address space and routing change rarely; a short cache keeps the hot path at one read.
+    VPC_TTL_SECONDS = 600.0
+
+    def __init__(self, client: Any, *, clock: Any = time.monotonic) -> None:
+        self._ec2 = client
+        self._clock = clock
+        self._vpcs: dict[str, tuple[float, VpcFacts]] = {}
+
+    # --- reads -------------------------------------------------------------------------
+    def group_context(
+        self, group_id: str, *, account: str, region: str, with_vpc: bool = True
+    ) -> GroupContext:
+        """One DescribeSecurityGroups call (plus cached VPC facts)."""
+        try:
+            resp = self._ec2.describe_security_groups(GroupIds=[group_id])
+        except ClientError as exc:
+            if error_code(exc) in GROUP_GONE:
+                return GroupContext(group_id=group_id, account=account, region=region, exists=False)
+            raise
+        groups = resp.get("SecurityGroups", [])
+        if not groups:
+            return GroupContext(group_id=group_id, account=account, region=region, exists=False)
+        g = groups[0]
+        vpc = self.vpc_facts(g["VpcId"]) if with_vpc and g.get("VpcId") else None
+        return GroupContext(
+            group_id=g["GroupId"],
+            account=account,
+            region=region,
+            group_name=g.get("GroupName"),
+            vpc_id=g.get("VpcId"),
+            tags={t["Key"]: t.get("Value", "") for t in g.get("Tags", [])},
+            vpc_cidrs=vpc.cidrs if vpc else (),
+            internet_routed=vpc.internet_routed if vpc else None,
+            current_rules=tuple(rules_of_group(g)),
+        )
+
+    def vpc_facts(self, vpc_id: str) -> VpcFacts:
+        """A VPC's CIDRs and internet routing, from its route tables: every table carries the
+        ``local`` routes (the VPC's CIDRs, IPv4 and IPv6), and an ``igw-`` target means some
+        subnet is public. One call per VPC per ``VPC_TTL_SECONDS``."""
+        now = self._clock()
+        hit = self._vpcs.get(vpc_id)
+        if hit and now - hit[0] < self.VPC_TTL_SECONDS:
+            return hit[1]
+        cidrs: set[str] = set()
+        routed = False
+        paginator = self._ec2.get_paginator("describe_route_tables")
+        for page in paginator.paginate(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]):
+            for table in page.get("RouteTables", []):
+                for route in table.get("Routes", []):
+                    gateway = str(route.get("GatewayId", ""))
+                    dest = route.get("DestinationCidrBlock") or route.get("DestinationIpv6CidrBlock")
+                    if gateway == "local" and dest:
+                        cidrs.add(dest)
+                    elif gateway.startswith("igw-") and route.get("State", "active") == "active":
+                        routed = True
+        facts = VpcFacts(vpc_id, tuple(sorted(cidrs)), routed if cidrs else None)
+        self._vpcs[vpc_id] = (now, facts)
+        return facts
+
+    def rule_ids(self, group_id: str) -> dict[Any, str]:
+        """Rule id by rule content, for records that predate rule ids (a second read, taken
+        only when a record lacks ``securityGroupRuleSet``)."""
+        out: dict[Any, str] = {}
+        paginator = self._ec2.get_paginator("describe_security_group_rules")
+        for page in paginator.paginate(Filters=[{"Name": "group-id", "Values": [group_id]}]):
+            for raw in page.get("SecurityGroupRules", []):
+                rule = rule_from_api_rule(raw)
+                if rule.rule_id:
+                    out[rule.key] = rule.rule_id
+        return out
+
+    # --- writes ------------------------------------------------------------------------
+    def revoke(self, group_id: str, rules: Sequence[Rule]) -> RevokeResult:
+        """Revoke exactly these rules, by rule id: one call per direction. A rule already
+        gone counts as done; the call is then retried without it so the rest still go."""
+        result = RevokeResult()
+        for egress in (False, True):
+            batch = [r for r in rules if bool(r.egress) == egress]
+            if batch:
+                self._revoke_batch(group_id, egress, batch, result)
+        return result
+
+    def _revoke_batch(
+        self, group_id: str, egress: bool, batch: list[Rule], result: RevokeResult
+    ) -> None:
+        missing_ids = [r for r in batch if not r.rule_id]
+        if missing_ids:
+            raise ValueError(f"refusing to revoke by content: rules without ids {missing_ids}")
+        call = (
+            self._ec2.revoke_security_group_egress
+            if egress
+            else self._ec2.revoke_security_group_ingress
+        )
+        pending = list(batch)
+        while pending:
+            try:
+                call(GroupId=group_id, SecurityGroupRuleIds=[r.rule_id for r in pending])
+            except ClientError as exc:
+                code = error_code(exc)
+                if code in GROUP_GONE:
+                    result.already_gone.extend(pending)
+                    return
+                if code not in RULE_GONE:
+                    raise
+                gone = _ids_named_in(str(exc), pending)
+                if not gone:
+                    if len(pending) == 1:
+                        result.already_gone.extend(pending)
+                        return
+                    # The error names no id: settle each rule with its own call.
+                    for rule in pending:
+                        self._revoke_batch(group_id, egress, [rule], result)
+                    return
+                result.already_gone.extend(gone)
+                pending = [r for r in pending if r not in gone]
+                continue
+            result.revoked.extend(pending)
+            return
+
+
+def _ids_named_in(message: str, rules: Iterable[Rule]) -> list[Rule]:
+    return [r for r in rules if r.rule_id and r.rule_id in message]

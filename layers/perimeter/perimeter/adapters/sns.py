@@ -1,0 +1,34 @@
+"""SNS adapter: one message per decision, text for people and JSON for programs.
+
+``MessageStructure=json`` lets email subscribers get the readable text while SQS, Lambda and
+HTTPS subscribers get the JSON body; message attributes carry control, severity and action so
+subscriptions can filter without parsing the body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from perimeter.report import Notification
+
+
+class SnsAdapter:
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        self._sns = client
+        self._topic_arn = topic_arn
+
+    def publish(self, note: Notification) -> str:
+        body = json.dumps(note.body, sort_keys=True, default=str)
+        resp = self._sns.publish(
+            TopicArn=self._topic_arn,
+            Subject=note.subject[:100],
+            MessageStructure="json",
+            Message=json.dumps(
+                {"default": note.text, "email": note.text, "sqs": body, "lambda": body, "https": body, "http": body}
+            ),
+            MessageAttributes={
+                k: {"DataType": "String", "StringValue": v} for k, v in note.attributes.items() if v
+            },
+        )
+        return str(resp.get("MessageId", ""))

@@ -1,0 +1,142 @@
+"""What a security-group API call changed, as a ``GroupChange`` (pure).
+
+A declarative table (``EXTRACTORS``) maps each CloudTrail ``eventName`` to a function that
+reads the group id and the rules the call added, in every real wire form:
+
+- ``ipPermissions.items`` with ``ipRanges`` / ``ipv6Ranges`` / ``prefixListIds`` / ``groups``;
+- the shorthand form (top-level ``cidrIp``, ``ipProtocol``, ``fromPort``, ``toPort``);
+- ``ModifySecurityGroupRulesRequest`` with ``{"tag", "content"}`` wrapped scalars;
+- rule ids from ``responseElements.securityGroupRuleSet`` when the record has them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from perimeter.events import ApiCall, MalformedEvent, items, unwrap
+from perimeter.rules import Rule, rule_from_api_rule, rules_from_permission
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChange:
+    """Rules a call added to one group. ``whole_group`` asks the caller to judge every
+    current rule of the group (a new group comes with AWS's default egress rule)."""
+
+    group_id: str
+    rules: tuple[Rule, ...]
+    whole_group: bool = False
+    vpc_id: str | None = None
+    group_tags: Mapping[str, str] | None = None
+
+
+def _authorize(call: ApiCall, egress: bool) -> list[GroupChange]:
+    req = call.request
+    group_id = req.get("groupId") or req.get("groupName")
+    if not group_id:
+        raise MalformedEvent(f"{call.event_name}: requestParameters lacks groupId")
+    group_id = str(group_id)
+    from_response = [
+        rule_from_api_rule(r) for r in items(call.response.get("securityGroupRuleSet"))
+    ]
+    if from_response:
+        # The response is AWS's own account of what it created, with canonical CIDRs and ids.
+        rules = [
+            r if r.egress is not None else r.with_id(r.rule_id, egress) for r in from_response
+        ]
+        rules = [r if r.group_id else Rule(**{**r.to_dict(), "group_id": group_id}) for r in rules]
+        return [GroupChange(group_id, tuple(rules))]
+    rules: list[Rule] = []
+    for perm in items(req.get("ipPermissions")):
+        if not isinstance(perm, Mapping):
+            raise MalformedEvent(f"{call.event_name}: ipPermissions item is not an object")
+        rules.extend(rules_from_permission(group_id, egress, perm))
+    if req.get("cidrIp") or req.get("ipProtocol"):
+        shorthand = {
+            "ipProtocol": req.get("ipProtocol"),
+            "fromPort": req.get("fromPort"),
+            "toPort": req.get("toPort"),
+            "ipRanges": {"items": [{"cidrIp": req["cidrIp"]}]} if req.get("cidrIp") else {},
+            "groups": (
+                {"items": [{"groupName": req["sourceSecurityGroupName"]}]}
+                if req.get("sourceSecurityGroupName")
+                else {}
+            ),
+        }
+        rules.extend(rules_from_permission(group_id, egress, shorthand))
+    return [GroupChange(group_id, tuple(rules))]
+
+
+def _authorize_ingress(call: ApiCall) -> list[GroupChange]:
+    return _authorize(call, egress=False)
+
+
+def _authorize_egress(call: ApiCall) -> list[GroupChange]:
+    return _authorize(call, egress=True)
+
+
+def _modify_rules(call: ApiCall) -> list[GroupChange]:
+    raw = call.request.get("ModifySecurityGroupRulesRequest", call.request)
+    req = unwrap(raw)
+    if not isinstance(req, Mapping):
+        raise MalformedEvent("ModifySecurityGroupRules: request is not an object")
+    group_id = req.get("GroupId") or req.get("groupId")
+    if not group_id:
+        raise MalformedEvent("ModifySecurityGroupRules: request lacks GroupId")
+    rules: list[Rule] = []
+    updates = req.get("SecurityGroupRule") or req.get("SecurityGroupRules") or []
+    for update in items(updates):
+        if not isinstance(update, Mapping):
+            raise MalformedEvent("ModifySecurityGroupRules: rule update is not an object")
+        rule_id = update.get("SecurityGroupRuleId")
+        body = update.get("SecurityGroupRule")
+        if not rule_id or not isinstance(body, Mapping):
+            raise MalformedEvent(
+                "ModifySecurityGroupRules: update lacks SecurityGroupRuleId or SecurityGroupRule"
+            )
+        rule = rule_from_api_rule({**body, "GroupId": group_id, "SecurityGroupRuleId": rule_id})
+        rules.append(rule)
+    return [GroupChange(str(group_id), tuple(rules))]
+
+
+def _create_group(call: ApiCall) -> list[GroupChange]:
+    group_id = call.response.get("groupId")
+    if not group_id:
+        raise MalformedEvent("CreateSecurityGroup: responseElements lacks groupId")
+    tags: dict[str, str] = {}
+    for spec in items(call.request.get("tagSpecificationSet")):
+        for tag in items(spec.get("tags") if isinstance(spec, Mapping) else None):
+            if isinstance(tag, Mapping) and "key" in tag:
+                tags[str(tag["key"])] = str(tag.get("value", ""))
+    return [
+        GroupChange(
+            str(group_id),
+            (),
+            whole_group=True,
+            vpc_id=call.request.get("vpcId"),
+            group_tags=tags,
+        )
+    ]
+
+
+Extractor = Callable[[ApiCall], list[GroupChange]]
+
+EXTRACTORS: dict[str, Extractor] = {
+    "AuthorizeSecurityGroupIngress": _authorize_ingress,
+    "AuthorizeSecurityGroupEgress": _authorize_egress,
+    "ModifySecurityGroupRules": _modify_rules,
+    "CreateSecurityGroup": _create_group,
+}
+
+
+def extract_group_changes(call: ApiCall) -> list[GroupChange]:
+    """The group changes a call made.
+
+    Raises:
+        MalformedEvent: an event name this module does not handle, or a record whose
+            parameters are missing or malformed.
+    """
+    extractor = EXTRACTORS.get(call.event_name)
+    if extractor is None:
+        raise MalformedEvent(f"no security-group extractor for event {call.event_name!r}")
+    return extractor(call)

@@ -1,0 +1,419 @@
+"""Policy: what Perimeter enforces, as validated data.
+
+The YAML (``default.yaml`` beside this file, or an SSM parameter in a deployment) is read once
+per container and validated here field by field; a bad policy raises ``PolicyError`` naming the
+path of the bad field (``thresholds.enforce_min_score: must be an integer 0-100``), so a broken
+deployment fails at cold start instead of enforcing something nobody wrote. ``schema.json``
+describes the same document for editors and CI; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from typing import Any
+
+from perimeter.netmath import CidrError, PortRange, normalize_protocol, parse_cidr, parse_port_spec
+
+MODES = ("off", "detect", "enforce")
+
+#: Every control id of DESIGN.md §2. A policy may name only these.
+CONTROL_IDS = (
+    "PER-SG-1",
+    "PER-SG-2",
+    "PER-SG-3",
+    "PER-SG-4",
+    "PER-SG-5",
+    "PER-DSG-1",
+    "PER-DSG-2",
+    "PER-TIER-1",
+    "PER-VPC-1",
+    "PER-VPC-2",
+    "PER-IAM-1",
+    "PER-GR-1",
+    "PER-FL-1",
+    "PER-REV-1",
+    "PER-REV-2",
+)
+
+SEVERITY_LABELS = ("critical", "high", "medium", "low")
+
+
+class PolicyError(ValueError):
+    """The policy document is invalid; the message starts with the path of the bad field."""
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpec:
+    protocol: str
+    ports: PortRange
+
+    def overlaps(self, protocol: str, ports: PortRange | None) -> bool:
+        if ports is None:
+            return False
+        if protocol != "-1" and protocol != self.protocol:
+            return False
+        return self.ports.overlaps(ports)
+
+    def covers(self, protocol: str, ports: PortRange | None) -> bool:
+        """True when every port the rule opens is inside this spec."""
+        if ports is None or protocol != self.protocol:
+            return False
+        return self.ports.low <= ports.low and ports.high <= self.ports.high
+
+
+@dataclass(frozen=True, slots=True)
+class Exemption:
+    reason: str
+    expires: dt.date
+    controls: frozenset[str] | None = None
+    security_group: str | None = None
+    vpc: str | None = None
+    tag_key: str | None = None
+    tag_value: str | None = None
+    principal: str | None = None
+
+    def applies(
+        self,
+        control_id: str,
+        *,
+        group_id: str | None,
+        vpc_id: str | None,
+        tags: Mapping[str, str],
+        principal_arn: str | None,
+        today: dt.date,
+    ) -> bool:
+        if today > self.expires:
+            return False
+        if self.controls is not None and control_id not in self.controls:
+            return False
+        if self.security_group is not None and self.security_group != group_id:
+            return False
+        if self.vpc is not None and self.vpc != vpc_id:
+            return False
+        if self.tag_key is not None:
+            if self.tag_key not in tags:
+                return False
+            if self.tag_value is not None and tags[self.tag_key] != self.tag_value:
+                return False
+        if self.principal is not None and not (
+            principal_arn and fnmatch.fnmatchcase(principal_arn, self.principal)
+        ):
+            return False
+        return True
+
+    @property
+    def label(self) -> str:
+        what = (
+            self.security_group
+            or self.vpc
+            or (f"tag {self.tag_key}" if self.tag_key else None)
+            or self.principal
+            or "?"
+        )
+        return f"{what} until {self.expires.isoformat()}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Tiers:
+    tag_key: str
+    values: Mapping[str, frozenset[str]]
+
+    def tier_of(self, tags: Mapping[str, str]) -> str | None:
+        value = tags.get(self.tag_key)
+        if value is None:
+            return None
+        for tier, accepted in self.values.items():
+            if value in accepted:
+                return tier
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    world_max_prefix_ipv4: int = 0
+    world_max_prefix_ipv6: int = 0
+    enforce_min_score: int = 50
+    severity: Mapping[str, int] = field(
+        default_factory=lambda: {"critical": 90, "high": 70, "medium": 40, "low": 1}
+    )
+
+    def severity_of(self, score: int) -> str:
+        for label in SEVERITY_LABELS:
+            if score >= self.severity[label]:
+                return label.upper()
+        return "INFORMATIONAL"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    modes: Mapping[str, str]
+    public_ports: tuple[PortSpec, ...]
+    public_ports_on_model_tier: bool
+    trusted_cidrs: tuple[str, ...]
+    high_risk_ports: tuple[PortSpec, ...]
+    tiers: Tiers
+    exemptions: tuple[Exemption, ...]
+    thresholds: Thresholds
+    dry_run: bool = False
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def mode(self, control_id: str) -> str:
+        """The effective mode: dry-run turns every ``enforce`` into ``detect``."""
+        mode = self.modes.get(control_id, "off")
+        if self.dry_run and mode == "enforce":
+            return "detect"
+        return mode
+
+    def with_dry_run(self, dry_run: bool) -> Policy:
+        return replace(self, dry_run=self.dry_run or dry_run)
+
+    def exemption_for(
+        self,
+        control_id: str,
+        *,
+        group_id: str | None = None,
+        vpc_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        principal_arn: str | None = None,
+        today: dt.date | None = None,
+    ) -> Exemption | None:
+        day = today or dt.datetime.now(dt.UTC).date()
+        for ex in self.exemptions:
+            if ex.applies(
+                control_id,
+                group_id=group_id,
+                vpc_id=vpc_id,
+                tags=tags or {},
+                principal_arn=principal_arn,
+                today=day,
+            ):
+                return ex
+        return None
+
+
+# --- parsing ----------------------------------------------------------------------------
+
+
+def _fail(path: str, message: str) -> PolicyError:
+    return PolicyError(f"{path}: {message}")
+
+
+def _mapping(value: Any, path: str, allowed: Sequence[str] | None = None) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(path, f"must be a mapping, got {type(value).__name__}")
+    if allowed is not None:
+        for key in value:
+            if key not in allowed:
+                raise _fail(f"{path}.{key}" if path else str(key), f"unknown field (allowed: {', '.join(allowed)})")
+    return value
+
+
+def _list(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _fail(path, f"must be a list, got {type(value).__name__}")
+    return value
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(path, "must be true or false")
+    return value
+
+
+def _int(value: Any, path: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= high):
+        raise _fail(path, f"must be an integer {low}-{high}")
+    return value
+
+
+def _str(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, "must be a non-empty string")
+    return value
+
+
+def _port_specs(value: Any, path: str) -> tuple[PortSpec, ...]:
+    out = []
+    for i, item in enumerate(_list(value, path)):
+        p = f"{path}[{i}]"
+        m = _mapping(item, p, ("protocol", "ports"))
+        protocol = normalize_protocol(_str(m.get("protocol"), f"{p}.protocol"))
+        if protocol not in ("tcp", "udp"):
+            raise _fail(f"{p}.protocol", "must be tcp or udp")
+        try:
+            ports = parse_port_spec(m.get("ports", ""))
+        except ValueError as exc:
+            raise _fail(f"{p}.ports", str(exc)) from exc
+        out.append(PortSpec(protocol, ports))
+    return tuple(out)
+
+
+def _date(value: Any, path: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise _fail(path, "must be a date YYYY-MM-DD")
+
+
+def _exemptions(value: Any, path: str) -> tuple[Exemption, ...]:
+    out = []
+    fields = ("reason", "expires", "controls", "security_group", "vpc", "tag", "principal")
+    for i, item in enumerate(_list(value, path)):
+        p = f"{path}[{i}]"
+        m = _mapping(item, p, fields)
+        reason = _str(m.get("reason"), f"{p}.reason")
+        if "expires" not in m:
+            raise _fail(f"{p}.expires", "is required: every exemption ends")
+        expires = _date(m["expires"], f"{p}.expires")
+        controls = None
+        if "controls" in m:
+            controls = frozenset(_control_id(c, f"{p}.controls") for c in _list(m["controls"], f"{p}.controls"))
+        tag_key = tag_value = None
+        if "tag" in m:
+            t = _mapping(m["tag"], f"{p}.tag", ("key", "value"))
+            tag_key = _str(t.get("key"), f"{p}.tag.key")
+            tag_value = str(t["value"]) if "value" in t else None
+        selectors = [k for k in ("security_group", "vpc", "tag", "principal") if k in m]
+        if not selectors:
+            raise _fail(p, "needs one of security_group, vpc, tag, principal")
+        out.append(
+            Exemption(
+                reason=reason,
+                expires=expires,
+                controls=controls,
+                security_group=_str(m["security_group"], f"{p}.security_group") if "security_group" in m else None,
+                vpc=_str(m["vpc"], f"{p}.vpc") if "vpc" in m else None,
+                tag_key=tag_key,
+                tag_value=tag_value,
+                principal=_str(m["principal"], f"{p}.principal") if "principal" in m else None,
+            )
+        )
+    return tuple(out)
+
+
+def _control_id(value: Any, path: str) -> str:
+    if value not in CONTROL_IDS:
+        raise _fail(path, f"unknown control {value!r}")
+    return str(value)
+
+
+def _thresholds(value: Any, path: str) -> Thresholds:
+    m = _mapping(value, path, ("world_max_prefix", "enforce_min_score", "severity"))
+    t = Thresholds()
+    v4, v6 = t.world_max_prefix_ipv4, t.world_max_prefix_ipv6
+    if "world_max_prefix" in m:
+        w = _mapping(m["world_max_prefix"], f"{path}.world_max_prefix", ("ipv4", "ipv6"))
+        v4 = _int(w.get("ipv4", 0), f"{path}.world_max_prefix.ipv4", 0, 32)
+        v6 = _int(w.get("ipv6", 0), f"{path}.world_max_prefix.ipv6", 0, 128)
+    enforce_min = _int(m.get("enforce_min_score", t.enforce_min_score), f"{path}.enforce_min_score", 0, 100)
+    severity = dict(t.severity)
+    if "severity" in m:
+        s = _mapping(m["severity"], f"{path}.severity", SEVERITY_LABELS)
+        for label in SEVERITY_LABELS:
+            if label in s:
+                severity[label] = _int(s[label], f"{path}.severity.{label}", 0, 100)
+        ordered = [severity[label] for label in SEVERITY_LABELS]
+        if ordered != sorted(ordered, reverse=True):
+            raise _fail(f"{path}.severity", "must satisfy critical >= high >= medium >= low")
+    return Thresholds(v4, v6, enforce_min, severity)
+
+
+def _tiers(value: Any, path: str) -> Tiers:
+    m = _mapping(value, path, ("tag_key", "values"))
+    tag_key = _str(m.get("tag_key"), f"{path}.tag_key")
+    values = _mapping(m.get("values"), f"{path}.values")
+    if "model" not in values:
+        raise _fail(f"{path}.values.model", "is required: it names the model tier")
+    parsed = {}
+    for tier, accepted in values.items():
+        lst = _list(accepted, f"{path}.values.{tier}")
+        parsed[str(tier)] = frozenset(_str(v, f"{path}.values.{tier}[{i}]") for i, v in enumerate(lst))
+    return Tiers(tag_key, parsed)
+
+
+TOP_LEVEL = (
+    "version",
+    "dry_run",
+    "controls",
+    "public_ports",
+    "public_ports_on_model_tier",
+    "trusted_cidrs",
+    "high_risk_ports",
+    "tiers",
+    "exemptions",
+    "thresholds",
+)
+
+
+def parse_policy(doc: Any) -> Policy:
+    """Validate a policy document (already loaded from YAML) and build a ``Policy``.
+
+    Raises:
+        PolicyError: the first invalid field, by path.
+    """
+    m = _mapping(doc, "policy")
+    _mapping(m, "", TOP_LEVEL)  # an unknown top-level field is named by itself, like every path
+    version = m.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version != 1:
+        raise _fail("version", "must be 1")
+    modes: dict[str, str] = {}
+    for cid, spec in _mapping(m.get("controls", {}), "controls").items():
+        _control_id(cid, f"controls.{cid}")
+        s = _mapping(spec, f"controls.{cid}", ("mode",))
+        mode = s.get("mode")
+        if mode not in MODES:
+            raise _fail(f"controls.{cid}.mode", f"must be one of {', '.join(MODES)}")
+        modes[cid] = mode
+    trusted = []
+    for i, cidr in enumerate(_list(m.get("trusted_cidrs", []), "trusted_cidrs")):
+        try:
+            trusted.append(str(parse_cidr(_str(cidr, f"trusted_cidrs[{i}]"))))
+        except CidrError as exc:
+            raise _fail(f"trusted_cidrs[{i}]", str(exc)) from exc
+        if parse_cidr(cidr).prefixlen == 0:
+            raise _fail(f"trusted_cidrs[{i}]", "the whole internet cannot be trusted")
+    if "tiers" not in m:
+        raise _fail("tiers", "is required")
+    return Policy(
+        modes=modes,
+        public_ports=_port_specs(m.get("public_ports", []), "public_ports"),
+        public_ports_on_model_tier=_bool(
+            m.get("public_ports_on_model_tier", False), "public_ports_on_model_tier"
+        ),
+        trusted_cidrs=tuple(trusted),
+        high_risk_ports=_port_specs(m.get("high_risk_ports", []), "high_risk_ports"),
+        tiers=_tiers(m["tiers"], "tiers"),
+        exemptions=_exemptions(m.get("exemptions", []) or [], "exemptions"),
+        thresholds=_thresholds(m.get("thresholds", {}), "thresholds"),
+        dry_run=_bool(m.get("dry_run", False), "dry_run"),
+        raw=m,
+    )
+
+
+def load_policy_text(text: str) -> Policy:
+    """Parse and validate a YAML policy text."""
+    import yaml  # deferred: only loaded once per container, on the policy path
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy: not valid YAML: {exc}") from exc
+    return parse_policy(doc)
+
+
+def default_policy_text() -> str:
+    return resources.files(__package__).joinpath("default.yaml").read_text(encoding="utf-8")
+
+
+def load_default_policy() -> Policy:
+    return load_policy_text(default_policy_text())

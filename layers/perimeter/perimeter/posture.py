@@ -1,0 +1,344 @@
+"""Posture controls of model deployments (practices 4-7) and how their findings are told (pure).
+
+The security-group controls judge one rule at a time; the controls here judge a resource's
+configuration (a model outside a VPC, a VPC without a flow log, an invoke policy on ``*``,
+no guardrail). They share one shape: an ``Issue`` names the control, the resource, the chain
+of resources that led to it (endpoint -> config -> model -> SG), a score with its reasons and
+the precise fix. ``issue_finding`` turns an issue into ASFF through ``report.make_finding``
+so its ``Id`` is deterministic per (control, resource), like every other Perimeter finding.
+
+Policy snippet (``policy/default.yaml``)::
+
+    controls:
+      PER-VPC-1: {mode: detect}
+      PER-FL-1: {mode: enforce}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from perimeter.controls import REGISTRY, Control, register
+from perimeter.events import ApiCall
+from perimeter.policy import Policy
+from perimeter.report import SEVERITY_ORDER, FindingResource, Notification, make_finding, worst
+
+
+def _no_rule_matches(*_: Any) -> bool:
+    """Posture controls judge configurations, not security-group rules: ``decide`` skips them."""
+    return False
+
+
+_NET = "Software and Configuration Checks/AWS Security Best Practices/Network Reachability"
+_IAM = "Software and Configuration Checks/AWS Security Best Practices/IAM Permissions"
+_LOG = "Software and Configuration Checks/AWS Security Best Practices/Logging"
+
+VPC_1 = register(
+    Control(
+        id="PER-VPC-1",
+        practice=5,
+        title="Model outside a VPC or with direct internet access",
+        description=(
+            "A SageMaker model, notebook or Bedrock Marketplace endpoint runs outside your VPC "
+            "(SageMaker's own network, reachable to and from the internet) or with direct "
+            "internet access, so no security group, flow log or VPC endpoint policy applies."
+        ),
+        remediation=(
+            "Recreate the model with VpcConfig (private subnets, a model-tier security group) "
+            "and notebooks with DirectInternetAccess=Disabled and a SubnetId."
+        ),
+        types=(_NET,),
+        permissions=(),
+        matches=_no_rule_matches,
+        remediation_url="https://docs.aws.amazon.com/sagemaker/latest/dg/host-vpc.html",
+    )
+)
+VPC_2 = register(
+    Control(
+        id="PER-VPC-2",
+        practice=5,
+        title="Model without network isolation or without PrivateLink to the runtime APIs",
+        description=(
+            "A model container can make outbound calls (EnableNetworkIsolation is false), or "
+            "the model's VPC has no interface endpoint for the runtime API, so invocations "
+            "leave the VPC."
+        ),
+        remediation=(
+            "Set EnableNetworkIsolation=true on the model and create interface VPC endpoints "
+            "for sagemaker.runtime / bedrock-runtime in the model's VPC."
+        ),
+        types=(_NET,),
+        permissions=(),
+        matches=_no_rule_matches,
+        remediation_url="https://docs.aws.amazon.com/sagemaker/latest/dg/interface-vpc-endpoint.html",
+    )
+)
+IAM_1 = register(
+    Control(
+        id="PER-IAM-1",
+        practice=4,
+        title="Model invoke permission on every resource, or admin on a model execution role",
+        description=(
+            "An IAM policy grants sagemaker:InvokeEndpoint, bedrock:InvokeModel* or "
+            "bedrock:Converse* on all resources or to a wildcard principal, or an "
+            "administrator policy is attached to a model execution role."
+        ),
+        remediation=(
+            "Name the endpoint or model ARNs in Resource, require bedrock:GuardrailIdentifier "
+            "for Bedrock invocations, trust only named principals, and give execution roles "
+            "only the S3/ECR/Logs access the model needs."
+        ),
+        types=(_IAM,),
+        permissions=(),
+        matches=_no_rule_matches,
+        remediation_url="https://docs.aws.amazon.com/bedrock/latest/userguide/security_iam_id-based-policy-examples.html",
+    )
+)
+GR_1 = register(
+    Control(
+        id="PER-GR-1",
+        practice=6,
+        title="No guardrail with a HIGH prompt-attack filter where Bedrock serves a model",
+        description=(
+            "Bedrock serves a model in this account but no guardrail with a HIGH prompt-attack "
+            "input filter exists, or a guardrail was deleted or weakened."
+        ),
+        remediation=(
+            "Create (or restore) a guardrail with the PROMPT_ATTACK filter at inputStrength "
+            "HIGH, publish a version, and require it: account-level enforced guardrail "
+            "configuration or a bedrock:GuardrailIdentifier condition on invoke policies."
+        ),
+        types=("Software and Configuration Checks/AWS Security Best Practices",),
+        permissions=(),
+        matches=_no_rule_matches,
+        remediation_url="https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails.html",
+    )
+)
+FL_1 = register(
+    Control(
+        id="PER-FL-1",
+        practice=7,
+        title="VPC without an active flow log of all traffic",
+        description=(
+            "A VPC (new, serving a model, or whose flow log was deleted) has no active flow log "
+            "capturing ALL traffic, so connections to and from the model leave no record."
+        ),
+        remediation=(
+            "Create a flow log: TrafficType ALL, a log group with explicit retention, a custom "
+            "format with flow-direction, pkt-srcaddr, pkt-dstaddr and traffic-path."
+        ),
+        types=(_LOG,),
+        permissions=(
+            "ec2:CreateFlowLogs",
+            "iam:PassRole",
+            "logs:CreateLogGroup",
+            "logs:PutRetentionPolicy",
+        ),
+        matches=_no_rule_matches,
+        remediation_url="https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs.html",
+    )
+)
+
+# Issue 3 (default security groups) also reports PER-TIER-1, for ENIs: whoever is imported
+# first registers it, the other reuses the registered object (``register`` refuses twins).
+TIER_1 = REGISTRY.get("PER-TIER-1") or register(
+    Control(
+        id="PER-TIER-1",
+        practice=1,
+        title="Model-tier security group shared with another tier",
+        description=(
+            "The security group that serves a model also belongs to another tier (a database, "
+            "cache or app group, or an ENI of another tier), so whatever may reach one may "
+            "reach the other."
+        ),
+        remediation=(
+            "Give the model its own model-tier security group and let the app tier reach it "
+            "by security-group reference."
+        ),
+        types=(_NET,),
+        permissions=(),
+        matches=_no_rule_matches,
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One posture problem on one resource."""
+
+    control_id: str
+    resource: FindingResource
+    score: int
+    reasons: tuple[str, ...]
+    #: what is wrong, one sentence naming the resource
+    summary: str
+    #: the resources that led here, outermost first: ("endpoint e", "config c", "model m", "sg-1")
+    chain: tuple[str, ...]
+    #: the precise fix for this resource
+    fix: str
+    #: extra ProductFields (the quoted statement, what changed)
+    evidence: Mapping[str, str] = field(default_factory=dict)
+    #: for exemptions: the VPC / security group / tags the resource sits in
+    vpc_id: str | None = None
+    group_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def chain_text(self) -> str:
+        return " -> ".join(self.chain)
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """An issue with the policy applied: its mode, exemption and what was done about it."""
+
+    issue: Issue
+    mode: str
+    severity: str
+    exemption: str | None = None
+    #: "detected", "exempt", "created" (remediated), "already-compliant"
+    action: str = "detected"
+    remediation_detail: str | None = None
+
+
+def judge(issues: Sequence[Issue], policy: Policy, *, principal_arn: str | None) -> list[Judged]:
+    """Apply modes and exemptions; controls switched off drop out."""
+    out: list[Judged] = []
+    for issue in issues:
+        mode = policy.mode(issue.control_id)
+        if mode == "off":
+            continue
+        ex = policy.exemption_for(
+            issue.control_id,
+            group_id=issue.group_id,
+            vpc_id=issue.vpc_id,
+            tags=issue.tags,
+            principal_arn=principal_arn,
+        )
+        out.append(
+            Judged(
+                issue=issue,
+                mode=mode,
+                severity=policy.thresholds.severity_of(issue.score),
+                exemption=ex.label if ex else None,
+                action="exempt" if ex else "detected",
+            )
+        )
+    return out
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def issue_finding(call: ApiCall, judged: Judged, *, now: str) -> dict[str, Any]:
+    issue = judged.issue
+    control = REGISTRY[issue.control_id]
+    lines = [issue.summary]
+    if issue.chain:
+        lines.append(f"Chain: {issue.chain_text}.")
+    if judged.remediation_detail:
+        lines.append(judged.remediation_detail)
+    elif judged.exemption:
+        lines.append(f"Exempt: {judged.exemption}.")
+    lines.append(f"Fix: {issue.fix}")
+    lines.append(f"Seen in {call.event_name} by {call.actor.display} ({call.event_id}).")
+    compliant = judged.action in ("created", "already-compliant")
+    fields = {
+        "perimeter/chain": _clip(issue.chain_text, 2000),
+        "perimeter/score_reasons": _clip("; ".join(issue.reasons), 2000),
+        **{k: _clip(v, 2000) for k, v in issue.evidence.items()},
+    }
+    if judged.remediation_detail:
+        fields["perimeter/remediation"] = _clip(judged.remediation_detail, 2000)
+    finding = make_finding(
+        call,
+        control,
+        account=call.account,
+        region=call.region,
+        resource=issue.resource,
+        severity=judged.severity,
+        score=issue.score,
+        description="\n".join(lines),
+        action=judged.action,
+        compliant=compliant,
+        workflow="SUPPRESSED" if judged.action == "exempt" else None,
+        extra_fields=fields,
+        now=now,
+    )
+    finding["Remediation"]["Recommendation"]["Text"] = _clip(issue.fix, 512)
+    return finding
+
+
+def issues_notification(call: ApiCall, judged: Sequence[Judged], findings: Sequence[Mapping[str, Any]]) -> Notification:
+    """One message for every issue one event raised, worst first."""
+    ordered = sorted(judged, key=lambda j: (SEVERITY_ORDER.index(j.severity), j.issue.score), reverse=True)
+    top = ordered[0]
+    lines = []
+    decisions = []
+    for j in ordered:
+        i = j.issue
+        lines.append(f"{j.severity:<8} {i.control_id:<10} {j.action:<10} {i.resource.short_id}: {i.summary}")
+        if i.chain:
+            lines.append(f"{'':<30}chain: {i.chain_text}")
+        lines.append(f"{'':<30}fix: {i.fix}")
+        decisions.append(
+            {
+                "control": i.control_id,
+                "resource": i.resource.arn,
+                "chain": list(i.chain),
+                "severity": j.severity,
+                "score": i.score,
+                "action": j.action,
+                "summary": i.summary,
+                "fix": i.fix,
+            }
+        )
+    subject = f"[Perimeter] {worst(j.severity for j in judged)} {top.issue.control_id} {top.action} on {top.issue.resource.short_id}"
+    if len(judged) > 1:
+        subject += f" (+{len(judged) - 1} more)"
+    text = (
+        f"{call.event_name} by {call.actor.display} in {call.account}/{call.region} "
+        f"(event {call.event_id}).\n\n" + "\n".join(lines)
+    )
+    return Notification(
+        subject=subject,
+        text=text,
+        body={
+            "event_id": call.event_id,
+            "event_name": call.event_name,
+            "actor": call.actor.display,
+            "account": call.account,
+            "region": call.region,
+            "decisions": decisions,
+            "finding_ids": [f["Id"] for f in findings],
+        },
+        attributes={
+            "control": top.issue.control_id,
+            "severity": top.severity,
+            "action": ",".join(sorted({j.action for j in judged})),
+        },
+    )
+
+
+def summary_of(judged: Judged) -> dict[str, Any]:
+    i = judged.issue
+    return {
+        "control": i.control_id,
+        "resource": i.resource.short_id,
+        "chain": i.chain_text,
+        "severity": judged.severity,
+        "score": i.score,
+        "action": judged.action,
+        "summary": i.summary,
+        "fix": i.fix,
+        **({"remediation": judged.remediation_detail} if judged.remediation_detail else {}),
+    }
+
+
+def arn_resource(kind: str, arn: str, short_id: str, details: Mapping[str, Any] | None = None) -> FindingResource:
+    """An ASFF resource for the posture controls (``AwsSageMaker...`` types where ASFF has none
+    of its own use ``Other``)."""
+    return FindingResource(kind, arn, short_id, {"Other": {k: str(v)[:1024] for k, v in (details or {}).items()}} if details else None)

@@ -1,0 +1,312 @@
+"""What Perimeter tells people: ASFF findings, SNS notifications, audit records (pure).
+
+Findings have a deterministic ``Id`` per (control, resource), so every later event about the
+same group updates one finding; a remediated group's finding goes to ``PASSED``/``ARCHIVED``
+with what was removed and how to undo it, so a reviewer never has to guess.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from perimeter.decide import GroupDecision, Violation
+from perimeter.events import ApiCall
+from perimeter.rules import Rule
+
+SEVERITY_ORDER = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def iso_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def iso_event_time(value: str, fallback: str) -> str:
+    """CloudTrail's ``2024-08-01T12:23:55Z``, or Panther's ``2021-01-24 04:55:45.000``."""
+    text = value.strip().replace(" ", "T")
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return fallback
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def worst(severities: Iterable[str]) -> str:
+    return max(severities, key=SEVERITY_ORDER.index, default="INFORMATIONAL")
+
+
+def finding_id(control_id: str, account: str, region: str, resource: str) -> str:
+    return f"perimeter/{control_id}/{account}/{region}/{resource}"
+
+
+def audit_id_for(event_id: str | None, group_id: str) -> str:
+    return f"{event_id or 'no-event-id'}#{group_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one group after acting."""
+
+    decision: GroupDecision
+    revoked: tuple[Rule, ...] = ()
+    already_gone: tuple[Rule, ...] = ()
+    removed_by_us_earlier: tuple[Rule, ...] = ()
+    audit_id: str | None = None
+
+    def removed(self) -> tuple[Rule, ...]:
+        return self.revoked + self.removed_by_us_earlier
+
+    def is_removed(self, rule: Rule) -> bool:
+        keys = {r.key for r in self.removed()}
+        return rule.key in keys
+
+
+def action_of(violations: Sequence[Violation], outcome: Outcome) -> str:
+    """``revoked`` when every violating rule of the control is gone thanks to us;
+    ``exempt``, ``detected`` or ``already-compliant`` otherwise."""
+    if all(outcome.is_removed(v.rule) for v in violations):
+        return "revoked"
+    if all(not v.present for v in violations):
+        return "already-compliant"
+    if all(v.exemption is not None for v in violations if v.present):
+        return "exempt"
+    return "detected"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def build_finding(
+    call: ApiCall,
+    control_id: str,
+    violations: Sequence[Violation],
+    outcome: Outcome,
+    *,
+    now: str,
+) -> dict[str, Any]:
+    ctx = outcome.decision.ctx
+    control = violations[0].control
+    action = action_of(violations, outcome)
+    severity = worst(v.severity for v in violations)
+    score = max(v.score.value for v in violations)
+    lines = []
+    for v in violations:
+        state = "REVOKED" if outcome.is_removed(v.rule) else (v.why_not_enforced or "open")
+        rid = f" ({v.rule.rule_id})" if v.rule.rule_id else ""
+        lines.append(f"- {v.rule.describe()}{rid}: score {v.score.value}, {state}")
+    removed_ids = [r.rule_id for r in outcome.removed() if r.rule_id and any(r.key == v.rule.key for v in violations)]
+    if action == "revoked":
+        head = f"Perimeter revoked {len(removed_ids)} rule(s) of {ctx.group_id} that violated {control_id}."
+        undo = f" Undo: perimeter restore {outcome.audit_id} (add a policy exemption first)."
+    else:
+        head = f"{control.description}"
+        undo = ""
+    description = (
+        f"{head} Changed by {call.actor.display} in {call.event_name} ({call.event_id}).\n"
+        + "\n".join(lines)
+        + undo
+    )
+    compliant = action in ("revoked", "already-compliant")
+    workflow = "RESOLVED" if compliant else ("SUPPRESSED" if action == "exempt" else "NEW")
+    top = max(violations, key=lambda v: v.score.value)
+    details: dict[str, Any] = {"GroupId": ctx.group_id}
+    if ctx.group_name:
+        details["GroupName"] = ctx.group_name
+    if ctx.vpc_id:
+        details["VpcId"] = ctx.vpc_id
+    fields = {
+        "perimeter/score_reasons": _clip("; ".join(top.score.reasons), 2000),
+        "perimeter/rules": _clip(", ".join(v.rule.describe() for v in violations), 2000),
+        "perimeter/removed_rule_ids": ",".join(removed_ids),
+    }
+    if outcome.audit_id and action == "revoked":
+        fields["perimeter/audit_id"] = outcome.audit_id
+        fields["perimeter/undo"] = f"perimeter restore {outcome.audit_id}"
+    return make_finding(
+        call,
+        control,
+        account=ctx.account,
+        region=ctx.region,
+        resource=FindingResource("AwsEc2SecurityGroup", ctx.arn, ctx.group_id, {"AwsEc2SecurityGroup": details}, ctx.tags),
+        severity=severity,
+        score=score,
+        description=description,
+        action=action,
+        compliant=compliant,
+        workflow=workflow,
+        extra_fields=fields,
+        now=now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FindingResource:
+    """The ASFF ``Resources[0]`` of a finding: type, ARN, a short id for the title."""
+
+    type: str
+    arn: str
+    short_id: str
+    details: Mapping[str, Any] | None = None
+    tags: Mapping[str, str] | None = None
+
+
+def make_finding(
+    call: ApiCall,
+    control: Any,
+    *,
+    account: str,
+    region: str,
+    resource: FindingResource,
+    severity: str,
+    score: int,
+    description: str,
+    action: str,
+    compliant: bool,
+    workflow: str | None = None,
+    extra_fields: Mapping[str, str] | None = None,
+    now: str,
+) -> dict[str, Any]:
+    """One ASFF finding, for any control and resource: deterministic ``Id`` per (control,
+    resource), ``PASSED``/``ARCHIVED`` once compliant, actor and event in ``ProductFields``."""
+    event_time = iso_event_time(call.event_time, now)
+    res: dict[str, Any] = {
+        "Type": resource.type,
+        "Id": resource.arn,
+        "Partition": partition_of(region),
+        "Region": region,
+    }
+    if resource.details:
+        res["Details"] = dict(resource.details)
+    if resource.tags:
+        res["Tags"] = dict(list(resource.tags.items())[:50])
+    fields = {
+        "perimeter/control": control.id,
+        "perimeter/score": str(score),
+        "perimeter/action": action,
+        "perimeter/actor": call.actor.display,
+        "perimeter/event_id": call.event_id or "",
+        "perimeter/event_name": call.event_name,
+        **(extra_fields or {}),
+    }
+    return {
+        "SchemaVersion": "2018-10-08",
+        "Id": finding_id(control.id, account, region, resource.short_id),
+        "ProductArn": f"arn:{partition_of(region)}:securityhub:{region}:{account}:product/{account}/default",
+        "GeneratorId": control.id,
+        "AwsAccountId": account,
+        "Types": list(control.types),
+        "FirstObservedAt": event_time,
+        "LastObservedAt": event_time,
+        "CreatedAt": event_time,
+        "UpdatedAt": max(now, event_time),
+        "Severity": {"Label": severity, "Original": str(score)},
+        "Title": _clip(f"{control.id} {control.title}: {resource.short_id}", 256),
+        "Description": _clip(description, 1024),
+        "Remediation": {
+            "Recommendation": {"Text": _clip(control.remediation, 512), "Url": control.remediation_url}
+        },
+        "ProductFields": {k: v for k, v in fields.items() if v},
+        "Resources": [res],
+        "Compliance": {"Status": "PASSED" if compliant else "FAILED"},
+        "Workflow": {"Status": workflow or ("RESOLVED" if compliant else "NEW")},
+        "RecordState": "ARCHIVED" if compliant else "ACTIVE",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    subject: str
+    text: str
+    body: Mapping[str, Any]
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+def build_notification(
+    call: ApiCall, outcomes: Sequence[Outcome], findings: Sequence[Mapping[str, Any]]
+) -> Notification:
+    decisions = []
+    lines = []
+    for outcome in outcomes:
+        for control_id, vs in outcome.decision.by_control().items():
+            action = action_of(vs, outcome)
+            severity = worst(v.severity for v in vs)
+            decisions.append(
+                {
+                    "control": control_id,
+                    "group_id": outcome.decision.ctx.group_id,
+                    "severity": severity,
+                    "score": max(v.score.value for v in vs),
+                    "action": action,
+                    "rules": [v.rule.describe() for v in vs],
+                    "rule_ids": [v.rule.rule_id for v in vs if v.rule.rule_id],
+                    "audit_id": outcome.audit_id if action == "revoked" else None,
+                }
+            )
+            lines.append(
+                f"{severity:<8} {control_id:<9} {action:<17} {outcome.decision.ctx.group_id}: "
+                + "; ".join(v.rule.describe() for v in vs)
+            )
+    top = max(decisions, key=lambda d: (SEVERITY_ORDER.index(d["severity"]), d["score"]))
+    actions = sorted({d["action"] for d in decisions})
+    subject = f"[Perimeter] {top['severity']} {top['control']} {top['action']} on {top['group_id']}"
+    undo = [f"perimeter restore {o.audit_id}" for o in outcomes if o.audit_id and o.removed()]
+    text = (
+        f"{call.event_name} by {call.actor.display} in {call.account}/{call.region} "
+        f"(event {call.event_id}).\n\n" + "\n".join(lines)
+    )
+    if undo:
+        text += "\n\nUndo (after adding a policy exemption): " + " ; ".join(undo)
+    body = {
+        "event_id": call.event_id,
+        "event_name": call.event_name,
+        "actor": call.actor.display,
+        "account": call.account,
+        "region": call.region,
+        "decisions": decisions,
+        "finding_ids": [f["Id"] for f in findings],
+    }
+    return Notification(
+        subject=subject,
+        text=text,
+        body=body,
+        attributes={
+            "control": top["control"],
+            "severity": top["severity"],
+            "action": ",".join(actions),
+        },
+    )
+
+
+def build_audit_record(call: ApiCall, decision: GroupDecision, audit_id: str, now: str) -> dict[str, Any]:
+    rules = decision.to_revoke
+    return {
+        "audit_id": audit_id,
+        "time": now,
+        "action": "revoke-security-group-rules",
+        "event_id": call.event_id,
+        "event_name": call.event_name,
+        "actor": call.actor.display,
+        "account": decision.ctx.account,
+        "region": decision.ctx.region,
+        "group_id": decision.ctx.group_id,
+        "vpc_id": decision.ctx.vpc_id,
+        "controls": sorted({v.control.id for v in decision.violations if v.enforce}),
+        "rules": [r.to_dict() for r in rules],
+        "restore": {
+            "ingress": [r.to_permission() for r in rules if not r.egress],
+            "egress": [r.to_permission() for r in rules if r.egress],
+        },
+    }

@@ -1,0 +1,48 @@
+"""Undo a remediation from its audit record: put back exactly what Perimeter removed.
+
+Restoring re-creates the rules through the ordinary API, so CloudTrail records the restore and
+Perimeter will judge it again: add a policy exemption for the group first (the command says
+so), or the restored rules are revoked again, as they should be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+def _authorize(call: Any, group_id: str, permissions: list[dict[str, Any]]) -> dict[str, Any]:
+    restored, present = [], []
+    for perm in permissions:
+        try:
+            call(GroupId=group_id, IpPermissions=[perm])
+            restored.append(perm)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidPermission.Duplicate":
+                raise
+            present.append(perm)
+    return {"restored": restored, "already_present": present}
+
+
+def restore(session: Any, record: Mapping[str, Any]) -> dict[str, Any]:
+    action = record.get("action")
+    if action == "revoke-security-group-rules":
+        ec2 = session.client("ec2")
+        group_id = record["group_id"]
+        perms = record.get("restore", {})
+        ingress = _authorize(ec2.authorize_security_group_ingress, group_id, perms.get("ingress", []))
+        egress = _authorize(ec2.authorize_security_group_egress, group_id, perms.get("egress", []))
+        return {
+            "audit_id": record["audit_id"],
+            "group_id": group_id,
+            "ingress": ingress,
+            "egress": egress,
+            "warning": "Perimeter will revoke these again unless the policy exempts the group.",
+        }
+    if action and str(action).startswith("default-sg-"):
+        from perimeter_local.restore_dsg import restore_default_sg_migration
+
+        return dict(restore_default_sg_migration(session, record))
+    raise SystemExit(f"perimeter: audit record {record.get('audit_id')} has no restore for action {action!r}")
