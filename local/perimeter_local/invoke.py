@@ -29,7 +29,7 @@ from perimeter_local.template import FunctionSpec
 
 _MODULES: dict[str, ModuleType] = {}
 #: One warm runtime (clients, policy) per function, as one warm Lambda container each.
-_RUNTIMES: dict[str, Any] = {}
+_RUNTIMES: dict[tuple[Any, ...], Any] = {}
 
 
 @dataclass
@@ -105,8 +105,10 @@ def invoke(
     )
     from perimeter import runtime
 
+    # A warm container belongs to one function, one account endpoint and one configuration.
+    warm_key = (spec.logical_id, os.environ.get("AWS_ENDPOINT_URL"), tuple(sorted(env.items())))
     with _environment(env), contextlib.redirect_stdout(log_stream or sys.stderr):
-        runtime.reset(_RUNTIMES.get(spec.logical_id))
+        runtime.reset(_RUNTIMES.get(warm_key))
         started = time.perf_counter()
         try:
             module = _load(spec)
@@ -122,7 +124,7 @@ def invoke(
             }
         finally:
             if runtime._RUNTIME is not None:
-                _RUNTIMES[spec.logical_id] = runtime._RUNTIME
+                _RUNTIMES[warm_key] = runtime._RUNTIME
             runtime.reset()
     return {
         "function": spec.logical_id,

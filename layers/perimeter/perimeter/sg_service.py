@@ -111,7 +111,7 @@ def _act_and_report(call: ApiCall, decisions: list[GroupDecision], rt: Runtime) 
         rt.sns.publish(note)
     record_decisions(outcomes)
     summary = {
-        "status": "remediated" if any(o.revoked for o in outcomes) else "reported",
+        "status": "remediated" if any(o.removed() for o in outcomes) else "reported",
         "event_id": call.event_id,
         "event_name": call.event_name,
         "actor": call.actor.display,

@@ -1,0 +1,188 @@
+"""Least privilege: each function's role grants exactly the actions its code calls.
+
+Three sides are held together: ``perimeter.permissions.FUNCTIONS`` (what the code declares),
+the template's role for each function (what a deploy grants), and what the code really calls
+when events run through it under moto (every botocore call recorded). Template == declared;
+recorded is a subset of declared; and for SgGuard, scenarios exercise every declared action,
+so nothing is granted that no code path uses.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from moto import mock_aws
+
+from perimeter import permissions
+from perimeter_local import cloudtrail
+from perimeter_local.account import prepare
+from perimeter_local.invoke import forget_containers, invoke
+from perimeter_local.template import functions, load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template(ROOT / "template.yaml")
+#: Used by the Lambda service on the function's behalf, not by the code.
+PLATFORM = {"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"}
+
+
+def _actions(node: Any) -> set[str]:
+    """Every action named in a policy document, in both branches of any Fn::If."""
+    out: set[str] = set()
+    if isinstance(node, dict):
+        if "Action" in node:
+            acts = node["Action"]
+            out |= set(acts if isinstance(acts, list) else [acts])
+        for value in node.values():
+            out |= _actions(value)
+    elif isinstance(node, list):
+        for value in node:
+            out |= _actions(value)
+    return out
+
+
+def _granted(function_id: str) -> set[str]:
+    role_id = TEMPLATE["Resources"][function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    role = TEMPLATE["Resources"][role_id]["Properties"]
+    return _actions(role.get("Policies", [])) - PLATFORM
+
+
+@pytest.mark.parametrize(
+    "function_id",
+    [k for k, v in TEMPLATE["Resources"].items() if v["Type"] == "AWS::Serverless::Function"],
+)
+def test_template_grants_exactly_what_the_code_declares(function_id: str) -> None:
+    assert function_id in permissions.FUNCTIONS, f"{function_id}: declare its actions in perimeter/permissions.py"
+    assert _granted(function_id) == set(permissions.FUNCTIONS[function_id])
+
+
+def test_no_wildcard_actions() -> None:
+    for res in TEMPLATE["Resources"].values():
+        if res["Type"] == "AWS::IAM::Role":
+            assert not [a for a in _actions(res["Properties"].get("Policies", [])) if "*" in a]
+
+
+class Recorder:
+    """Records ``service:Operation`` of every AWS call made while on."""
+
+    def __init__(self) -> None:
+        self.calls: set[str] = set()
+        self.on = False
+
+    def install(self, monkeypatch: Any) -> None:
+        original = BaseClient._make_api_call
+        recorder = self
+
+        def spy(client: BaseClient, operation: str, params: Any) -> Any:
+            if recorder.on:
+                model = client.meta.service_model
+                prefix = model.signing_name or model.endpoint_prefix
+                recorder.calls.add(f"{prefix}:{operation}")
+            return original(client, operation, params)
+
+        monkeypatch.setattr(BaseClient, "_make_api_call", spy)
+
+
+@pytest.fixture
+def account(monkeypatch: Any) -> Any:
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+    }.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    forget_containers()
+    with mock_aws():
+        yield boto3.session.Session()
+    forget_containers()
+
+
+def _run(session: Any, recorder: Recorder, event: dict[str, Any], function_id: str, **params: str) -> dict[str, Any]:
+    template, resolver = prepare(session, ROOT / "template.yaml", parameters=params)
+    spec = next(s for s in functions(template, resolver, ROOT) if s.logical_id == function_id)
+    recorder.on = True
+    try:
+        return invoke(spec, event, account="123456789012", region="us-east-1")
+    finally:
+        recorder.on = False
+
+
+def test_sg_guard_calls_exactly_its_declared_actions(account: Any, monkeypatch: Any) -> None:
+    recorder = Recorder()
+    recorder.install(monkeypatch)
+    ec2 = account.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    gid = ec2.create_security_group(
+        GroupName="m",
+        Description="m",
+        VpcId=vpc,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": "perimeter:tier", "Value": "model"}]}],
+    )["GroupId"]
+    world22 = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+
+    # 1. a violating event from before rule ids (DescribeSecurityGroupRules, revoke, report, audit)
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[world22])
+    legacy = cloudtrail.authorize_event(
+        account="123456789012", region="us-east-1", group_id=gid, permissions=[world22], created_rules=None
+    )
+    assert _run(account, recorder, legacy, "SgGuardFunction")["result"]["status"] == "remediated"
+    # 2. the duplicate (idempotency GetItem)
+    assert _run(account, recorder, legacy, "SgGuardFunction")["ok"]
+
+    # 3. the policy from SSM with PER-SG-4 enforced: egress revoke
+    policy = (ROOT / "policy" / "default.yaml").read_text().replace("PER-SG-4: {mode: detect}", "PER-SG-4: {mode: enforce}")
+    account.client("ssm").put_parameter(Name="/perimeter/policy", Value=policy, Type="String")
+    created = cloudtrail.create_group_event(
+        account="123456789012", region="us-east-1", group_id=gid, name="m", vpc_id=vpc, tags={"perimeter:tier": "model"}
+    )
+    res = _run(account, recorder, created, "SgGuardFunction", PolicyParameterName="/perimeter/policy")
+    assert res["result"]["status"] == "remediated", res
+
+    # 4. a failure after the idempotency claim (Security Hub refuses): the claim is deleted
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[world22])
+    failing = cloudtrail.authorize_event(
+        account="123456789012", region="us-east-1", group_id=gid, permissions=[world22], created_rules=None
+    )
+    import perimeter.adapters.securityhub as hub
+
+    def refuse(self: Any, findings: Any) -> int:
+        raise hub.FindingsRejected("injected")
+
+    with monkeypatch.context() as m:
+        m.setattr(hub.SecurityHubAdapter, "import_findings", refuse)
+        assert not _run(account, recorder, failing, "SgGuardFunction")["ok"]
+    # 5. Lambda's retry: the rule is already gone, the audit record (GetItem) says we removed it
+    retry = _run(account, recorder, failing, "SgGuardFunction")["result"]
+    assert retry["status"] == "remediated" and retry["groups"][0]["audit_id"], retry
+    assert {v["action"] for v in retry["groups"][0]["violations"]} == {"revoked"}
+
+    declared = set(permissions.FUNCTIONS["SgGuardFunction"])
+    assert recorder.calls <= declared, f"called but not declared: {recorder.calls - declared}"
+    assert declared <= recorder.calls, f"declared but never called: {declared - recorder.calls}"
+
+
+def test_every_sample_stays_within_its_functions_permissions(account: Any, monkeypatch: Any) -> None:
+    recorder = Recorder()
+    recorder.install(monkeypatch)
+    from perimeter_local.invoke import route
+
+    template, resolver = prepare(account, ROOT / "template.yaml")
+    specs = functions(template, resolver, ROOT)
+    for path in sorted((ROOT / "events").glob("*.json")):
+        event = json.loads(path.read_text())
+        for spec, _rule in route(specs, event):
+            recorder.calls.clear()
+            recorder.on = True
+            try:
+                invoke(spec, event, account="123456789012", region="us-east-1")
+            finally:
+                recorder.on = False
+            extra = recorder.calls - set(permissions.FUNCTIONS[spec.logical_id])
+            assert not extra, f"{path.name} -> {spec.logical_id} called undeclared {extra}"

@@ -1,0 +1,180 @@
+"""The template: valid for SAM, buildable, and wired the way the safety rules need.
+
+Neither cfn-lint nor `sam validate --lint` checks the contents of an EventBridge pattern
+(FACTS.md), so the patterns are checked here twice: by our matcher's validator, and by routing
+every events/ sample through moto's EventBridge (rule -> SQS target) and through our matcher,
+which must agree with each other and with the table of expected routes below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from perimeter.events import wrap_in_envelope
+from perimeter_local.patterns import matches, validate
+from perimeter_local.template import Resolver, functions, load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template(ROOT / "template.yaml")
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+
+#: eventName -> the functions that must receive it. A new sample with an eventName missing
+#: here fails the routing test until someone decides where it belongs.
+EXPECTED_ROUTES: dict[str, set[str]] = {
+    "AuthorizeSecurityGroupIngress": {"SgGuardFunction"},
+    "AuthorizeSecurityGroupEgress": {"SgGuardFunction"},
+    "ModifySecurityGroupRules": {"SgGuardFunction"},
+    "CreateSecurityGroup": {"SgGuardFunction"},
+}
+
+
+def _sam() -> str:
+    sam = os.environ.get("PERIMETER_SAM") or shutil.which("sam") or str(ROOT / ".venv-sam/bin/sam")
+    assert Path(sam).exists() or shutil.which(sam), "SAM CLI not installed: run `make test` (it installs .venv-sam)"
+    return sam
+
+
+def _sam_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "SAM_CLI_TELEMETRY": "0",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYENV_VERSION": "3.11.7:3.12.1:3.13.0",
+    }
+
+
+def _resolver() -> Resolver:
+    pseudo = {
+        "AWS::AccountId": "123456789012",
+        "AWS::Region": "us-east-1",
+        "AWS::StackName": "perimeter",
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+    resolver = Resolver(TEMPLATE, {}, pseudo)
+    for logical_id, res in RESOURCES.items():
+        name = f"perimeter-{logical_id}"
+        resolver.physical[logical_id] = {
+            "Ref": name,
+            "Arn": f"arn:aws:{res['Type'].split('::')[1].lower()}:us-east-1:123456789012:{name}",
+            "QueueName": name,
+        }
+    return resolver
+
+
+FUNCTIONS = functions(TEMPLATE, _resolver(), ROOT)
+
+
+def test_sam_validate_lint_is_clean() -> None:
+    proc = subprocess.run(
+        [_sam(), "validate", "--lint"], cwd=ROOT, env=_sam_env(), capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_sam_build_packages_layer_and_functions(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [_sam(), "build", "--build-dir", str(tmp_path / "build")],
+        cwd=ROOT,
+        env=_sam_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    layer = tmp_path / "build" / "PerimeterLayer" / "python"
+    assert (layer / "perimeter" / "policy" / "default.yaml").exists()
+    assert (layer / "aws_lambda_powertools").is_dir()
+    for spec in FUNCTIONS:
+        assert (tmp_path / "build" / spec.logical_id / spec.module_path.name).exists()
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.logical_id)
+def test_every_function_fails_into_the_dead_letter_queue(spec: Any) -> None:
+    props = RESOURCES[spec.logical_id]["Properties"]
+    on_failure = props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert on_failure["Type"] == "SQS"
+    assert on_failure["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert 0 <= props["EventInvokeConfig"]["MaximumRetryAttempts"] <= 2
+    assert spec.rules, "a function without a rule never runs"
+    for event in props["Events"].values():
+        if event["Type"] == "EventBridgeRule":
+            assert event["Properties"]["DeadLetterConfig"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+            assert "RetryPolicy" in event["Properties"]
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.logical_id)
+def test_every_function_role_is_ignored_as_an_actor(spec: Any) -> None:
+    """Perimeter's own calls come back through CloudTrail: each function's role must be in
+    PERIMETER_SELF_ROLES, or its remediation could trigger another function (a loop)."""
+    role = RESOURCES[spec.logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    self_roles = set(spec.environment["PERIMETER_SELF_ROLES"].split(","))
+    assert f"perimeter-{role}" in self_roles
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.logical_id)
+def test_patterns_are_valid_and_avoid_moto_blind_spots(spec: Any) -> None:
+    for rule in spec.rules:
+        validate(rule.pattern)
+        detail = rule.pattern.get("detail", {})
+        assert "errorCode" in detail, "failed calls should be filtered before they cost an invocation"
+        assert set(detail) <= {"eventSource", "eventName", "errorCode"}, "match on flat fields only"
+
+
+def _samples() -> list[Path]:
+    return sorted((ROOT / "events").glob("*.json"))
+
+
+def test_samples_exist_for_every_function() -> None:
+    routed: set[str] = set()
+    for path in _samples():
+        event = wrap_in_envelope(json.loads(path.read_text()))
+        routed |= {s.logical_id for s in FUNCTIONS for r in s.rules if matches(r.pattern, event)}
+    assert routed == {s.logical_id for s in FUNCTIONS}
+
+
+@pytest.mark.parametrize("path", _samples(), ids=lambda p: p.name)
+def test_sample_routes_exactly_where_expected_in_moto_and_locally(path: Path, monkeypatch: Any) -> None:
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    event = wrap_in_envelope(json.loads(path.read_text()))
+    detail = event.get("detail", {})
+    name = detail.get("eventName") if isinstance(detail, dict) else None
+    if path.name.startswith("Malformed") or detail.get("errorCode"):
+        expected: set[str] = set()
+    else:
+        assert name in EXPECTED_ROUTES, f"{path.name}: add {name} to EXPECTED_ROUTES"
+        expected = EXPECTED_ROUTES[name]
+    local = {s.logical_id for s in FUNCTIONS for r in s.rules if matches(r.pattern, event)}
+    assert local == expected
+    with mock_aws():
+        events, sqs = boto3.client("events"), boto3.client("sqs")
+        queues = {}
+        for spec in FUNCTIONS:
+            url = sqs.create_queue(QueueName=spec.logical_id)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            queues[spec.logical_id] = url
+            for i, rule in enumerate(spec.rules):
+                rule_name = f"{spec.logical_id}-{i}"
+                events.put_rule(Name=rule_name, EventPattern=json.dumps(rule.pattern))
+                events.put_targets(Rule=rule_name, Targets=[{"Id": "q", "Arn": arn}])
+        entry = {
+            "Source": str(event.get("source", "")),
+            "DetailType": str(event.get("detail-type", "")),
+            "Detail": json.dumps(detail),
+        }
+        events.put_events(Entries=[entry])
+        delivered = {fn for fn, url in queues.items() if sqs.receive_message(QueueUrl=url).get("Messages")}
+    assert delivered == expected
