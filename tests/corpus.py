@@ -90,15 +90,8 @@ def retarget(
     every occurrence of the record's group id, rule ids, account id and the ``extra`` strings is
     replaced; region and event id are set. A placeholder event id (``...``) gets a fresh one."""
     d = copy.deepcopy(detail(record))
-    old_account = str(d.get("recipientAccountId") or record.get("account") or "")
     mapping: dict[str, str] = {**(extra or {}), **(rule_ids or {})}
-    if old_account:
-        mapping[old_account] = account
-    identity = d.get("userIdentity")
-    if isinstance(identity, dict):
-        for key in ("accountId", "accountid"):
-            if key in identity:
-                mapping[str(identity[key])] = account
+    mapping.update(dict.fromkeys(_account_ids(record, d), account))
     old_group = _record_group_id(d) if group_id is not None else None
     if old_group and old_group.startswith("sg-"):
         mapping[old_group] = group_id  # type: ignore[assignment]
@@ -119,6 +112,15 @@ def retarget(
     elif not d.get("eventID") or d.get("eventID") == "...":
         d["eventID"] = str(uuid.uuid4())
     return d
+
+
+def _account_ids(record: Mapping[str, Any], d: Mapping[str, Any]) -> list[str]:
+    """The account ids a record names: recipient, envelope, caller (any key spelling)."""
+    out = [str(v) for v in (d.get("recipientAccountId"), record.get("account")) if v]
+    identity = d.get("userIdentity")
+    if isinstance(identity, Mapping):
+        out += [str(identity[k]) for k in ("accountId", "accountid") if k in identity]
+    return out
 
 
 def _record_group_id(d: Mapping[str, Any]) -> str | None:
@@ -159,6 +161,7 @@ def replay_sg_record(
     (created with the API, so they have real rule ids; the record's own rule ids are mapped to
     them). CreateSecurityGroup: the group is created (with ``tags``) and the record points at it.
     """
+    from botocore.exceptions import ClientError
     from perimeter.changes import extract_group_changes
     from perimeter.events import parse_event
 
@@ -178,8 +181,16 @@ def replay_sg_record(
         rules = [r for change in extract_group_changes(call) for r in change.rules]
         for rule in rules:
             perm = rule.to_permission()
-            authorize = ec2.authorize_security_group_egress if egress else ec2.authorize_security_group_ingress
-            resp = authorize(GroupId=group_id, IpPermissions=[perm])
+            authorize = (
+                ec2.authorize_security_group_egress if egress else ec2.authorize_security_group_ingress
+            )
+            try:
+                resp = authorize(GroupId=group_id, IpPermissions=[perm])
+            except ClientError as exc:
+                # A new group already holds AWS's default egress rule (all traffic to 0.0.0.0/0).
+                if exc.response["Error"]["Code"] != "InvalidPermission.Duplicate":
+                    raise
+                resp = {}
             created = resp.get("SecurityGroupRules", [])
             (replayed.egress if egress else replayed.ingress).append(perm)
             if rule.rule_id and created:

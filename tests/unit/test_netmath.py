@@ -150,7 +150,9 @@ def test_normalize_protocol(raw: object, expected: str) -> None:
         ("50", None, None, ALL_PORTS),  # a protocol without ports: the whole protocol
     ],
 )
-def test_rule_ports(protocol: str, from_port: int | None, to_port: int | None, expected: PortRange | None) -> None:
+def test_rule_ports(
+    protocol: str, from_port: int | None, to_port: int | None, expected: PortRange | None
+) -> None:
     assert rule_ports(protocol, from_port, to_port) == expected
 
 
@@ -179,8 +181,13 @@ def test_overlaps_reflexive_and_all_ports_overlaps_everything(a: PortRange) -> N
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
-    [("22", PortRange(22, 22)), (22, PortRange(22, 22)), ("8000-8010", PortRange(8000, 8010)),
-     (" 0-65535 ", ALL_PORTS), ("0", PortRange(0, 0))],
+    [
+        ("22", PortRange(22, 22)),
+        (22, PortRange(22, 22)),
+        ("8000-8010", PortRange(8000, 8010)),
+        (" 0-65535 ", ALL_PORTS),
+        ("0", PortRange(0, 0)),
+    ],
 )
 def test_parse_port_spec(spec: str | int, expected: PortRange) -> None:
     assert parse_port_spec(spec) == expected
@@ -209,10 +216,14 @@ def test_parse_port_spec_errors(spec: str | int, message: str) -> None:
 def test_parse_port_spec_round_trips(a: int, b: int) -> None:
     low, high = min(a, b), max(a, b)
     assert parse_port_spec(f"{low}-{high}") == PortRange(low, high)
-    assert parse_port_spec(str(PortRange(low, high)) if low or high < 65535 else "0-65535") == PortRange(low, high)
+    assert parse_port_spec(str(PortRange(low, high)) if low or high < 65535 else "0-65535") == PortRange(
+        low, high
+    )
 
 
-@pytest.mark.parametrize(("raw", "expected"), [(22, 22), ("22", 22), (" 443 ", 443), ("-1", -1), (None, None), ("", None)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(22, 22), ("22", 22), (" 443 ", 443), ("-1", -1), (None, None), ("", None)]
+)
 def test_to_int_port(raw: object, expected: int | None) -> None:
     assert to_int_port(raw) == expected
 

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from perimeter import policy as policy_module
 from perimeter.policy import (
     CONTROL_IDS,
     MODES,
@@ -80,6 +81,9 @@ def test_schema_lists_exactly_the_parser_fields() -> None:
     assert SCHEMA["$defs"]["controlId"]["enum"] == list(CONTROL_IDS)
     assert SCHEMA["$defs"]["mode"]["enum"] == list(MODES)
     assert set(default_doc()) <= set(TOP_LEVEL)
+    retention = getattr(policy_module, "LOG_RETENTION_DAYS", None)
+    if retention is not None:
+        assert SCHEMA["properties"]["flow_logs"]["properties"]["retention_days"]["enum"] == list(retention)
     for cid in default_doc()["controls"]:
         assert cid in CONTROL_IDS
 
@@ -96,52 +100,212 @@ BAD: list[tuple[str, Any, str, bool]] = [
     ("version-true", with_("version", True), "version: must be 1", True),
     ("unknown-top-field", with_("enforce_everything", True), "enforce_everything: unknown field", True),
     ("dry-run-string", with_("dry_run", "yes"), "dry_run: must be true or false", True),
-    ("wrong-mode", with_("controls.PER-SG-1", {"mode": "block"}), "controls.PER-SG-1.mode: must be one of", True),
+    (
+        "wrong-mode",
+        with_("controls.PER-SG-1", {"mode": "block"}),
+        "controls.PER-SG-1.mode: must be one of",
+        True,
+    ),
     ("mode-missing", with_("controls.PER-SG-1", {}), "controls.PER-SG-1.mode: must be one of", True),
-    ("unknown-control", with_("controls.PER-SG-9", {"mode": "detect"}), "controls.PER-SG-9: unknown control", True),
+    (
+        "unknown-control",
+        with_("controls.PER-SG-9", {"mode": "detect"}),
+        "controls.PER-SG-9: unknown control",
+        True,
+    ),
     (
         "unknown-control-field",
         with_("controls.PER-SG-1", {"mode": "detect", "severity": "high"}),
         "controls.PER-SG-1.severity: unknown field",
         True,
     ),
-    ("port-out-of-range", with_("public_ports[0].ports", 70000), "public_ports[0].ports: port range out of bounds", True),
-    ("port-text-out-of-range", with_("public_ports[0].ports", "70000"), "public_ports[0].ports: port range out of bounds", False),
-    ("port-range-reversed", with_("high_risk_ports[0].ports", "23-20"), "high_risk_ports[0].ports: port range out of bounds", False),
-    ("port-not-a-number", with_("high_risk_ports[1].ports", "ssh"), "high_risk_ports[1].ports: not a port", True),
-    ("port-missing", with_("public_ports[0]", {"protocol": "tcp"}), "public_ports[0].ports: not a port", True),
-    ("port-protocol-icmp", with_("public_ports[1].protocol", "icmp"), "public_ports[1].protocol: must be tcp or udp", True),
-    ("port-spec-unknown-field", with_("public_ports[0].cidr", "0.0.0.0/0"), "public_ports[0].cidr: unknown field", True),
+    (
+        "port-out-of-range",
+        with_("public_ports[0].ports", 70000),
+        "public_ports[0].ports: port range out of bounds",
+        True,
+    ),
+    (
+        "port-text-out-of-range",
+        with_("public_ports[0].ports", "70000"),
+        "public_ports[0].ports: port range out of bounds",
+        False,
+    ),
+    (
+        "port-range-reversed",
+        with_("high_risk_ports[0].ports", "23-20"),
+        "high_risk_ports[0].ports: port range out of bounds",
+        False,
+    ),
+    (
+        "port-not-a-number",
+        with_("high_risk_ports[1].ports", "ssh"),
+        "high_risk_ports[1].ports: not a port",
+        True,
+    ),
+    (
+        "port-missing",
+        with_("public_ports[0]", {"protocol": "tcp"}),
+        "public_ports[0].ports: not a port",
+        True,
+    ),
+    (
+        "port-protocol-icmp",
+        with_("public_ports[1].protocol", "icmp"),
+        "public_ports[1].protocol: must be tcp or udp",
+        True,
+    ),
+    (
+        "port-spec-unknown-field",
+        with_("public_ports[0].cidr", "0.0.0.0/0"),
+        "public_ports[0].cidr: unknown field",
+        True,
+    ),
     ("public-ports-not-list", with_("public_ports", "80,443"), "public_ports: must be a list", True),
     ("trusted-world", with_("trusted_cidrs", ["0.0.0.0/0"]), "trusted_cidrs[0]: the whole internet", True),
-    ("trusted-world-host-bits", with_("trusted_cidrs", ["10.1.2.3/0"]), "trusted_cidrs[0]: the whole internet", True),
-    ("trusted-world-v6", with_("trusted_cidrs", ["10.0.0.0/8", "::/0"]), "trusted_cidrs[1]: the whole internet", True),
+    (
+        "trusted-world-host-bits",
+        with_("trusted_cidrs", ["10.1.2.3/0"]),
+        "trusted_cidrs[0]: the whole internet",
+        True,
+    ),
+    (
+        "trusted-world-v6",
+        with_("trusted_cidrs", ["10.0.0.0/8", "::/0"]),
+        "trusted_cidrs[1]: the whole internet",
+        True,
+    ),
     ("trusted-not-cidr", with_("trusted_cidrs", ["office"]), "trusted_cidrs[0]: not a CIDR", True),
     ("trusted-bad-octet", with_("trusted_cidrs", ["10.0.0.300/24"]), "trusted_cidrs[0]: not a CIDR", False),
     ("tiers-missing", with_("tiers", ...), "tiers: is required", True),
     ("tiers-no-model", with_("tiers.values", {"app": ["app"]}), "tiers.values.model: is required", True),
     ("tiers-tag-key-empty", with_("tiers.tag_key", " "), "tiers.tag_key: must be a non-empty string", True),
-    ("tiers-values-not-list", with_("tiers.values.model", "model"), "tiers.values.model: must be a list", True),
-    ("exemption-no-expires", with_("exemptions", [{"security_group": "sg-1", "reason": "x"}]), "exemptions[0].expires: is required", True),
-    ("exemption-no-reason", with_("exemptions", [{"security_group": "sg-1", "expires": FUTURE}]), "exemptions[0].reason: must be a non-empty string", True),
-    ("exemption-no-selector", with_("exemptions", [{"reason": "x", "expires": FUTURE}]), "exemptions[0]: needs one of", True),
-    ("exemption-bad-date", with_("exemptions", [{**EX, "expires": "31/12/2027"}]), "exemptions[0].expires: must be a date", True),
-    ("exemption-impossible-date", with_("exemptions", [{**EX, "expires": "2027-02-30"}]), "exemptions[0].expires: must be a date", True),
-    ("exemption-unknown-control", with_("exemptions", [EX, {**EX, "controls": ["SG-1"]}]), "exemptions[1].controls: unknown control", True),
-    ("exemption-unknown-field", with_("exemptions", [{**EX, "owner": "me"}]), "exemptions[0].owner: unknown field", True),
-    ("exemption-tag-no-key", with_("exemptions", [{"tag": {"value": "x"}, "reason": "x", "expires": FUTURE}]), "exemptions[0].tag.key: must be a non-empty string", True),
+    (
+        "tiers-values-not-list",
+        with_("tiers.values.model", "model"),
+        "tiers.values.model: must be a list",
+        True,
+    ),
+    (
+        "exemption-no-expires",
+        with_("exemptions", [{"security_group": "sg-1", "reason": "x"}]),
+        "exemptions[0].expires: is required",
+        True,
+    ),
+    (
+        "exemption-no-reason",
+        with_("exemptions", [{"security_group": "sg-1", "expires": FUTURE}]),
+        "exemptions[0].reason: must be a non-empty string",
+        True,
+    ),
+    (
+        "exemption-no-selector",
+        with_("exemptions", [{"reason": "x", "expires": FUTURE}]),
+        "exemptions[0]: needs one of",
+        True,
+    ),
+    (
+        "exemption-bad-date",
+        with_("exemptions", [{**EX, "expires": "31/12/2027"}]),
+        "exemptions[0].expires: must be a date",
+        True,
+    ),
+    (
+        "exemption-impossible-date",
+        with_("exemptions", [{**EX, "expires": "2027-02-30"}]),
+        "exemptions[0].expires: must be a date",
+        True,
+    ),
+    (
+        "exemption-unknown-control",
+        with_("exemptions", [EX, {**EX, "controls": ["SG-1"]}]),
+        "exemptions[1].controls: unknown control",
+        True,
+    ),
+    (
+        "exemption-unknown-field",
+        with_("exemptions", [{**EX, "owner": "me"}]),
+        "exemptions[0].owner: unknown field",
+        True,
+    ),
+    (
+        "exemption-tag-no-key",
+        with_("exemptions", [{"tag": {"value": "x"}, "reason": "x", "expires": FUTURE}]),
+        "exemptions[0].tag.key: must be a non-empty string",
+        True,
+    ),
     (
         "severity-out-of-order",
         with_("thresholds.severity", {"critical": 60, "high": 70, "medium": 40, "low": 1}),
         "thresholds.severity: must satisfy critical >= high",
         False,
     ),
-    ("severity-over-100", with_("thresholds.severity.critical", 101), "thresholds.severity.critical: must be an integer 0-100", True),
-    ("severity-unknown-label", with_("thresholds.severity.urgent", 95), "thresholds.severity.urgent: unknown field", True),
-    ("enforce-min-score-string", with_("thresholds.enforce_min_score", "50"), "thresholds.enforce_min_score: must be an integer", True),
-    ("enforce-min-score-bool", with_("thresholds.enforce_min_score", True), "thresholds.enforce_min_score: must be an integer", True),
-    ("world-prefix-v4-33", with_("thresholds.world_max_prefix.ipv4", 33), "thresholds.world_max_prefix.ipv4: must be an integer 0-32", True),
-    ("world-prefix-v6-129", with_("thresholds.world_max_prefix.ipv6", 129), "thresholds.world_max_prefix.ipv6: must be an integer 0-128", True),
+    (
+        "severity-over-100",
+        with_("thresholds.severity.critical", 101),
+        "thresholds.severity.critical: must be an integer 0-100",
+        True,
+    ),
+    (
+        "severity-unknown-label",
+        with_("thresholds.severity.urgent", 95),
+        "thresholds.severity.urgent: unknown field",
+        True,
+    ),
+    (
+        "enforce-min-score-string",
+        with_("thresholds.enforce_min_score", "50"),
+        "thresholds.enforce_min_score: must be an integer",
+        True,
+    ),
+    (
+        "enforce-min-score-bool",
+        with_("thresholds.enforce_min_score", True),
+        "thresholds.enforce_min_score: must be an integer",
+        True,
+    ),
+    (
+        "flow-logs-destination",
+        with_("flow_logs.destination", "kinesis"),
+        "flow_logs.destination: must be",
+        True,
+    ),
+    (
+        "flow-logs-retention",
+        with_("flow_logs.retention_days", 42),
+        "flow_logs.retention_days: must be one of",
+        True,
+    ),
+    (
+        "flow-logs-s3-no-bucket",
+        with_("flow_logs", {"destination": "s3"}),
+        "flow_logs.s3_bucket_arn: is required",
+        True,
+    ),
+    (
+        "flow-logs-bucket-not-arn",
+        with_("flow_logs", {"destination": "s3", "s3_bucket_arn": "my-bucket"}),
+        "flow_logs.s3_bucket_arn: must be an S3 bucket ARN",
+        True,
+    ),
+    (
+        "guardrails-kind",
+        with_("guardrails.required_for", ["openai"]),
+        "guardrails.required_for[0]: must be",
+        True,
+    ),
+    (
+        "world-prefix-v4-33",
+        with_("thresholds.world_max_prefix.ipv4", 33),
+        "thresholds.world_max_prefix.ipv4: must be an integer 0-32",
+        True,
+    ),
+    (
+        "world-prefix-v6-129",
+        with_("thresholds.world_max_prefix.ipv6", 129),
+        "thresholds.world_max_prefix.ipv6: must be an integer 0-128",
+        True,
+    ),
 ]
 
 
@@ -233,7 +397,9 @@ def test_exemption_by_tag(tag: dict[str, str], tags: dict[str, str], expected: b
     ],
 )
 def test_exemption_by_principal_glob(arn: str | None, expected: bool) -> None:
-    p = policy_with({"principal": "arn:aws:sts::*:assumed-role/BreakGlass/*", "reason": "r", "expires": FUTURE})
+    p = policy_with(
+        {"principal": "arn:aws:sts::*:assumed-role/BreakGlass/*", "reason": "r", "expires": FUTURE}
+    )
     assert (p.exemption_for("PER-SG-1", principal_arn=arn, today=TODAY) is not None) is expected
 
 

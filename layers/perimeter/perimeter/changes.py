@@ -12,7 +12,7 @@ reads the group id and the rules the call added, in every real wire form:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from perimeter.events import ApiCall, MalformedEvent, items, unwrap
 from perimeter.rules import Rule, rule_from_api_rule, rules_from_permission
@@ -37,15 +37,18 @@ def _authorize(call: ApiCall, egress: bool) -> list[GroupChange]:
         raise MalformedEvent(f"{call.event_name}: requestParameters lacks groupId")
     group_id = str(group_id)
     from_response = [
-        rule_from_api_rule(r) for r in items(call.response.get("securityGroupRuleSet"))
+        rule_from_api_rule(r)
+        for r in items(call.response.get("securityGroupRuleSet"))
+        if isinstance(r, Mapping)
     ]
-    if from_response:
-        # The response is AWS's own account of what it created, with canonical CIDRs and ids.
-        rules = [
-            r if r.egress is not None else r.with_id(r.rule_id, egress) for r in from_response
-        ]
-        rules = [r if r.group_id else Rule(**{**r.to_dict(), "group_id": group_id}) for r in rules]
-        return [GroupChange(group_id, tuple(rules))]
+    if not req.get("groupId"):
+        # Named by groupName (default VPC): the response, when present, carries the real id.
+        group_id = next((r.group_id for r in from_response if r.group_id), group_id)
+    # The response is AWS's own account of what it created, with canonical CIDRs and ids.
+    response_rules = [
+        replace(r, group_id=r.group_id or group_id, egress=egress if r.egress is None else r.egress)
+        for r in from_response
+    ]
     rules: list[Rule] = []
     for perm in items(req.get("ipPermissions")):
         if not isinstance(perm, Mapping):
@@ -64,6 +67,11 @@ def _authorize(call: ApiCall, egress: bool) -> list[GroupChange]:
             ),
         }
         rules.extend(rules_from_permission(group_id, egress, shorthand))
+    if response_rules:
+        # Request rules the response does not list are kept (moto's response lists only the
+        # last permission's rules): the service looks their ids up by content.
+        listed = {r.key for r in response_rules}
+        rules = response_rules + [r for r in rules if r.key not in listed]
     return [GroupChange(group_id, tuple(rules))]
 
 

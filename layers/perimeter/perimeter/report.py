@@ -107,7 +107,8 @@ def build_finding(
         state = "REVOKED" if outcome.is_removed(v.rule) else (v.why_not_enforced or "open")
         rid = f" ({v.rule.rule_id})" if v.rule.rule_id else ""
         lines.append(f"- {v.rule.describe()}{rid}: score {v.score.value}, {state}")
-    removed_ids = [r.rule_id for r in outcome.removed() if r.rule_id and any(r.key == v.rule.key for v in violations)]
+    violating_keys = {v.rule.key for v in violations}
+    removed_ids = [r.rule_id for r in outcome.removed() if r.rule_id and r.key in violating_keys]
     if action == "revoked":
         head = f"Perimeter revoked {len(removed_ids)} rule(s) of {ctx.group_id} that violated {control_id}."
         undo = f" Undo: perimeter restore {outcome.audit_id} (add a policy exemption first)."
@@ -140,7 +141,9 @@ def build_finding(
         control,
         account=ctx.account,
         region=ctx.region,
-        resource=FindingResource("AwsEc2SecurityGroup", ctx.arn, ctx.group_id, {"AwsEc2SecurityGroup": details}, ctx.tags),
+        resource=FindingResource(
+            "AwsEc2SecurityGroup", ctx.arn, ctx.group_id, {"AwsEc2SecurityGroup": details}, ctx.tags
+        ),
         severity=severity,
         score=score,
         description=description,
@@ -261,7 +264,11 @@ def build_notification(
             )
     top = max(decisions, key=lambda d: (SEVERITY_ORDER.index(d["severity"]), d["score"]))
     actions = sorted({d["action"] for d in decisions})
-    subject = f"[Perimeter] {top['severity']} {top['control']} {top['action']} on {top['group_id']}"
+    # SNS refuses subjects over 100 characters; group ids are short but findings for other
+    # resources (ARNs) need not be.
+    subject = _clip(
+        f"[Perimeter] {top['severity']} {top['control']} {top['action']} on {top['group_id']}", 100
+    )
     undo = [f"perimeter restore {o.audit_id}" for o in outcomes if o.audit_id and o.removed()]
     text = (
         f"{call.event_name} by {call.actor.display} in {call.account}/{call.region} "

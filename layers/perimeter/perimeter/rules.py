@@ -104,7 +104,9 @@ class Rule:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Rule:
-        return cls(**{k: data.get(k) for k in cls.__slots__ if k in data})  # type: ignore[arg-type]
+        # to_dict drops None fields, and an all-traffic rule has no ports: default them.
+        values = {"from_port": None, "to_port": None, **{k: data[k] for k in cls.__slots__ if k in data}}
+        return cls(**values)
 
     def with_id(self, rule_id: str | None, egress: bool | None = None) -> Rule:
         return replace(self, rule_id=rule_id, egress=self.egress if egress is None else egress)

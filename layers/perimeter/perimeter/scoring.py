@@ -50,7 +50,7 @@ def _port_points(rule: Rule, policy: Policy) -> tuple[int, str]:
     if risky:
         listed = ", ".join(str(s.ports) for s in risky[:3])
         return 20, f"{rule.protocol}/{ports} includes high-risk port(s) {listed} (+20)"
-    return 5, f"{rule.protocol}/{ports} is not a known high-risk port (+5)"
+    return 10, f"{rule.protocol}/{ports} is not a known high-risk port (+10)"
 
 
 def score_rule(rule: Rule, ctx: GroupContext, policy: Policy) -> Score:
@@ -73,8 +73,9 @@ def score_rule(rule: Rule, ctx: GroupContext, policy: Policy) -> Score:
         total += 5
         reasons.append(f"VPC {ctx.vpc_id} routes to an internet gateway (+5)")
     elif ctx.internet_routed is False:
-        total -= 15
-        reasons.append(f"VPC {ctx.vpc_id} has no internet-gateway route (-15)")
+        # Routing changes with one API call: a world-open rule stays enforceable without it.
+        total -= 10
+        reasons.append(f"VPC {ctx.vpc_id} has no internet-gateway route today (-10)")
     else:
         reasons.append("internet reachability unknown, assumed reachable (+0)")
     value = max(0, min(100, total))

@@ -25,7 +25,14 @@ class SnsAdapter:
             Subject=note.subject[:100],
             MessageStructure="json",
             Message=json.dumps(
-                {"default": note.text, "email": note.text, "sqs": body, "lambda": body, "https": body, "http": body}
+                {
+                    "default": note.text,
+                    "email": note.text,
+                    "sqs": body,
+                    "lambda": body,
+                    "https": body,
+                    "http": body,
+                }
             ),
             MessageAttributes={
                 k: {"DataType": "String", "StringValue": v} for k, v in note.attributes.items() if v
