@@ -80,7 +80,12 @@ def send_logs_to(stream: Any) -> None:
     for name in ("perimeter",):
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler):
-                handler.setStream(stream)
+                # Not setStream(): it flushes the old stream, which a test harness may have closed.
+                handler.acquire()
+                try:
+                    handler.stream = stream
+                finally:
+                    handler.release()
 
 
 def invoke(

@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
-
 from perimeter.rules import Rule
 
-ACTION = "migrate-default-security-group"
+ACTION = "default-sg-migration"
 _ENI_GONE = {"InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterfaceId.NotFound"}
 _GROUP_GONE = {"InvalidGroup.NotFound", "InvalidGroupId.NotFound"}
 

@@ -30,10 +30,34 @@ RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 #: eventName -> the functions that must receive it. A new sample with an eventName missing
 #: here fails the routing test until someone decides where it belongs.
 EXPECTED_ROUTES: dict[str, set[str]] = {
-    "AuthorizeSecurityGroupIngress": {"SgGuardFunction"},
-    "AuthorizeSecurityGroupEgress": {"SgGuardFunction"},
+    # issue 3: Authorize* also reach DefaultSgGuardFunction (rules added to a default SG).
+    "AuthorizeSecurityGroupIngress": {"SgGuardFunction", "DefaultSgGuardFunction"},
+    "AuthorizeSecurityGroupEgress": {"SgGuardFunction", "DefaultSgGuardFunction"},
+    "RunInstances": {"DefaultSgGuardFunction"},
+    "CreateNetworkInterface": {"DefaultSgGuardFunction"},
+    "ModifyNetworkInterfaceAttribute": {"DefaultSgGuardFunction"},
+    "ModifyInstanceAttribute": {"DefaultSgGuardFunction"},
     "ModifySecurityGroupRules": {"SgGuardFunction"},
     "CreateSecurityGroup": {"SgGuardFunction"},
+    # issue 4 (model posture); CreateModel, CreateNotebookInstance and
+    # CreateMarketplaceModelEndpoint also go to issue 3's DefaultSgGuardFunction.
+    "CreateModel": {"ModelPostureFunction", "DefaultSgGuardFunction"},
+    "CreateNotebookInstance": {"ModelPostureFunction", "DefaultSgGuardFunction"},
+    "CreateMarketplaceModelEndpoint": {"ModelPostureFunction", "DefaultSgGuardFunction"},
+    "CreateEndpointConfig": {"ModelPostureFunction"},
+    "CreateEndpoint": {"ModelPostureFunction"},
+    "UpdateEndpoint": {"ModelPostureFunction"},
+    "UpdateMarketplaceModelEndpoint": {"ModelPostureFunction"},
+    "CreateModelImportJob": {"ModelPostureFunction"},
+    "CreateGuardrail": {"ModelPostureFunction"},
+    "UpdateGuardrail": {"ModelPostureFunction"},
+    "DeleteGuardrail": {"ModelPostureFunction"},
+    "PutRolePolicy": {"IamGuardFunction"},
+    "PutUserPolicy": {"IamGuardFunction"},
+    "CreatePolicyVersion": {"IamGuardFunction"},
+    "AttachRolePolicy": {"IamGuardFunction"},
+    "CreateVpc": {"FlowLogGuardFunction"},
+    "DeleteFlowLogs": {"FlowLogGuardFunction"},
 }
 
 

@@ -174,4 +174,6 @@ def register(control: Control) -> Control:
     return control
 
 
-SG_CONTROLS: tuple[Control, ...] = tuple(REGISTRY[c] for c in ("PER-SG-1", "PER-SG-2", "PER-SG-3", "PER-SG-4"))
+SG_CONTROLS: tuple[Control, ...] = tuple(
+    REGISTRY[c] for c in ("PER-SG-1", "PER-SG-2", "PER-SG-3", "PER-SG-4")
+)

@@ -16,9 +16,9 @@ def skip_reason(call: ApiCall, settings: Settings) -> str | None:
     """Why this event must be a no-op, or None to go on."""
     if call.failed:
         return f"the call failed ({call.error_code}): nothing changed"
-    if call.actor.role_name and call.actor.role_name in settings.self_roles:
-        if not settings.account_id or call.actor.account_id in (None, settings.account_id):
-            return f"made by Perimeter's own role {call.actor.role_name}"
+    own_role = bool(call.actor.role_name) and call.actor.role_name in settings.self_roles
+    if own_role and (not settings.account_id or call.actor.account_id in (None, settings.account_id)):
+        return f"made by Perimeter's own role {call.actor.role_name}"
     if settings.account_id and call.account != settings.account_id:
         return f"account {call.account} is not this deployment's ({settings.account_id})"
     if call.region != settings.region:

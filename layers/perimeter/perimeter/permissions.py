@@ -30,4 +30,74 @@ FUNCTIONS: dict[str, frozenset[str]] = {
     | REPORTING
     | AUDIT
     | POLICY,
+    "DefaultSgGuardFunction": frozenset(
+        {
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSecurityGroupRules",
+            "ec2:DescribeRouteTables",
+            "ec2:CreateSecurityGroup",
+            "ec2:CreateTags",
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:AuthorizeSecurityGroupEgress",
+            "ec2:RevokeSecurityGroupIngress",
+            "ec2:RevokeSecurityGroupEgress",
+            "ec2:ModifyNetworkInterfaceAttribute",
+        }
+    )
+    | IDEMPOTENCY
+    | REPORTING
+    | AUDIT
+    | POLICY,
 }
+
+# Issue 4 (model posture). PER-FL-1's creation: CreateFlowLogs passing the stack's delivery
+# role, the log group made sure of with explicit retention; the S3 destination needs the
+# log-delivery actions (authorization only, no API call of their own).
+FLOW_LOG_CREATE = frozenset(
+    {
+        "ec2:DescribeFlowLogs",
+        "ec2:CreateFlowLogs",
+        "iam:PassRole",
+        "logs:CreateLogGroup",
+        "logs:PutRetentionPolicy",
+        "logs:CreateLogDelivery",
+        "logs:DeleteLogDelivery",
+    }
+)
+FUNCTIONS["ModelPostureFunction"] = (
+    frozenset(
+        {
+            "sagemaker:DescribeModel",
+            "sagemaker:DescribeEndpointConfig",
+            "sagemaker:DescribeEndpoint",
+            "sagemaker:DescribeNotebookInstance",
+            "bedrock:GetGuardrail",
+            "bedrock:ListGuardrails",
+            "bedrock:ListEnforcedGuardrailsConfiguration",
+            "bedrock:ListMarketplaceModelEndpoints",
+            "bedrock:ListImportedModels",
+            "bedrock:GetMarketplaceModelEndpoint",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeRouteTables",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeVpcEndpoints",
+            "ec2:DescribeNetworkInterfaces",
+        }
+    )
+    | FLOW_LOG_CREATE
+    | IDEMPOTENCY
+    | REPORTING
+    | AUDIT
+    | POLICY
+)
+# Detect only: IamGuard never writes, so no audit table.
+FUNCTIONS["IamGuardFunction"] = (
+    frozenset({"iam:GetRole", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListEntitiesForPolicy"})
+    | IDEMPOTENCY
+    | REPORTING
+    | POLICY
+)
+FUNCTIONS["FlowLogGuardFunction"] = (
+    frozenset({"ec2:DescribeVpcs"}) | FLOW_LOG_CREATE | IDEMPOTENCY | REPORTING | AUDIT | POLICY
+)

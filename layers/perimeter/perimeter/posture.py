@@ -272,7 +272,9 @@ def issue_finding(call: ApiCall, judged: Judged, *, now: str) -> dict[str, Any]:
     return finding
 
 
-def issues_notification(call: ApiCall, judged: Sequence[Judged], findings: Sequence[Mapping[str, Any]]) -> Notification:
+def issues_notification(
+    call: ApiCall, judged: Sequence[Judged], findings: Sequence[Mapping[str, Any]]
+) -> Notification:
     """One message for every issue one event raised, worst first."""
     ordered = sorted(judged, key=lambda j: (SEVERITY_ORDER.index(j.severity), j.issue.score), reverse=True)
     top = ordered[0]
@@ -296,7 +298,10 @@ def issues_notification(call: ApiCall, judged: Sequence[Judged], findings: Seque
                 "fix": i.fix,
             }
         )
-    subject = f"[Perimeter] {worst(j.severity for j in judged)} {top.issue.control_id} {top.action} on {top.issue.resource.short_id}"
+    subject = (
+        f"[Perimeter] {worst(j.severity for j in judged)} {top.issue.control_id} {top.action} "
+        f"on {top.issue.resource.short_id}"
+    )
     if len(judged) > 1:
         subject += f" (+{len(judged) - 1} more)"
     text = (
@@ -338,7 +343,14 @@ def summary_of(judged: Judged) -> dict[str, Any]:
     }
 
 
-def arn_resource(kind: str, arn: str, short_id: str, details: Mapping[str, Any] | None = None) -> FindingResource:
+def arn_resource(
+    kind: str, arn: str, short_id: str, details: Mapping[str, Any] | None = None
+) -> FindingResource:
     """An ASFF resource for the posture controls (``AwsSageMaker...`` types where ASFF has none
     of its own use ``Other``)."""
-    return FindingResource(kind, arn, short_id, {"Other": {k: str(v)[:1024] for k, v in (details or {}).items()}} if details else None)
+    return FindingResource(
+        kind,
+        arn,
+        short_id,
+        {"Other": {k: str(v)[:1024] for k, v in (details or {}).items()}} if details else None,
+    )

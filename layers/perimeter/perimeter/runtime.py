@@ -54,7 +54,9 @@ class Settings:
             topic_arn=e.get("PERIMETER_TOPIC_ARN") or None,
             policy_parameter=e.get("PERIMETER_POLICY_PARAMETER") or None,
             dry_run=_flag(e.get("PERIMETER_DRY_RUN")),
-            self_roles=frozenset(r.strip() for r in e.get("PERIMETER_SELF_ROLES", "").split(",") if r.strip()),
+            self_roles=frozenset(
+                r.strip() for r in e.get("PERIMETER_SELF_ROLES", "").split(",") if r.strip()
+            ),
         )
 
 
@@ -132,7 +134,9 @@ class Runtime:
         from perimeter.adapters.audit import AuditAdapter
 
         if not self.settings.audit_table:
-            raise ConfigError("PERIMETER_AUDIT_TABLE is not set: Perimeter never changes what it cannot record")
+            raise ConfigError(
+                "PERIMETER_AUDIT_TABLE is not set: Perimeter never changes what it cannot record"
+            )
         return AuditAdapter(self.client("dynamodb"), self.settings.audit_table)
 
     @cached_property

@@ -99,11 +99,9 @@ class Exemption:
                 return False
             if self.tag_value is not None and tags[self.tag_key] != self.tag_value:
                 return False
-        if self.principal is not None and not (
+        return self.principal is None or bool(
             principal_arn and fnmatch.fnmatchcase(principal_arn, self.principal)
-        ):
-            return False
-        return True
+        )
 
     @property
     def label(self) -> str:
@@ -148,6 +146,42 @@ class Thresholds:
         return "INFORMATIONAL"
 
 
+#: CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                      2922, 3288, 3653)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowLogPolicy:
+    """Where PER-FL-1 sends the flow logs it creates (the log group and role come from the stack)."""
+
+    destination: str = "cloud-watch-logs"
+    retention_days: int = 365
+    s3_bucket_arn: str | None = None
+    max_aggregation_interval: int = 600
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailPolicy:
+    """Which serving paths PER-GR-1 requires a prompt-attack guardrail for."""
+
+    required_for: frozenset[str] = frozenset({"bedrock"})
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """ENIs tagged so go to an empty quarantine group instead of the interim group."""
+
+    enabled: bool = False
+    tag_key: str = "perimeter:quarantine"
+    tag_value: str | None = "true"
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultSgPolicy:
+    quarantine: Quarantine = field(default_factory=Quarantine)
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     modes: Mapping[str, str]
@@ -159,7 +193,10 @@ class Policy:
     exemptions: tuple[Exemption, ...]
     thresholds: Thresholds
     dry_run: bool = False
+    default_sg: DefaultSgPolicy = field(default_factory=DefaultSgPolicy)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    flow_logs: FlowLogPolicy = field(default_factory=lambda: FlowLogPolicy())
+    guardrails: GuardrailPolicy = field(default_factory=lambda: GuardrailPolicy())
 
     def mode(self, control_id: str) -> str:
         """The effective mode: dry-run turns every ``enforce`` into ``detect``."""
@@ -208,7 +245,9 @@ def _mapping(value: Any, path: str, allowed: Sequence[str] | None = None) -> Map
     if allowed is not None:
         for key in value:
             if key not in allowed:
-                raise _fail(f"{path}.{key}" if path else str(key), f"unknown field (allowed: {', '.join(allowed)})")
+                raise _fail(
+                    f"{path}.{key}" if path else str(key), f"unknown field (allowed: {', '.join(allowed)})"
+                )
     return value
 
 
@@ -277,7 +316,9 @@ def _exemptions(value: Any, path: str) -> tuple[Exemption, ...]:
         expires = _date(m["expires"], f"{p}.expires")
         controls = None
         if "controls" in m:
-            controls = frozenset(_control_id(c, f"{p}.controls") for c in _list(m["controls"], f"{p}.controls"))
+            controls = frozenset(
+                _control_id(c, f"{p}.controls") for c in _list(m["controls"], f"{p}.controls")
+            )
         tag_key = tag_value = None
         if "tag" in m:
             t = _mapping(m["tag"], f"{p}.tag", ("key", "value"))
@@ -291,7 +332,9 @@ def _exemptions(value: Any, path: str) -> tuple[Exemption, ...]:
                 reason=reason,
                 expires=expires,
                 controls=controls,
-                security_group=_str(m["security_group"], f"{p}.security_group") if "security_group" in m else None,
+                security_group=(
+                    _str(m["security_group"], f"{p}.security_group") if "security_group" in m else None
+                ),
                 vpc=_str(m["vpc"], f"{p}.vpc") if "vpc" in m else None,
                 tag_key=tag_key,
                 tag_value=tag_value,
@@ -352,7 +395,56 @@ TOP_LEVEL = (
     "tiers",
     "exemptions",
     "thresholds",
+    "flow_logs",
+    "guardrails",
+    "default_sg",
 )
+
+
+def _default_sg(value: Any, path: str) -> DefaultSgPolicy:
+    m = _mapping(value, path, ("quarantine",))
+    if "quarantine" not in m:
+        return DefaultSgPolicy()
+    q = _mapping(m["quarantine"], f"{path}.quarantine", ("enabled", "tag"))
+    base = Quarantine()
+    key, val = base.tag_key, base.tag_value
+    if "tag" in q:
+        t = _mapping(q["tag"], f"{path}.quarantine.tag", ("key", "value"))
+        key = _str(t.get("key"), f"{path}.quarantine.tag.key")
+        val = _str(str(t["value"]), f"{path}.quarantine.tag.value") if "value" in t else None
+    enabled = _bool(q.get("enabled", False), f"{path}.quarantine.enabled")
+    return DefaultSgPolicy(Quarantine(enabled, key, val))
+
+
+def _flow_logs(value: Any, path: str) -> FlowLogPolicy:
+    m = _mapping(value, path, ("destination", "retention_days", "s3_bucket_arn", "max_aggregation_interval"))
+    d = FlowLogPolicy()
+    dest = m.get("destination", d.destination)
+    if dest not in ("cloud-watch-logs", "s3"):
+        raise _fail(f"{path}.destination", "must be cloud-watch-logs or s3")
+    days = m.get("retention_days", d.retention_days)
+    if isinstance(days, bool) or days not in LOG_RETENTION_DAYS:
+        raise _fail(f"{path}.retention_days", f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    bucket = None
+    if "s3_bucket_arn" in m:
+        bucket = _str(m["s3_bucket_arn"], f"{path}.s3_bucket_arn")
+        if not bucket.startswith("arn:") or ":s3:::" not in bucket:
+            raise _fail(f"{path}.s3_bucket_arn", "must be an S3 bucket ARN (arn:aws:s3:::bucket)")
+    if dest == "s3" and bucket is None:
+        raise _fail(f"{path}.s3_bucket_arn", "is required when destination is s3")
+    interval = m.get("max_aggregation_interval", d.max_aggregation_interval)
+    if interval not in (60, 600) or isinstance(interval, bool):
+        raise _fail(f"{path}.max_aggregation_interval", "must be 60 or 600")
+    return FlowLogPolicy(dest, days, bucket, interval)
+
+
+def _guardrails(value: Any, path: str) -> GuardrailPolicy:
+    m = _mapping(value, path, ("required_for",))
+    kinds = _list(m.get("required_for", ["bedrock"]), f"{path}.required_for")
+    for i, kind in enumerate(kinds):
+        if kind not in ("bedrock", "sagemaker"):
+            raise _fail(f"{path}.required_for[{i}]", "must be bedrock or sagemaker")
+    return GuardrailPolicy(frozenset(kinds))
 
 
 def parse_policy(doc: Any) -> Policy:
@@ -396,7 +488,10 @@ def parse_policy(doc: Any) -> Policy:
         exemptions=_exemptions(m.get("exemptions", []) or [], "exemptions"),
         thresholds=_thresholds(m.get("thresholds", {}), "thresholds"),
         dry_run=_bool(m.get("dry_run", False), "dry_run"),
+        default_sg=_default_sg(m.get("default_sg", {}) or {}, "default_sg"),
         raw=m,
+        flow_logs=_flow_logs(m.get("flow_logs", {}) or {}, "flow_logs"),
+        guardrails=_guardrails(m.get("guardrails", {}) or {}, "guardrails"),
     )
 
 

@@ -1,0 +1,24 @@
+"""DefaultSgGuard: ENI attachments, rules on default groups, and models' VPC configs.
+
+Thin on purpose: reading, planning and the default-SG migration live in
+``perimeter.dsg_service``. Errors are not caught here: Lambda retries the event (the migration
+resumes from what AWS holds), then sends it to the dead-letter queue.
+"""
+
+import gc
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from perimeter import dsg_service
+from perimeter.runtime import get_runtime
+from perimeter.telemetry import logger, metrics
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dsg_service.handle(event, get_runtime(), context)
+
+
+# Everything imported so far lives as long as the container: keep the collector off it.
+gc.freeze()

@@ -1,0 +1,24 @@
+"""IamGuard: IAM policy changes granting model invocation too widely, or admin to a model
+execution role (PER-IAM-1). IAM events exist only in us-east-1: deploy there (see iam_service).
+
+Thin on purpose: gather, judge and act live in ``perimeter.iam_service``. Errors are not caught
+here: Lambda retries the event, then sends it to the dead-letter queue.
+"""
+
+import gc
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from perimeter import iam_service
+from perimeter.runtime import get_runtime
+from perimeter.telemetry import logger, metrics
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return iam_service.handle(event, get_runtime(), context)
+
+
+# Everything imported so far lives as long as the container: keep the collector off it.
+gc.freeze()

@@ -1,0 +1,24 @@
+"""ModelPosture: SageMaker and Bedrock model deployments and guardrails (PER-VPC-1/2,
+PER-TIER-1, PER-GR-1, PER-FL-1, and the SG controls on the groups that serve a model).
+
+Thin on purpose: gather, judge and act live in ``perimeter.model_service``. Errors are not caught
+here: Lambda retries the event, then sends it to the dead-letter queue.
+"""
+
+import gc
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from perimeter import model_service
+from perimeter.runtime import get_runtime
+from perimeter.telemetry import logger, metrics
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return model_service.handle(event, get_runtime(), context)
+
+
+# Everything imported so far lives as long as the container: keep the collector off it.
+gc.freeze()

@@ -1,0 +1,461 @@
+"""The model-deployment event path (SageMaker and Bedrock): follow, judge, then act once.
+
+SageMaker events are followed to what serves traffic: an endpoint to its endpoint config, the
+config to its models, each model to its subnets, VPCs and security groups. Bedrock events
+bring the Marketplace endpoint's VPC configuration and the account's guardrails. Each
+resource is judged by the posture controls (PER-VPC-1/2, PER-TIER-1, PER-FL-1, PER-GR-1) and
+the model's security groups by the core's SG controls with model-tier weight. As in
+``sg_service``, a compliant event makes no write; otherwise ``posture_service`` acts (creates
+the missing flow log in ``enforce``) and reports once per CloudTrail event id.
+
+Security-group rules are not revoked here: rule changes are SgGuard's (it sees every
+Authorize call); this path reports the standing rules of the groups a model actually uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from perimeter.changes import GroupChange
+from perimeter.context import GroupContext
+from perimeter.decide import GroupDecision, decide
+from perimeter.events import ApiCall, parse_event, unwrap
+from perimeter.guard import skip_reason
+from perimeter.model_eval import (
+    ModelFacts,
+    SharedUse,
+    marketplace_outside_vpc,
+    model_outside_vpc,
+    model_without_isolation,
+    notebook_issues,
+    shared_group,
+    vpc_without_runtime_endpoint,
+    vpcs_of,
+)
+from perimeter.posture import Issue, Judged, arn_resource, judge
+from perimeter.posture_service import act_and_report, flow_log_issues
+from perimeter.report import Outcome, build_finding, iso_now
+from perimeter.runtime import Runtime
+from perimeter.telemetry import logger
+
+SAGEMAKER_EVENTS = frozenset(
+    {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint", "CreateNotebookInstance"}
+)
+MARKETPLACE_EVENTS = frozenset({"CreateMarketplaceModelEndpoint", "UpdateMarketplaceModelEndpoint"})
+GUARDRAIL_EVENTS = frozenset({"CreateGuardrail", "UpdateGuardrail", "DeleteGuardrail"})
+BEDROCK_EVENTS = MARKETPLACE_EVENTS | GUARDRAIL_EVENTS | {"CreateModelImportJob"}
+DATA_ENI_MARKERS = ("RDSNetworkInterface", "ElastiCache", "Redshift", "DocumentDB")
+
+
+def _req(mapping: Mapping[str, Any], name: str) -> Any:
+    """CloudTrail writes SageMaker and Bedrock parameters in lower camel case; replays and
+    hand-made samples sometimes use the API's casing."""
+    if name in mapping:
+        return mapping[name]
+    upper = name[0].upper() + name[1:]
+    return mapping.get(upper)
+
+
+@dataclass
+class Gathered:
+    issues: list[Issue] = field(default_factory=list)
+    sg_decisions: list[GroupDecision] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    judged: list[str] = field(default_factory=list)
+    #: VPC id -> chain that led to it, for PER-FL-1
+    vpcs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: security group id -> chain that led to it
+    group_chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
+    """Handle one EventBridge event carrying a SageMaker or Bedrock API call."""
+    call = parse_event(event)
+    logger.set_correlation_id(call.event_id)
+    reason = skip_reason(call, rt.settings)
+    if reason:
+        logger.info("event ignored", extra={"reason": reason, "event_name": call.event_name})
+        return {"status": "ignored", "reason": reason, "event_id": call.event_id}
+    g = Gathered()
+    if call.event_name in SAGEMAKER_EVENTS:
+        _gather_sagemaker(call, rt, g)
+    elif call.event_name in BEDROCK_EVENTS:
+        _gather_bedrock(call, rt, g)
+    else:
+        return {
+            "status": "ignored",
+            "reason": f"{call.event_name} is not a model event",
+            "event_id": call.event_id,
+        }
+    if g.vpcs:
+        g.issues.extend(
+            flow_log_issues(call, rt, list(g.vpcs), chains=g.vpcs, why="A model is deployed into it.")
+        )
+    judged = judge(g.issues, rt.policy, principal_arn=call.actor.arn)
+    violating = [d for d in g.sg_decisions if d.violations]
+    base = {"event_id": call.event_id, "event_name": call.event_name, "resources": g.judged, **g.notes}
+    if not judged and not violating:
+        status = "resource-gone" if g.gone and not g.judged else "compliant"
+        logger.info("no violation", extra={"status": status, "resources": g.judged, "gone": g.gone})
+        return {"status": status, **base, "gone": g.gone}
+    return rt.run_once(
+        call.event_id, lambda: _act(call, judged, violating, rt, base, g.group_chains), context
+    )
+
+
+def _act(
+    call: ApiCall,
+    judged: list[Judged],
+    decisions: list[GroupDecision],
+    rt: Runtime,
+    base: dict[str, Any],
+    chains: dict[str, tuple[str, ...]],
+) -> dict[str, Any]:
+    now = iso_now()
+    sg_findings = []
+    sg_told = []
+    for d in decisions:
+        outcome = Outcome(d)
+        for control_id, vs in d.by_control().items():
+            finding = build_finding(call, control_id, vs, outcome, now=now)
+            sg_findings.append(finding)
+            top = max(vs, key=lambda v: v.score.value)
+            sg_told.append(
+                Judged(
+                    issue=Issue(
+                        control_id=control_id,
+                        resource=arn_resource("AwsEc2SecurityGroup", d.ctx.arn, d.ctx.group_id),
+                        score=top.score.value,
+                        reasons=top.score.reasons,
+                        summary=f"{d.ctx.group_id} serves a model and allows "
+                        + "; ".join(v.rule.describe() for v in vs),
+                        chain=(*chains.get(d.ctx.group_id, ()), d.ctx.group_id),
+                        fix=vs[0].control.remediation,
+                    ),
+                    mode=top.mode,
+                    severity=finding["Severity"]["Label"],
+                    action="exempt" if all(v.exemption for v in vs) else "detected",
+                )
+            )
+    return act_and_report(call, judged, rt, extra_findings=sg_findings, also_notify=sg_told, extra=base)
+
+
+# --- SageMaker --------------------------------------------------------------------------
+
+
+def _sagemaker(rt: Runtime) -> Any:
+    from perimeter.adapters.sagemaker import SageMakerAdapter
+
+    return SageMakerAdapter(rt.client("sagemaker"))
+
+
+def _network(rt: Runtime) -> Any:
+    from perimeter.adapters.network import NetworkAdapter
+
+    return NetworkAdapter(rt.client("ec2"))
+
+
+def _gather_sagemaker(call: ApiCall, rt: Runtime, g: Gathered) -> None:
+    sm = _sagemaker(rt)
+    if call.event_name == "CreateNotebookInstance":
+        _gather_notebook(call, rt, g, sm)
+        return
+    if call.event_name == "CreateModel":
+        models: list[tuple[tuple[str, ...], str]] = [((), str(_req(call.request, "modelName")))]
+    else:
+        found = _endpoint_models(call, rt, g, sm)
+        if found is None:
+            return
+        models = found
+    facts: list[tuple[tuple[str, ...], ModelFacts]] = []
+    for prefix, name in models:
+        m = sm.model(name)
+        if m is None:
+            g.gone.append(f"model {name}")
+            continue
+        iso = _req(call.request, "enableNetworkIsolation") if call.event_name == "CreateModel" else None
+        if isinstance(iso, bool):
+            # Immutable after CreateModel: the record states what was created (and moto reads it back wrong).
+            m = replace(m, network_isolation=iso)
+        facts.append(((*prefix, f"model {name}"), m))
+        g.judged.append(f"model {name}")
+    _judge_models(call, rt, g, facts, kind="sagemaker")
+    served = g.notes.pop("guardrail_served", None)
+    if served and facts:
+        _guardrail_requirement(call, rt, g, served, chain=facts[0][0])
+
+
+def _endpoint_models(
+    call: ApiCall, rt: Runtime, g: Gathered, sm: Any
+) -> list[tuple[tuple[str, ...], str]] | None:
+    """Endpoint (or config) -> its config -> model names, each with the chain that led there."""
+    req = call.request
+    prefix: tuple[str, ...] = ()
+    config = _req(req, "endpointConfigName")
+    if call.event_name in ("CreateEndpoint", "UpdateEndpoint"):
+        endpoint = str(_req(req, "endpointName"))
+        config = config or sm.endpoint_config_name(endpoint)
+        prefix = (f"endpoint {endpoint}",)
+        if "sagemaker" in rt.policy.guardrails.required_for:
+            g.notes["guardrail_served"] = [f"SageMaker endpoint {endpoint}"]
+    if not config:
+        g.gone.append("endpoint config (unknown name)")
+        return None
+    found = sm.endpoint_config_models(str(config))
+    if found is None:
+        g.gone.append(f"endpoint config {config}")
+        return None
+    prefix = (*prefix, f"endpoint config {config}")
+    return [(prefix, m) for m in found[1]]
+
+
+def _gather_notebook(call: ApiCall, rt: Runtime, g: Gathered, sm: Any) -> None:
+    name = str(_req(call.request, "notebookInstanceName"))
+    nb = sm.notebook(name)
+    if nb is None:
+        g.gone.append(f"notebook {name}")
+        return
+    g.judged.append(f"notebook {name}")
+    chain = (f"notebook {name}",)
+    g.issues.extend(notebook_issues(nb, chain))
+    if nb.subnet:
+        for vpc in vpcs_of([nb.subnet], _network(rt).subnet_vpcs([nb.subnet])):
+            g.vpcs.setdefault(vpc, chain)
+
+
+def _judge_models(
+    call: ApiCall, rt: Runtime, g: Gathered, facts: list[tuple[tuple[str, ...], ModelFacts]], *, kind: str
+) -> None:
+    """PER-VPC-1/2, PER-TIER-1, the SG controls and (via ``g.vpcs``) PER-FL-1 for each model."""
+    net = _network(rt)
+    subnets = [s for _, m in facts for s in m.subnets]
+    subnet_vpcs = net.subnet_vpcs(subnets) if subnets else {}
+    group_chains: dict[str, tuple[str, ...]] = {}
+    group_vpc: dict[str, str | None] = {}
+    endpoint_cache: dict[str, set[str]] = {}
+    for chain, m in facts:
+        for issue in (
+            model_outside_vpc(m, chain),
+            model_without_isolation(m, chain) if kind == "sagemaker" else None,
+        ):
+            if issue:
+                g.issues.append(issue)
+        if not m.in_vpc:
+            continue
+        for vpc in vpcs_of(m.subnets, subnet_vpcs):
+            g.vpcs.setdefault(vpc, chain)
+            if vpc not in endpoint_cache:
+                endpoint_cache[vpc] = net.endpoint_services(vpc)
+                issue = vpc_without_runtime_endpoint(
+                    vpc, endpoint_cache[vpc], kind=kind, account=call.account, region=call.region, chain=chain
+                )
+                if issue:
+                    g.issues.append(issue)
+        for sg in m.security_groups:
+            group_chains.setdefault(sg, chain)
+            group_vpc.setdefault(sg, next(iter(vpcs_of(m.subnets, subnet_vpcs)), None))
+    if group_chains:
+        _judge_groups(call, rt, g, group_chains, group_vpc)
+
+
+def _judge_groups(
+    call: ApiCall,
+    rt: Runtime,
+    g: Gathered,
+    chains: dict[str, tuple[str, ...]],
+    group_vpc: dict[str, str | None],
+) -> None:
+    policy = rt.policy
+    net = _network(rt)
+    contexts: dict[str, GroupContext] = {}
+    for sg in chains:
+        ctx = rt.ec2.group_context(sg, account=call.account, region=call.region)
+        if not ctx.exists:
+            g.gone.append(f"security group {sg}")
+            continue
+        contexts[sg] = ctx
+    enis = net.enis_with_groups(contexts)
+    others = {o for e in enis for o in e.group_ids if o not in contexts}
+    other_tags = net.group_tags(others) if others else {}
+    model_value = sorted(policy.tiers.values["model"])[0]
+    g.group_chains.update(chains)
+    for sg, ctx in contexts.items():
+        tier = ctx.tier(policy)
+        shared = []
+        data = []
+        for e in enis:
+            if sg not in e.group_ids:
+                continue
+            for o in e.group_ids:
+                o_tier = (
+                    policy.tiers.tier_of(other_tags.get(o, {}))
+                    if o not in contexts
+                    else contexts[o].tier(policy)
+                )
+                if o != sg and o_tier and o_tier != "model":
+                    shared.append((e.eni_id, o, o_tier))
+            if any(marker in e.description for marker in DATA_ENI_MARKERS):
+                data.append((e.eni_id, e.description[:60]))
+        use = SharedUse(sg, tier, tuple(shared), tuple(data), dict(ctx.tags))
+        issue = shared_group(
+            use, account=call.account, region=call.region, vpc_id=ctx.vpc_id, chain=chains[sg]
+        )
+        if issue:
+            g.issues.append(issue)
+        # Judge the group's standing rules as the model tier it serves, whatever its tag says.
+        as_model = (
+            ctx if tier == "model" else replace(ctx, tags={**ctx.tags, policy.tiers.tag_key: model_value})
+        )
+        decision = decide(
+            GroupChange(sg, (), whole_group=True), as_model, policy, principal_arn=call.actor.arn
+        )
+        g.sg_decisions.append(decision)
+
+
+# --- Bedrock ----------------------------------------------------------------------------
+
+
+def _bedrock(rt: Runtime) -> Any:
+    from perimeter.adapters.bedrock import BedrockAdapter
+
+    return BedrockAdapter(rt.client("bedrock"))
+
+
+def _gather_bedrock(call: ApiCall, rt: Runtime, g: Gathered) -> None:
+    from perimeter.adapters.bedrock import marketplace_from_config
+
+    br = _bedrock(rt)
+    req = unwrap(call.request)
+    if call.event_name in MARKETPLACE_EVENTS:
+        resp = _req(call.response, "marketplaceModelEndpoint") or {}
+        arn = _req(resp, "endpointArn") or _req(req, "endpointArn")
+        ep = br.marketplace_endpoint(str(arn)) if arn else None
+        if ep is None and not arn:
+            ep = marketplace_from_config(
+                f"arn:aws:sagemaker:{call.region}:{call.account}:endpoint/{_req(req, 'endpointName')}",
+                str(_req(req, "modelSourceIdentifier") or ""),
+                _req(req, "endpointConfig"),
+            )
+        if ep is None:
+            g.gone.append(f"Marketplace endpoint {arn}")
+            return
+        g.judged.append(f"Marketplace endpoint {ep.name}")
+        source = _model_label(ep.model_source)
+        chain = (f"Marketplace endpoint {ep.name}", f"model {source}")
+        if not ep.subnets or not ep.security_groups:
+            g.issues.append(marketplace_outside_vpc(ep.arn, ep.name, chain))
+        else:
+            facts = ModelFacts(
+                name=ep.name,
+                arn=ep.arn,
+                subnets=ep.subnets,
+                security_groups=ep.security_groups,
+                network_isolation=True,
+            )
+            _judge_models(call, rt, g, [(chain, facts)], kind="bedrock")
+        _guardrail_requirement(call, rt, g, [f"Marketplace endpoint {ep.name} ({source})"], chain=chain)
+    elif call.event_name == "CreateModelImportJob":
+        name = str(_req(req, "importedModelName") or _req(req, "jobName"))
+        g.judged.append(f"imported model {name}")
+        source = ((_req(req, "modelDataSource") or {}).get("s3DataSource") or {}).get("s3Uri", "")
+        chain = (f"model import job {_req(req, 'jobName')}", f"imported model {name}")
+        _guardrail_requirement(
+            call, rt, g, [f"imported model {name}" + (f" from {source}" if source else "")], chain=chain
+        )
+    else:
+        _gather_guardrail_change(call, rt, g, req)
+
+
+def _model_label(source: str) -> str:
+    """``.../hub-content/SageMakerPublicHub/Model/<name>/<version>`` -> ``<name>/<version>``."""
+    parts = source.split("/")
+    if "Model" in parts:
+        i = parts.index("Model")
+        return "/".join(parts[i + 1 : i + 3]) or source
+    return parts[-1] or "?"
+
+
+def _guardrail_requirement(
+    call: ApiCall, rt: Runtime, g: Gathered, served: list[str], *, chain: tuple[str, ...]
+) -> None:
+    from perimeter.guardrail_eval import missing_guardrail_issue
+
+    if rt.policy.mode("PER-GR-1") == "off":
+        return
+    br = _bedrock(rt)
+    guardrails = br.guardrails()
+    enforced = br.enforced()
+    issue = missing_guardrail_issue(
+        account=call.account,
+        region=call.region,
+        served=served,
+        guardrails=guardrails,
+        enforced=enforced,
+        chain=chain,
+    )
+    g.notes["guardrails"] = [gr.label for gr in guardrails if gr.blocks_prompt_attacks]
+    from perimeter.guardrail_eval import enforcement_text
+
+    g.notes["guardrail_required"] = enforcement_text(
+        enforced, [gr for gr in guardrails if gr.blocks_prompt_attacks]
+    )
+    if issue:
+        g.issues.append(issue)
+
+
+def _gather_guardrail_change(call: ApiCall, rt: Runtime, g: Gathered, req: Mapping[str, Any]) -> None:
+    from perimeter.guardrail_eval import deleted_issue, missing_guardrail_issue, weakened_issue
+
+    if rt.policy.mode("PER-GR-1") == "off":
+        return
+    br = _bedrock(rt)
+    gid = _req(req, "guardrailIdentifier") or _req(call.response, "guardrailId")
+    if gid and str(gid).startswith("arn:"):
+        gid = str(gid).rsplit("/", 1)[-1]
+    served = br.served_models()
+    enforced = br.enforced()
+    if call.event_name == "DeleteGuardrail":
+        remaining = br.guardrails()
+        g.judged.append(f"guardrail {gid}")
+        g.issues.append(
+            deleted_issue(
+                account=call.account,
+                region=call.region,
+                guardrail_id=str(gid),
+                version=_req(req, "guardrailVersion"),
+                remaining=remaining,
+                enforced=enforced,
+                served=served,
+            )
+        )
+        return
+    if call.event_name == "UpdateGuardrail" and gid:
+        after = br.guardrail(str(gid))
+        if after is None:
+            g.gone.append(f"guardrail {gid}")
+            return
+        g.judged.append(f"guardrail {gid}")
+        latest = br.latest_version(str(gid))
+        before = br.guardrail(str(gid), latest) if latest else None
+        if before is not None:
+            issue = weakened_issue(
+                account=call.account, region=call.region, before=before, after=after, enforced=enforced
+            )
+            if issue:
+                g.issues.append(issue)
+    guardrails = br.guardrails()
+    issue = missing_guardrail_issue(
+        account=call.account,
+        region=call.region,
+        served=served,
+        guardrails=guardrails,
+        enforced=enforced,
+        chain=(f"guardrail {gid}",) if gid else (),
+    )
+    if issue:
+        g.issues.append(issue)
+    if call.event_name == "CreateGuardrail":
+        g.judged.append(f"guardrail {gid or _req(req, 'name')}")
