@@ -41,6 +41,10 @@ def restore(session: Any, record: Mapping[str, Any]) -> dict[str, Any]:
             "egress": egress,
             "warning": "Perimeter will revoke these again unless the policy exempts the group.",
         }
+    if action == "create-flow-log":
+        from perimeter_local.restore_flowlog import restore_flow_log
+
+        return dict(restore_flow_log(session, record))
     if action and str(action).startswith("default-sg-"):
         from perimeter_local.restore_dsg import restore_default_sg_migration
 

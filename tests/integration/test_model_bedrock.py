@@ -289,3 +289,23 @@ def test_corpus_update_guardrail_not_weakened(west: Acct) -> None:
     stub.assert_no_pending_responses()
     assert out["status"] == "compliant", out
     assert west.findings() == []
+
+
+def test_create_guardrail_sample(acct: Acct) -> None:
+    """A HIGH prompt-attack guardrail created while an imported model is served: compliant,
+    no write; the same event when only weak guardrails exist: the account-level finding."""
+    gid = "gr4h1ghpr0mp"
+    stub = acct.stub("bedrock")
+    expect_served(stub, ["deepseek-r1-distill-llama-8b"])
+    expect_enforced(stub)
+    expect_guardrails(stub, [guardrail(gid, "HIGH")])
+    assert acct.model(sample("CreateGuardrail--prompt-attack-high.json"))["status"] == "compliant"
+    assert acct.findings() == []
+    expect_served(stub, ["deepseek-r1-distill-llama-8b"])
+    expect_enforced(stub)
+    expect_guardrails(stub, [guardrail(gid, "MEDIUM")])
+    event = sample("CreateGuardrail--prompt-attack-high.json")
+    event["detail"]["eventID"] = "another-event"
+    [issue] = acct.model(event)["issues"]
+    stub.assert_no_pending_responses()
+    assert issue["control"] == "PER-GR-1" and "PROMPT_ATTACK input MEDIUM" in issue["summary"]

@@ -89,7 +89,10 @@ class Runtime:
         )
 
     def client(self, service: str) -> Any:
-        return self._clients.setdefault(service, self.session.client(service, config=self.client_config))
+        client = self._clients.get(service)
+        if client is None:
+            client = self._clients[service] = self.session.client(service, config=self.client_config)
+        return client
 
     @cached_property
     def _clients(self) -> dict[str, Any]:
