@@ -50,8 +50,8 @@ from perimeter.dsg_plan import (
     plan_migration,
     tier_findings,
 )
-from perimeter.events import ApiCall, parse_event
-from perimeter.guard import skip_reason
+from perimeter.events import ApiCall
+from perimeter.guard import admit
 from perimeter.report import FindingResource, Notification, iso_now, make_finding, worst
 from perimeter.rules import Rule
 from perimeter.runtime import Runtime
@@ -98,12 +98,9 @@ def network(rt: Runtime) -> Ec2NetworkAdapter:
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     """Handle one EventBridge event: an ENI attachment, rules on a group, or a model's VPC config."""
-    call = parse_event(event)
-    logger.set_correlation_id(call.event_id)
-    reason = skip_reason(call, rt.settings)
-    if reason:
-        logger.info("event ignored", extra={"reason": reason, "event_name": call.event_name})
-        return {"status": "ignored", "reason": reason, "event_id": call.event_id}
+    call, ignored = admit(event, rt.settings)
+    if ignored:
+        return ignored
     subjects = extract_subjects(call)
     if subjects.kind == "none":
         logger.info("nothing to judge", extra={"reason": subjects.reason, "event_name": call.event_name})

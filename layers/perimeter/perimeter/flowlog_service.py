@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from perimeter.events import ApiCall, items, parse_event, unwrap
-from perimeter.guard import skip_reason
+from perimeter.events import ApiCall, items, unwrap
+from perimeter.guard import admit
 from perimeter.posture import judge
 from perimeter.posture_service import act_and_report, flow_log_adapter, flow_log_issues
 from perimeter.runtime import Runtime
@@ -40,12 +40,9 @@ def created_vpc_id(call: ApiCall) -> str | None:
 
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
-    call = parse_event(event)
-    logger.set_correlation_id(call.event_id)
-    reason = skip_reason(call, rt.settings)
-    if reason:
-        logger.info("event ignored", extra={"reason": reason, "event_name": call.event_name})
-        return {"status": "ignored", "reason": reason, "event_id": call.event_id}
+    call, ignored = admit(event, rt.settings)
+    if ignored:
+        return ignored
     if call.event_name not in FLOW_LOG_EVENTS:
         return {
             "status": "ignored",

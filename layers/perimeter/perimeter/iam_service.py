@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from perimeter.events import ApiCall, parse_event
-from perimeter.guard import skip_reason
+from perimeter.events import ApiCall
+from perimeter.guard import admit
 from perimeter.iam_eval import (
     ADMIN_POLICY_ARNS,
     Principal,
@@ -42,14 +42,11 @@ def _iam(rt: Runtime) -> Any:
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     """Handle one EventBridge event carrying an IAM policy change."""
-    call = parse_event(event)
-    logger.set_correlation_id(call.event_id)
     # Global service: judge the event whatever region CloudTrail names (always us-east-1 for
     # real events), but keep the account and loop guards.
-    reason = skip_reason(call, replace(rt.settings, region=call.region))
-    if reason:
-        logger.info("event ignored", extra={"reason": reason, "event_name": call.event_name})
-        return {"status": "ignored", "reason": reason, "event_id": call.event_id}
+    call, ignored = admit(event, rt.settings, global_service=True)
+    if ignored:
+        return ignored
     if call.event_name not in IAM_EVENTS:
         return {
             "status": "ignored",

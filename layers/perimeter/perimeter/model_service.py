@@ -21,8 +21,8 @@ from typing import Any
 from perimeter.changes import GroupChange
 from perimeter.context import GroupContext
 from perimeter.decide import GroupDecision, decide
-from perimeter.events import ApiCall, parse_event, unwrap
-from perimeter.guard import skip_reason
+from perimeter.events import ApiCall, unwrap
+from perimeter.guard import admit
 from perimeter.model_eval import (
     ModelFacts,
     SharedUse,
@@ -73,12 +73,9 @@ class Gathered:
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     """Handle one EventBridge event carrying a SageMaker or Bedrock API call."""
-    call = parse_event(event)
-    logger.set_correlation_id(call.event_id)
-    reason = skip_reason(call, rt.settings)
-    if reason:
-        logger.info("event ignored", extra={"reason": reason, "event_name": call.event_name})
-        return {"status": "ignored", "reason": reason, "event_id": call.event_id}
+    call, ignored = admit(event, rt.settings)
+    if ignored:
+        return ignored
     g = Gathered()
     if call.event_name in SAGEMAKER_EVENTS:
         _gather_sagemaker(call, rt, g)

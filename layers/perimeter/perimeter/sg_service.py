@@ -12,8 +12,8 @@ from typing import Any
 
 from perimeter.changes import extract_group_changes
 from perimeter.decide import GroupDecision, decide
-from perimeter.events import ApiCall, parse_event
-from perimeter.guard import skip_reason
+from perimeter.events import ApiCall
+from perimeter.guard import admit
 from perimeter.report import (
     Outcome,
     audit_id_for,
@@ -29,12 +29,9 @@ from perimeter.telemetry import logger, record_decisions
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     """Handle one EventBridge event carrying a security-group API call."""
-    call = parse_event(event)
-    logger.set_correlation_id(call.event_id)
-    reason = skip_reason(call, rt.settings)
-    if reason:
-        logger.info("event ignored", extra={"reason": reason, "event_name": call.event_name})
-        return {"status": "ignored", "reason": reason, "event_id": call.event_id}
+    call, ignored = admit(event, rt.settings)
+    if ignored:
+        return ignored
     decisions: list[GroupDecision] = []
     missing_groups: list[str] = []
     for change in extract_group_changes(call):
