@@ -92,10 +92,6 @@ class Assessment:
         return bool(self.tiers or self.sg5 or self.managed or any(p.violating for p in self.plans))
 
 
-def network(rt: Runtime) -> Ec2NetworkAdapter:
-    return Ec2NetworkAdapter(rt.client("ec2"))
-
-
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     """Handle one EventBridge event: an ENI attachment, rules on a group, or a model's VPC config."""
     call, ignored = admit(event, rt.settings)
@@ -105,7 +101,7 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     if subjects.kind == "none":
         logger.info("nothing to judge", extra={"reason": subjects.reason, "event_name": call.event_name})
         return {"status": "no-op", "reason": subjects.reason, "event_id": call.event_id}
-    net = network(rt)
+    net = rt.network
     found = _assess(call, subjects, rt, net)
     if found is None:
         logger.info("resources gone", extra={"event_name": call.event_name})

@@ -149,12 +149,6 @@ def _sagemaker(rt: Runtime) -> Any:
     return SageMakerAdapter(rt.client("sagemaker"))
 
 
-def _network(rt: Runtime) -> Any:
-    from perimeter.adapters.network import NetworkAdapter
-
-    return NetworkAdapter(rt.client("ec2"))
-
-
 def _gather_sagemaker(call: ApiCall, rt: Runtime, g: Gathered) -> None:
     sm = _sagemaker(rt)
     if call.event_name == "CreateNotebookInstance":
@@ -219,7 +213,7 @@ def _gather_notebook(call: ApiCall, rt: Runtime, g: Gathered, sm: Any) -> None:
     chain = (f"notebook {name}",)
     g.issues.extend(notebook_issues(nb, chain))
     if nb.subnet:
-        for vpc in vpcs_of([nb.subnet], _network(rt).subnet_vpcs([nb.subnet])):
+        for vpc in vpcs_of([nb.subnet], rt.network.subnet_vpcs([nb.subnet])):
             g.vpcs.setdefault(vpc, chain)
 
 
@@ -227,7 +221,7 @@ def _judge_models(
     call: ApiCall, rt: Runtime, g: Gathered, facts: list[tuple[tuple[str, ...], ModelFacts]], *, kind: str
 ) -> None:
     """PER-VPC-1/2, PER-TIER-1, the SG controls and (via ``g.vpcs``) PER-FL-1 for each model."""
-    net = _network(rt)
+    net = rt.network
     subnets = [s for _, m in facts for s in m.subnets]
     subnet_vpcs = net.subnet_vpcs(subnets) if subnets else {}
     group_chains: dict[str, tuple[str, ...]] = {}
@@ -266,7 +260,7 @@ def _judge_groups(
     group_vpc: dict[str, str | None],
 ) -> None:
     policy = rt.policy
-    net = _network(rt)
+    net = rt.network
     contexts: dict[str, GroupContext] = {}
     for sg in chains:
         ctx = rt.ec2.group_context(sg, account=call.account, region=call.region)
@@ -274,9 +268,9 @@ def _judge_groups(
             g.gone.append(f"security group {sg}")
             continue
         contexts[sg] = ctx
-    enis = net.enis_with_groups(contexts)
+    enis = net.enis_in_groups(contexts)
     others = {o for e in enis for o in e.group_ids if o not in contexts}
-    other_tags = net.group_tags(others) if others else {}
+    other_tags = {gid: info.tags for gid, info in net.groups(others).items()}
     model_value = sorted(policy.tiers.values["model"])[0]
     g.group_chains.update(chains)
     for sg, ctx in contexts.items():

@@ -119,6 +119,12 @@ class Runtime:
         return Ec2Adapter(self.client("ec2"))
 
     @cached_property
+    def network(self) -> Any:
+        from perimeter.adapters.ec2_network import Ec2NetworkAdapter
+
+        return Ec2NetworkAdapter(self.client("ec2"))
+
+    @cached_property
     def securityhub(self) -> Any:
         from perimeter.adapters.securityhub import SecurityHubAdapter
 

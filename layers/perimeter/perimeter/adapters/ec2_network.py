@@ -1,9 +1,11 @@
-"""EC2 adapter for ENIs and Perimeter's own groups: who is attached where, and moving them.
+"""EC2 adapter for the network around a group: ENIs, subnets, VPC endpoints, Perimeter's own
+groups; who is attached where, and moving them.
 
-Kept apart from ``adapters/ec2.py`` (security-group rules) because the default-SG migration
-reads and writes a different resource, the ENI, and writes things SgGuard never does: it
-creates groups and changes attachments. Lookups use filters rather than ids, so a resource
-deleted since the event is simply absent instead of failing the whole call.
+Kept apart from ``adapters/ec2.py`` (security-group rules, SgGuard's hot path) because the
+default-SG migration and the model-posture checks read other resources and the migration writes
+things SgGuard never does: it creates groups and changes attachments. Lookups use filters
+rather than ids, so a resource deleted since the event is simply absent instead of failing the
+whole call.
 """
 
 from __future__ import annotations
@@ -55,7 +57,32 @@ class Ec2NetworkAdapter:
 
     def dependants(self, group_id: str) -> list[Eni]:
         """Every ENI, of any kind, that uses the group."""
-        return self._enis([{"Name": "group-id", "Values": [group_id]}])
+        return self.enis_in_groups([group_id])
+
+    def enis_in_groups(self, group_ids: Iterable[str]) -> list[Eni]:
+        """Every ENI that uses any of the groups (one paginated call)."""
+        ids = sorted(set(group_ids))
+        return self._enis([{"Name": "group-id", "Values": ids}]) if ids else []
+
+    def subnet_vpcs(self, subnet_ids: Iterable[str]) -> dict[str, str]:
+        """Subnet id -> VPC id; subnets that no longer exist are left out."""
+        ids = sorted(set(subnet_ids))
+        if not ids:
+            return {}
+        resp = self._ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": ids}])
+        return {s["SubnetId"]: s["VpcId"] for s in resp.get("Subnets", [])}
+
+    def endpoint_services(self, vpc_id: str) -> set[str]:
+        """Service names of the VPC's interface endpoints that are available (or pending)."""
+        names: set[str] = set()
+        paginator = self._ec2.get_paginator("describe_vpc_endpoints")
+        for page in paginator.paginate(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]):
+            for ep in page.get("VpcEndpoints", []):
+                state = str(ep.get("State", "available")).lower()
+                interface = ep.get("VpcEndpointType", "Interface") == "Interface"
+                if interface and state in ("available", "pending"):
+                    names.add(str(ep.get("ServiceName", "")))
+        return names
 
     def groups(self, group_ids: Iterable[str]) -> dict[str, GroupInfo]:
         ids = sorted(set(group_ids))
