@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from perimeter.arns import ec2_arn
 from perimeter.policy import Policy
 from perimeter.rules import Rule
 
@@ -44,4 +45,4 @@ class GroupContext:
 
     @property
     def arn(self) -> str:
-        return f"arn:aws:ec2:{self.region}:{self.account}:security-group/{self.group_id}"
+        return ec2_arn(self.region, self.account, "security-group", self.group_id)

@@ -30,6 +30,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from perimeter.adapters.ec2_network import Ec2NetworkAdapter, GroupInfo
+from perimeter.arns import ec2_arn
 from perimeter.context import GroupContext
 from perimeter.dsg_plan import (
     DSG1,
@@ -463,11 +464,9 @@ def _migration_findings(
         f = make_finding(
             call,
             DSG1,
-            account=call.account,
-            region=call.region,
             resource=FindingResource(
                 "AwsEc2SecurityGroup",
-                f"arn:aws:ec2:{call.region}:{call.account}:security-group/{dsg}",
+                ec2_arn(call.region, call.account, "security-group", dsg),
                 dsg,
                 {"AwsEc2SecurityGroup": {"GroupId": dsg, "GroupName": "default", "VpcId": plan.vpc_id}},
                 plan.default.tags,
@@ -527,11 +526,9 @@ def _eni_finding(
     f = make_finding(
         call,
         DSG2,
-        account=call.account,
-        region=call.region,
         resource=FindingResource(
             "AwsEc2NetworkInterface",
-            f"arn:aws:ec2:{call.region}:{call.account}:network-interface/{eni.eni_id}",
+            ec2_arn(call.region, call.account, "network-interface", eni.eni_id),
             eni.eni_id,
             {"Other": other},
             eni.tags,
@@ -558,11 +555,9 @@ def _tier_findings(call: ApiCall, found: Assessment, now: str) -> list[tuple[dic
         f = make_finding(
             call,
             TIER1,
-            account=call.account,
-            region=call.region,
             resource=FindingResource(
                 "AwsEc2NetworkInterface",
-                f"arn:aws:ec2:{call.region}:{call.account}:network-interface/{t.eni.eni_id}",
+                ec2_arn(call.region, call.account, "network-interface", t.eni.eni_id),
                 t.eni.eni_id,
                 {
                     "Other": {
@@ -598,8 +593,6 @@ def _sg5_findings(
         f = make_finding(
             call,
             SG5,
-            account=call.account,
-            region=call.region,
             resource=FindingResource(
                 "AwsEc2SecurityGroup",
                 ctx.arn,
@@ -632,8 +625,6 @@ def _managed_findings(call: ApiCall, found: Assessment, now: str) -> list[tuple[
         f = make_finding(
             call,
             DSG2,
-            account=call.account,
-            region=call.region,
             resource=FindingResource(
                 res.type, res.arn, res.name, {"Other": {"SecurityGroups": ",".join(res.group_ids)}}
             ),

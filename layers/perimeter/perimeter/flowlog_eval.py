@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from perimeter.arns import ec2_arn
 from perimeter.policy import FlowLogPolicy
 from perimeter.posture import Issue, arn_resource
 
@@ -118,7 +119,7 @@ def vpc_issue(
     return Issue(
         control_id="PER-FL-1",
         resource=arn_resource(
-            "AwsEc2Vpc", f"arn:aws:ec2:{region}:{account}:vpc/{vpc_id}", vpc_id, {"VpcId": vpc_id}
+            "AwsEc2Vpc", ec2_arn(region, account, "vpc", vpc_id), vpc_id, {"VpcId": vpc_id}
         ),
         score=min(score, 100),
         reasons=tuple(reasons),

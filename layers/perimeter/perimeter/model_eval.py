@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from perimeter.arns import ec2_arn
 from perimeter.posture import Issue, arn_resource
 
 #: The runtime API each serving path is invoked through (interface endpoint service suffix).
@@ -106,7 +107,7 @@ def vpc_without_runtime_endpoint(
     return Issue(
         control_id="PER-VPC-2",
         resource=arn_resource(
-            "AwsEc2Vpc", f"arn:aws:ec2:{region}:{account}:vpc/{vpc_id}", vpc_id, {"VpcId": vpc_id}
+            "AwsEc2Vpc", ec2_arn(region, account, "vpc", vpc_id), vpc_id, {"VpcId": vpc_id}
         ),
         score=40,
         reasons=(f"no interface endpoint {wanted}: invocations leave the VPC (+40)",),
@@ -136,7 +137,7 @@ def shared_group(
         control_id="PER-TIER-1",
         resource=arn_resource(
             "AwsEc2SecurityGroup",
-            f"arn:aws:ec2:{region}:{account}:security-group/{use.group_id}",
+            ec2_arn(region, account, "security-group", use.group_id),
             use.group_id,
             {"GroupId": use.group_id},
         ),

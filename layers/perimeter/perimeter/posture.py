@@ -256,8 +256,6 @@ def issue_finding(call: ApiCall, judged: Judged, *, now: str) -> dict[str, Any]:
     finding = make_finding(
         call,
         control,
-        account=call.account,
-        region=call.region,
         resource=issue.resource,
         severity=judged.severity,
         score=issue.score,

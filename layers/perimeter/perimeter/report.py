@@ -12,19 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from perimeter.arns import partition_of
 from perimeter.decide import GroupDecision, Violation
 from perimeter.events import ApiCall
 from perimeter.rules import Rule
 
 SEVERITY_ORDER = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-
-
-def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 def iso_now() -> str:
@@ -170,8 +163,6 @@ def make_finding(
     call: ApiCall,
     control: Any,
     *,
-    account: str,
-    region: str,
     resource: FindingResource,
     severity: str,
     score: int,
@@ -181,9 +172,14 @@ def make_finding(
     workflow: str | None = None,
     extra_fields: Mapping[str, str] | None = None,
     now: str,
+    account: str | None = None,
+    region: str | None = None,
 ) -> dict[str, Any]:
     """One ASFF finding, for any control and resource: deterministic ``Id`` per (control,
-    resource), ``PASSED``/``ARCHIVED`` once compliant, actor and event in ``ProductFields``."""
+    resource), ``PASSED``/``ARCHIVED`` once compliant, actor and event in ``ProductFields``.
+    ``account`` and ``region`` default to the call's."""
+    account = account or call.account
+    region = region or call.region
     event_time = iso_event_time(call.event_time, now)
     res: dict[str, Any] = {
         "Type": resource.type,
