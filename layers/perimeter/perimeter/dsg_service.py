@@ -27,8 +27,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from perimeter.adapters.ec2_network import Ec2NetworkAdapter, GroupInfo
 from perimeter.arns import ec2_arn
 from perimeter.context import GroupContext
@@ -53,11 +51,12 @@ from perimeter.dsg_plan import (
 )
 from perimeter.events import ApiCall
 from perimeter.guard import admit
+from perimeter.publish import publish
 from perimeter.report import FindingResource, Notification, iso_now, make_finding, worst
 from perimeter.rules import Rule
 from perimeter.runtime import Runtime
 from perimeter.scoring import score_rule
-from perimeter.telemetry import logger, metrics
+from perimeter.telemetry import logger
 
 AUDIT_ACTION = "default-sg-migration"
 
@@ -386,25 +385,14 @@ def _act_and_report(call: ApiCall, found: Assessment, rt: Runtime, net: Ec2Netwo
             top.append(
                 (f["Severity"]["Label"], f["GeneratorId"], f["ProductFields"]["perimeter/action"], line)
             )
-    rt.securityhub.import_findings(findings)
-    note = _notification(call, migrations, findings, lines, top)
-    if rt.sns is not None:
-        rt.sns.publish(note)
-    for f in findings:
-        metrics.add_metric(name=f"Findings_{f['GeneratorId']}", unit=MetricUnit.Count, value=1)
-        if f["ProductFields"]["perimeter/action"] in ("moved", "revoked"):
-            metrics.add_metric(name=f"Remediations_{f['GeneratorId']}", unit=MetricUnit.Count, value=1)
-    summary = {
-        "status": "remediated" if any(m.moved or m.revoked for m in migrations) else "reported",
-        "event_id": call.event_id,
-        "event_name": call.event_name,
-        "actor": call.actor.display,
-        "vpcs": [_migration_summary(m) for m in migrations],
-        "findings": [f["Id"] for f in findings],
-        "notification": note.subject if rt.sns is not None else None,
-    }
-    logger.info("decision", extra={"summary": summary})
-    return summary
+    return publish(
+        call,
+        rt,
+        findings,
+        _notification(call, migrations, findings, lines, top),
+        remediated=any(m.moved or m.revoked for m in migrations),
+        details={"vpcs": [_migration_summary(m) for m in migrations]},
+    )
 
 
 def _migration_summary(m: Migration) -> dict[str, Any]:

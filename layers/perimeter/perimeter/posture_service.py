@@ -17,9 +17,10 @@ from typing import Any
 from perimeter.events import ApiCall
 from perimeter.flowlog_eval import FlowLogTarget, create_request, vpc_issue
 from perimeter.posture import Issue, Judged, issue_finding, issues_notification, summary_of
+from perimeter.publish import publish
 from perimeter.report import iso_now
 from perimeter.runtime import Runtime
-from perimeter.telemetry import logger, metrics
+from perimeter.telemetry import logger
 
 
 def flow_log_target() -> FlowLogTarget:
@@ -107,7 +108,6 @@ def _create_flow_log(call: ApiCall, j: Judged, rt: Runtime, now: str) -> Judged:
         + (f" (retention {policy.retention_days} days)" if policy.destination != "s3" else "")
         + f"; audit {audit_id}."
     )
-    metrics.add_metric(name="Remediations_PER-FL-1", unit="Count", value=1)
     return replace(j, action="created", remediation_detail=detail)
 
 
@@ -130,21 +130,12 @@ def act_and_report(
             j = _create_flow_log(call, j, rt, now)
         done.append(j)
     findings = [issue_finding(call, j, now=now) for j in done] + list(extra_findings)
-    if findings:
-        rt.securityhub.import_findings(findings)
     told = [*done, *also_notify]
-    if told and rt.sns is not None:
-        rt.sns.publish(issues_notification(call, told, findings))
-    for j in done:
-        metrics.add_metric(name=f"Findings_{j.issue.control_id}", unit="Count", value=1)
-    summary = {
-        "status": "remediated" if any(j.action == "created" for j in done) else "reported",
-        "event_id": call.event_id,
-        "event_name": call.event_name,
-        "actor": call.actor.display,
-        "issues": [summary_of(j) for j in told],
-        "findings": [f["Id"] for f in findings],
-        **(extra or {}),
-    }
-    logger.info("decision", extra={"summary": summary})
-    return summary
+    return publish(
+        call,
+        rt,
+        findings,
+        issues_notification(call, told, findings) if told else None,
+        remediated=any(j.action == "created" for j in done),
+        details={"issues": [summary_of(j) for j in told], **(extra or {})},
+    )

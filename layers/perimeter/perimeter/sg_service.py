@@ -14,6 +14,7 @@ from perimeter.changes import extract_group_changes
 from perimeter.decide import GroupDecision, decide
 from perimeter.events import ApiCall
 from perimeter.guard import admit
+from perimeter.publish import publish
 from perimeter.report import (
     Outcome,
     audit_id_for,
@@ -24,7 +25,7 @@ from perimeter.report import (
 )
 from perimeter.rules import Rule
 from perimeter.runtime import Runtime
-from perimeter.telemetry import logger, record_decisions
+from perimeter.telemetry import logger
 
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
@@ -102,22 +103,14 @@ def _act_and_report(call: ApiCall, decisions: list[GroupDecision], rt: Runtime) 
         for o in outcomes
         for control_id, vs in o.decision.by_control().items()
     ]
-    rt.securityhub.import_findings(findings)
-    note = build_notification(call, outcomes, findings)
-    if rt.sns is not None:
-        rt.sns.publish(note)
-    record_decisions(outcomes)
-    summary = {
-        "status": "remediated" if any(o.removed() for o in outcomes) else "reported",
-        "event_id": call.event_id,
-        "event_name": call.event_name,
-        "actor": call.actor.display,
-        "groups": [_group_summary(o) for o in outcomes],
-        "findings": [f["Id"] for f in findings],
-        "notification": note.subject if rt.sns is not None else None,
-    }
-    logger.info("decision", extra={"summary": summary})
-    return summary
+    return publish(
+        call,
+        rt,
+        findings,
+        build_notification(call, outcomes, findings),
+        remediated=any(o.removed() for o in outcomes),
+        details={"groups": [_group_summary(o) for o in outcomes]},
+    )
 
 
 def _group_summary(o: Outcome) -> dict[str, Any]:

@@ -8,14 +8,11 @@ alone would double a cold start (FACTS.md).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-
-if TYPE_CHECKING:
-    from perimeter.report import Outcome
 
 # A compliant event emits no metric, and that is normal, not worth a warning per invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -24,16 +21,14 @@ logger = Logger(service="perimeter")
 metrics = Metrics(namespace="Perimeter", service="perimeter")
 
 
-def record_decisions(outcomes: Iterable[Outcome]) -> None:
-    """Findings and remediations, by control (one EMF dimension)."""
-    from perimeter.report import action_of
+#: Finding actions that mean Perimeter changed something.
+REMEDIATED = frozenset({"revoked", "moved", "created"})
 
-    counts: dict[tuple[str, str], int] = {}
-    for o in outcomes:
-        for control_id, vs in o.decision.by_control().items():
-            key = (control_id, action_of(vs, o))
-            counts[key] = counts.get(key, 0) + 1
-    for (control_id, action), n in counts.items():
-        metrics.add_metric(name=f"Findings_{control_id}", unit=MetricUnit.Count, value=n)
-        if action == "revoked":
-            metrics.add_metric(name=f"Remediations_{control_id}", unit=MetricUnit.Count, value=n)
+
+def record_findings(findings: Iterable[Mapping[str, Any]]) -> None:
+    """Findings and remediations, by control (one finding is one (control, resource))."""
+    for f in findings:
+        control = f["GeneratorId"]
+        metrics.add_metric(name=f"Findings_{control}", unit=MetricUnit.Count, value=1)
+        if f.get("ProductFields", {}).get("perimeter/action") in REMEDIATED:
+            metrics.add_metric(name=f"Remediations_{control}", unit=MetricUnit.Count, value=1)
