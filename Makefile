@@ -37,7 +37,7 @@ $(C7N_VENV)/.installed: bench/requirements-c7n.txt
 demo: $(VENV)/.installed
 	$(VENV)/bin/perimeter demo
 
-test: $(VENV)/.installed $(SAM_VENV)/.installed
+test: $(VENV)/.installed $(SAM_VENV)/.installed lint
 	PERIMETER_SAM=$(abspath $(SAM)) $(PY) -m pytest -q
 
 unit: $(VENV)/.installed

@@ -43,30 +43,41 @@ def _check_c7n_venv() -> None:
     if not C7N_PYTHON.exists():
         raise C7nVenvMissing(
             f"Cloud Custodian venv not found ({C7N_PYTHON}). Run `make bench-deps` "
-            "(it creates .venv-c7n from bench/requirements-c7n.txt).")
-    probe = subprocess.run([str(C7N_PYTHON), "-c", "import c7n.handler"],
-                           check=False, capture_output=True, text=True)
+            "(it creates .venv-c7n from bench/requirements-c7n.txt)."
+        )
+    probe = subprocess.run(
+        [str(C7N_PYTHON), "-c", "import c7n.handler"], check=False, capture_output=True, text=True
+    )
     if probe.returncode != 0:
         raise C7nVenvMissing(
             f"{C7N_PYTHON} cannot import c7n ({probe.stderr.strip().splitlines()[-1:]}). "
-            "Run `make bench-deps`.")
+            "Run `make bench-deps`."
+        )
 
 
 def _subprocess_env(region: str) -> dict[str, str]:
     """Environment for the baseline: fake credentials, no profile, no real keys."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": region,
-        # Don't let a stray PYTHONPATH mix the main venv's boto3 into c7n's.
-        "PYTHONPATH": "",
-    })
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": region,
+            # Don't let a stray PYTHONPATH mix the main venv's boto3 into c7n's.
+            "PYTHONPATH": "",
+        }
+    )
     return env
 
 
-def run_c7n_baseline(endpoint: str, events: int = 200, *, region: str = "us-east-1",
-                     warmup: int = 1, timeout: float | None = 1800.0) -> dict[str, Any]:
+def run_c7n_baseline(
+    endpoint: str,
+    events: int = 200,
+    *,
+    region: str = "us-east-1",
+    warmup: int = 1,
+    timeout: float | None = 1800.0,
+) -> dict[str, Any]:
     """Benchmark Cloud Custodian's cloudtrail-mode policy against ``endpoint``.
 
     ``endpoint`` is a running moto server on loopback (e.g. the one Perimeter's
@@ -79,11 +90,29 @@ def run_c7n_baseline(endpoint: str, events: int = 200, *, region: str = "us-east
     the rule or skipped an action, which the baseline treats as fatal).
     """
     _check_c7n_venv()
-    cmd = [str(C7N_PYTHON), str(BASELINE_SCRIPT), "--endpoint", endpoint,
-           "--events", str(events), "--warmup", str(warmup), "--region", region, "--json"]
+    cmd = [
+        str(C7N_PYTHON),
+        str(BASELINE_SCRIPT),
+        "--endpoint",
+        endpoint,
+        "--events",
+        str(events),
+        "--warmup",
+        str(warmup),
+        "--region",
+        region,
+        "--json",
+    ]
     try:
-        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout,
-                              env=_subprocess_env(region), cwd=str(REPO_ROOT))
+        proc = subprocess.run(
+            cmd,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_subprocess_env(region),
+            cwd=str(REPO_ROOT),
+        )
     except subprocess.TimeoutExpired as exc:
         raise C7nBaselineFailed(f"c7n baseline timed out after {timeout} s") from exc
     if proc.returncode != 0:
@@ -126,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
 
     calls = ", ".join(f"{op} {n:g}" for op, n in result["calls_per_event"].items())
     print(f"Cloud Custodian {result['version']}: {result['events']} events on {endpoint}")
-    print(f"  median {result['median_ms']:.1f} ms  p90 {result['p90_ms']:.1f} ms  "
-          f"mean {result['mean_ms']:.1f} ms")
+    print(
+        f"  median {result['median_ms']:.1f} ms  p90 {result['p90_ms']:.1f} ms  "
+        f"mean {result['mean_ms']:.1f} ms"
+    )
     print(f"  AWS calls/event {result['calls_per_event_total']:g}: {calls}")
     if args.json:
         print(json.dumps(result, separators=(",", ":")))

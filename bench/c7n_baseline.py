@@ -71,24 +71,32 @@ def _configure_environment(endpoint: str, region: str) -> None:
     are forced to fake values so a developer's real keys or profile can never
     be picked up, even by accident.
     """
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
-                "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    for var in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
         os.environ.pop(var, None)
-    os.environ.update({
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
-        # No shared config/credentials files: nothing outside this run matters.
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        # Lambda-like defaults of c7n.handler, made explicit: log the event
-        # (its default), and let a policy error fail the invocation (and so
-        # the benchmark) instead of being swallowed.
-        "C7N_DEBUG_EVENT": "yes",
-        "C7N_CATCH_ERR": "no",
-    })
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            # No shared config/credentials files: nothing outside this run matters.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            # Lambda-like defaults of c7n.handler, made explicit: log the event
+            # (its default), and let a policy error fail the invocation (and so
+            # the benchmark) instead of being swallowed.
+            "C7N_DEBUG_EVENT": "yes",
+            "C7N_CATCH_ERR": "no",
+        }
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -201,8 +209,12 @@ def seed(region: str) -> Fixture:
                 raise
 
     return Fixture(
-        account_id=account_id, region=region, vpc_id=vpc_id, group_id=group_id,
-        topic_arn=topic_arn, run_id=run_id,
+        account_id=account_id,
+        region=region,
+        vpc_id=vpc_id,
+        group_id=group_id,
+        topic_arn=topic_arn,
+        run_id=run_id,
         clients={"ec2": ec2, "securityhub": securityhub},
     )
 
@@ -210,18 +222,21 @@ def seed(region: str) -> Fixture:
 def open_world_ssh(fixture: Fixture) -> str:
     """Authorize tcp/22 from 0.0.0.0/0 and return the new rule's id."""
     response = fixture.clients["ec2"].authorize_security_group_ingress(
-        GroupId=fixture.group_id, IpPermissions=[WORLD_SSH])
+        GroupId=fixture.group_id, IpPermissions=[WORLD_SSH]
+    )
     rules = response.get("SecurityGroupRules") or [{}]
     return rules[0].get("SecurityGroupRuleId", f"sgr-{uuid.uuid4().hex[:17]}")
 
 
 def world_ssh_present(fixture: Fixture) -> bool:
     """True if the group still has tcp/22 open to 0.0.0.0/0."""
-    group = fixture.clients["ec2"].describe_security_groups(
-        GroupIds=[fixture.group_id])["SecurityGroups"][0]
+    group = fixture.clients["ec2"].describe_security_groups(GroupIds=[fixture.group_id])["SecurityGroups"][0]
     for perm in group.get("IpPermissions", []):
-        if (perm.get("IpProtocol") == "tcp" and perm.get("FromPort") == 22
-                and any(r.get("CidrIp") == "0.0.0.0/0" for r in perm.get("IpRanges", []))):
+        if (
+            perm.get("IpProtocol") == "tcp"
+            and perm.get("FromPort") == 22
+            and any(r.get("CidrIp") == "0.0.0.0/0" for r in perm.get("IpRanges", []))
+        ):
             return True
     return False
 
@@ -262,29 +277,37 @@ def cloudtrail_event(fixture: Fixture, rule_id: str) -> dict[str, Any]:
             "userAgent": "aws-cli/2.15.0",
             "requestParameters": {
                 "groupId": fixture.group_id,
-                "ipPermissions": {"items": [{
-                    "ipProtocol": "tcp",
-                    "fromPort": 22,
-                    "toPort": 22,
-                    "groups": {},
-                    "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]},
-                    "ipv6Ranges": {},
-                    "prefixListIds": {},
-                }]},
+                "ipPermissions": {
+                    "items": [
+                        {
+                            "ipProtocol": "tcp",
+                            "fromPort": 22,
+                            "toPort": 22,
+                            "groups": {},
+                            "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]},
+                            "ipv6Ranges": {},
+                            "prefixListIds": {},
+                        }
+                    ]
+                },
             },
             "responseElements": {
                 "requestId": request_id,
                 "_return": True,
-                "securityGroupRuleSet": {"items": [{
-                    "groupOwnerId": fixture.account_id,
-                    "groupId": fixture.group_id,
-                    "securityGroupRuleId": rule_id,
-                    "isEgress": False,
-                    "ipProtocol": "tcp",
-                    "fromPort": 22,
-                    "toPort": 22,
-                    "cidrIpv4": "0.0.0.0/0",
-                }]},
+                "securityGroupRuleSet": {
+                    "items": [
+                        {
+                            "groupOwnerId": fixture.account_id,
+                            "groupId": fixture.group_id,
+                            "securityGroupRuleId": rule_id,
+                            "isEgress": False,
+                            "ipProtocol": "tcp",
+                            "fromPort": 22,
+                            "toPort": 22,
+                            "cidrIpv4": "0.0.0.0/0",
+                        }
+                    ]
+                },
             },
             "requestID": request_id,
             "eventID": str(uuid.uuid4()),
@@ -327,39 +350,45 @@ def policy_config(fixture: Fixture) -> dict[str, Any]:
             "cache": "",
             "cache_period": 0,
         },
-        "policies": [{
-            "name": f"c7n-bench-{fixture.run_id}",
-            "resource": "aws.security-group",
-            "description": "Revoke security group ingress open to 0.0.0.0/0",
-            "mode": {
-                "type": "cloudtrail",
-                "events": [{
-                    "source": "ec2.amazonaws.com",
-                    "event": "AuthorizeSecurityGroupIngress",
-                    "ids": "requestParameters.groupId",
-                }],
-            },
-            "filters": [{"type": "ingress", "Cidr": {"value": "0.0.0.0/0"}}],
-            "actions": [
-                {"type": "remove-permissions", "ingress": "matched"},
-                {
-                    "type": "post-finding",
-                    "severity_label": "HIGH",
-                    "types": [
-                        ("Software and Configuration Checks/"
-                         "AWS Security Best Practices/Network Reachability"),
+        "policies": [
+            {
+                "name": f"c7n-bench-{fixture.run_id}",
+                "resource": "aws.security-group",
+                "description": "Revoke security group ingress open to 0.0.0.0/0",
+                "mode": {
+                    "type": "cloudtrail",
+                    "events": [
+                        {
+                            "source": "ec2.amazonaws.com",
+                            "event": "AuthorizeSecurityGroupIngress",
+                            "ids": "requestParameters.groupId",
+                        }
                     ],
                 },
-                {
-                    "type": "notify",
-                    # c7n's notify schema requires `to` and `transport`; the
-                    # recipients are only used by c7n-mailer downstream.
-                    "to": ["event-user"],
-                    "subject": "World-open security group ingress revoked",
-                    "transport": {"type": "sns", "topic": fixture.topic_arn},
-                },
-            ],
-        }],
+                "filters": [{"type": "ingress", "Cidr": {"value": "0.0.0.0/0"}}],
+                "actions": [
+                    {"type": "remove-permissions", "ingress": "matched"},
+                    {
+                        "type": "post-finding",
+                        "severity_label": "HIGH",
+                        "types": [
+                            (
+                                "Software and Configuration Checks/"
+                                "AWS Security Best Practices/Network Reachability"
+                            ),
+                        ],
+                    },
+                    {
+                        "type": "notify",
+                        # c7n's notify schema requires `to` and `transport`; the
+                        # recipients are only used by c7n-mailer downstream.
+                        "to": ["event-user"],
+                        "subject": "World-open security group ingress revoked",
+                        "transport": {"type": "sns", "topic": fixture.topic_arn},
+                    },
+                ],
+            }
+        ],
     }
 
 
@@ -386,9 +415,12 @@ class Invocation:
     calls: collections.Counter[str]
 
 
-def invoke_once(fixture: Fixture, counter: RequestCounter,
-                dispatch: Callable[[dict[str, Any], Any], Any],
-                function_name: str) -> Invocation:
+def invoke_once(
+    fixture: Fixture,
+    counter: RequestCounter,
+    dispatch: Callable[[dict[str, Any], Any], Any],
+    function_name: str,
+) -> Invocation:
     """Open the rule, time one c7n invocation on its event, verify the effect."""
     if world_ssh_present(fixture):
         raise SystemExit("precondition: tcp/22 0.0.0.0/0 already open before the event")
@@ -479,10 +511,12 @@ def run(endpoint: str, events: int, region: str, warmup: int) -> dict[str, Any]:
         # Untimed warm-up: the first invocation pays c7n's cold start (config
         # load, resource registry import, first sessions and clients) and the
         # one-off tagging of a newly reported group.  Reported separately.
-        cold = [invoke_once(fixture, counter, c7n.handler.dispatch_event, function_name)
-                for _ in range(warmup)]
-        timed = [invoke_once(fixture, counter, c7n.handler.dispatch_event, function_name)
-                 for _ in range(events)]
+        cold = [
+            invoke_once(fixture, counter, c7n.handler.dispatch_event, function_name) for _ in range(warmup)
+        ]
+        timed = [
+            invoke_once(fixture, counter, c7n.handler.dispatch_event, function_name) for _ in range(events)
+        ]
     finally:
         os.chdir(previous_cwd)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -502,7 +536,7 @@ def run(endpoint: str, events: int, region: str, warmup: int) -> dict[str, Any]:
         },
         "p90_method": "nearest-rank",
         "call_counting": "client-side botocore before-send hook on every session "
-                         "(HTTP requests sent, retries included)",
+        "(HTTP requests sent, retries included)",
         "timed_section": "c7n.handler.dispatch_event(event, context), in-process",
         "samples_ms": [round(i.elapsed_ms, 3) for i in timed],
         "endpoint": endpoint,
@@ -516,14 +550,17 @@ def run(endpoint: str, events: int, region: str, warmup: int) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--endpoint", required=True,
-                        help="URL of a running moto server, e.g. http://127.0.0.1:PORT")
+    parser.add_argument(
+        "--endpoint", required=True, help="URL of a running moto server, e.g. http://127.0.0.1:PORT"
+    )
     parser.add_argument("--events", type=int, default=200, help="timed events (default 200)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="untimed cold-start events before the timed ones (default 1)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed cold-start events before the timed ones (default 1)"
+    )
     parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--json", action="store_true",
-                        help="print the result as one JSON object on the last stdout line")
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as one JSON object on the last stdout line"
+    )
     args = parser.parse_args(argv)
     host = urlparse(args.endpoint).hostname
     if host not in _LOOPBACK_HOSTS and not (host or "").startswith("127."):
@@ -537,15 +574,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = run(args.endpoint, args.events, args.region, args.warmup)
     calls = ", ".join(f"{op} {n:g}" for op, n in result["calls_per_event"].items())
-    print(f"Cloud Custodian {result['version']} cloudtrail-mode policy, "
-          f"{result['events']} events against {result['endpoint']}")
-    print(f"  median {result['median_ms']:.1f} ms   p90 {result['p90_ms']:.1f} ms   "
-          f"mean {result['mean_ms']:.1f} ms   (min {result['min_ms']:.1f}, "
-          f"max {result['max_ms']:.1f})")
+    print(
+        f"Cloud Custodian {result['version']} cloudtrail-mode policy, "
+        f"{result['events']} events against {result['endpoint']}"
+    )
+    print(
+        f"  median {result['median_ms']:.1f} ms   p90 {result['p90_ms']:.1f} ms   "
+        f"mean {result['mean_ms']:.1f} ms   (min {result['min_ms']:.1f}, "
+        f"max {result['max_ms']:.1f})"
+    )
     print(f"  AWS calls/event {result['calls_per_event_total']:g}: {calls}")
     if result["warmup"]["events"]:
-        print(f"  cold start (untimed warm-up) {result['warmup']['ms'][0]:.1f} ms, "
-              f"calls {result['warmup']['calls'][0]}")
+        print(
+            f"  cold start (untimed warm-up) {result['warmup']['ms'][0]:.1f} ms, "
+            f"calls {result['warmup']['calls'][0]}"
+        )
     if args.json:
         sys.stdout.flush()
         print(json.dumps(result, separators=(",", ":")))

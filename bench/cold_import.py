@@ -20,9 +20,18 @@ TIMER = "import time,sys;t=time.perf_counter();{stmt};sys.stdout.write(str((time
 
 
 def sample(stmt: str, cwd: Path) -> float:
-    out = subprocess.run([sys.executable, "-c", TIMER.format(stmt=stmt)], cwd=cwd, check=True,
-                         capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "layers/perimeter"),
-                                                              "AWS_REGION": "us-east-1", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", TIMER.format(stmt=stmt)],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={
+            "PYTHONPATH": str(ROOT / "layers/perimeter"),
+            "AWS_REGION": "us-east-1",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
     return float(out.stdout)
 
 
@@ -48,8 +57,10 @@ def main() -> int:
     for name, xs in results.items():
         m = statistics.median(xs)
         worst = max(worst, m / b)
-        print(f"import {name.replace(' +', '/app.py +') if '+' in name else name + '/app.py'}: "
-              f"median {m:.0f} ms = {m / b:.2f}x boto3")
+        print(
+            f"import {name.replace(' +', '/app.py +') if '+' in name else name + '/app.py'}: "
+            f"median {m:.0f} ms = {m / b:.2f}x boto3"
+        )
     print(f"worst ratio {worst:.2f}x (target <= 1.5x)")
     return 0
 

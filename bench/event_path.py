@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 def p90(samples: list[float]) -> float:
     ordered = sorted(samples)
-    return ordered[max(0, int(round(0.9 * len(ordered))) - 1)]
+    return ordered[max(0, round(0.9 * len(ordered)) - 1)]
 
 
 def main() -> int:
@@ -42,7 +42,6 @@ def main() -> int:
     args = parser.parse_args()
 
     import boto3
-
     from perimeter import runtime
     from perimeter_local import cloudtrail
     from perimeter_local.account import prepare
@@ -84,18 +83,28 @@ def main() -> int:
 
         def event_for(port: int, cidr: str) -> dict[str, Any]:
             perm = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": cidr}]}
-            before = {r["SecurityGroupRuleId"] for r in ec2.describe_security_group_rules(
-                Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"]}
+            before = {
+                r["SecurityGroupRuleId"]
+                for r in ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])[
+                    "SecurityGroupRules"
+                ]
+            }
             ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[perm])
-            created = [r for r in ec2.describe_security_group_rules(
-                Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"]
-                if r["SecurityGroupRuleId"] not in before]
-            return cloudtrail.authorize_event(account=account, region=region, group_id=group,
-                                              permissions=[perm], created_rules=created)
+            created = [
+                r
+                for r in ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])[
+                    "SecurityGroupRules"
+                ]
+                if r["SecurityGroupRuleId"] not in before
+            ]
+            return cloudtrail.authorize_event(
+                account=account, region=region, group_id=group, permissions=[perm], created_rules=created
+            )
 
         def run(event: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-            ctx = LocalContext(spec.function_name, spec.memory, "arn:aws:lambda:::function:bench", "r", 60,
-                               time.monotonic())
+            ctx = LocalContext(
+                spec.function_name, spec.memory, "arn:aws:lambda:::function:bench", "r", 60, time.monotonic()
+            )
             real_stdout = sys.stdout
             sys.stdout = sink  # EMF metrics go to stdout, as in Lambda
             try:
@@ -114,11 +123,31 @@ def main() -> int:
         violating_calls = dict(counted)
         assert out["status"] == "remediated", out
         counted.clear()
-        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.40.0.0/16"}]}])
-        harmless = cloudtrail.authorize_event(account=account, region=region, group_id=group, permissions=[
-            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.40.0.0/16"}]}],
-            created_rules=None)
+        ec2.authorize_security_group_ingress(
+            GroupId=group,
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 443,
+                    "ToPort": 443,
+                    "IpRanges": [{"CidrIp": "10.40.0.0/16"}],
+                }
+            ],
+        )
+        harmless = cloudtrail.authorize_event(
+            account=account,
+            region=region,
+            group_id=group,
+            permissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 443,
+                    "ToPort": 443,
+                    "IpRanges": [{"CidrIp": "10.40.0.0/16"}],
+                }
+            ],
+            created_rules=None,
+        )
         _, out = run(harmless)
         compliant_calls = dict(counted)
         assert out["status"] == "compliant", out
@@ -129,22 +158,34 @@ def main() -> int:
             ms, out = run(ev)
             if out["status"] != "remediated":
                 raise SystemExit(f"event not remediated: {out}")
-            left = [r for r in ec2.describe_security_group_rules(
-                Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"]
-                if r.get("CidrIpv4") == "0.0.0.0/0" and not r["IsEgress"]]
+            left = [
+                r
+                for r in ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])[
+                    "SecurityGroupRules"
+                ]
+                if r.get("CidrIpv4") == "0.0.0.0/0" and not r["IsEgress"]
+            ]
             if left:
                 raise SystemExit(f"rule still present after the handler: {left}")
             samples.append(ms)
 
-        ours = {"median_ms": round(statistics.median(samples), 1), "p90_ms": round(p90(samples), 1),
-                "mean_ms": round(statistics.mean(samples), 1)}
+        ours = {
+            "median_ms": round(statistics.median(samples), 1),
+            "p90_ms": round(p90(samples), 1),
+            "mean_ms": round(statistics.mean(samples), 1),
+        }
         print(f"Perimeter SgGuard, {args.events} world-open ingress events on moto at {endpoint}")
         print(f"  calls per violating event: {json.dumps(violating_calls, sort_keys=True)}")
         print(f"  calls per compliant event: {json.dumps(compliant_calls, sort_keys=True)}")
         ec2_reads = sum(v for k, v in violating_calls.items() if k.startswith("ec2.Describe"))
         writes = [k for k in compliant_calls if not k.split(".")[1].startswith(("Describe", "Get"))]
-        print(f"  EC2 reads per violating event: {ec2_reads}; writes on a compliant event: {writes or 'none'}")
-        print(f"  handler time: median {ours['median_ms']} ms, p90 {ours['p90_ms']} ms, mean {ours['mean_ms']} ms")
+        print(
+            f"  EC2 reads per violating event: {ec2_reads}; writes on a compliant event: {writes or 'none'}"
+        )
+        print(
+            f"  handler time: median {ours['median_ms']} ms, p90 {ours['p90_ms']} ms, "
+            f"mean {ours['mean_ms']} ms"
+        )
 
         if args.skip_c7n:
             return 0
@@ -154,8 +195,10 @@ def main() -> int:
         print(f"Cloud Custodian {base.get('version')} cloudtrail mode, same server, {base['events']} events")
         print(f"  calls per event: {json.dumps(base.get('calls_per_event'), sort_keys=True)}")
         print(f"  handler time: median {base['median_ms']} ms, p90 {base['p90_ms']} ms")
-        print(f"Ratio Perimeter/c7n: median {ours['median_ms'] / base['median_ms']:.3f}, "
-              f"p90 {ours['p90_ms'] / base['p90_ms']:.3f} (target <= 0.25)")
+        print(
+            f"Ratio Perimeter/c7n: median {ours['median_ms'] / base['median_ms']:.3f}, "
+            f"p90 {ours['p90_ms'] / base['p90_ms']:.3f} (target <= 0.25)"
+        )
     return 0
 
 

@@ -8,7 +8,6 @@ import gc
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from perimeter import sg_service
 from perimeter.runtime import get_runtime
 from perimeter.telemetry import logger, metrics

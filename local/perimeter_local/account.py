@@ -48,7 +48,8 @@ def _table(session: Any, name: str, props: Mapping[str, Any]) -> dict[str, str]:
         ttl = props.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
             ddb.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
             )
     return {"Ref": name, "Arn": desc["TableArn"]}
 
@@ -84,7 +85,9 @@ def _role(session: Any, resolver: Resolver, props: Mapping[str, Any], logical_id
         if _code(exc) != "NoSuchEntity":
             raise
         doc = json.dumps(resolver.resolve(props["AssumeRolePolicyDocument"]))
-        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=doc, Path=props.get("Path", "/"))["Role"]["Arn"]
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=doc, Path=props.get("Path", "/"))[
+            "Role"
+        ]["Arn"]
     return {"Ref": name, "Arn": arn, "RoleId": name}
 
 

@@ -65,6 +65,7 @@ def _read_event(path: str) -> dict[str, Any]:
 
 def cmd_invoke(args: argparse.Namespace) -> int:
     from perimeter.events import wrap_in_envelope
+
     from perimeter_local.account import prepare
     from perimeter_local.invoke import invoke, route
     from perimeter_local.template import functions
@@ -74,7 +75,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         session = _session()
         template_path = Path(args.template)
         template, resolver = prepare(
-            session, template_path, stack_name=args.stack_name, parameters=_parameters(args.parameter_overrides)
+            session,
+            template_path,
+            stack_name=args.stack_name,
+            parameters=_parameters(args.parameter_overrides),
         )
         specs = functions(template, resolver, template_path.parent)
         account, region = resolver.pseudo["AWS::AccountId"], resolver.pseudo["AWS::Region"]
@@ -82,7 +86,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             chosen = [s for s in specs if s.logical_id == args.function]
             if not chosen:
                 names = ", ".join(s.logical_id for s in specs)
-                print(f"perimeter: no function {args.function} in {template_path} (have: {names})", file=sys.stderr)
+                print(
+                    f"perimeter: no function {args.function} in {template_path} (have: {names})",
+                    file=sys.stderr,
+                )
                 return 2
             targets = [(chosen[0], None)]
         else:
@@ -152,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
     inv.set_defaults(func=cmd_invoke)
 
-    demo = sub.add_parser("demo", help="embedded account, a DeepSeek-R1 deployment, risky changes, Perimeter at work")
+    demo = sub.add_parser(
+        "demo", help="embedded account, a DeepSeek-R1 deployment, risky changes, Perimeter at work"
+    )
     demo.add_argument("-t", "--template", default=DEFAULT_TEMPLATE)
     demo.add_argument("--json", action="store_true", help="print the outcome as JSON")
     demo.set_defaults(func=cmd_demo)
@@ -165,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "restore":
             p.add_argument("audit_id")
         p.add_argument("--stack-name", default="perimeter")
-        p.add_argument("--table", help="audit table name (default: <stack>-AuditTable, as the runner names it)")
+        p.add_argument(
+            "--table", help="audit table name (default: <stack>-AuditTable, as the runner names it)"
+        )
         p.set_defaults(func=func)
     return parser
 

@@ -160,7 +160,13 @@ def authorize_event(
 
 
 def modify_rules_event(
-    *, account: str, region: str, group_id: str, rule_id: str, rule: Mapping[str, Any], actor_arn: str | None = None
+    *,
+    account: str,
+    region: str,
+    group_id: str,
+    rule_id: str,
+    rule: Mapping[str, Any],
+    actor_arn: str | None = None,
 ) -> dict[str, Any]:
     """ModifySecurityGroupRules in its real, wrapped form."""
     body = {k: {"tag": i + 1, "content": v} for i, (k, v) in enumerate(rule.items())}
@@ -176,7 +182,15 @@ def modify_rules_event(
     }
     response = {"ModifySecurityGroupRulesResponse": {"return": True}}
     return wrap_in_envelope(
-        record("ModifySecurityGroupRules", "ec2.amazonaws.com", request, response, account=account, region=region, actor_arn=actor_arn)
+        record(
+            "ModifySecurityGroupRules",
+            "ec2.amazonaws.com",
+            request,
+            response,
+            account=account,
+            region=region,
+            actor_arn=actor_arn,
+        )
     )
 
 
@@ -186,7 +200,9 @@ def create_group_event(
     request: dict[str, Any] = {"groupName": name, "groupDescription": name, "vpcId": vpc_id}
     if tags:
         request["tagSpecificationSet"] = {
-            "items": [{"resourceType": "security-group", "tags": [{"key": k, "value": v} for k, v in tags.items()]}]
+            "items": [
+                {"resourceType": "security-group", "tags": [{"key": k, "value": v} for k, v in tags.items()]}
+            ]
         }
     return wrap_in_envelope(
         record(

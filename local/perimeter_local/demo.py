@@ -23,6 +23,7 @@ from perimeter_local.invoke import invoke, route
 from perimeter_local.template import functions
 
 MODEL_NAME = "deepseek-r1-distill-llama-8b"
+TGI_IMAGE = "huggingface-pytorch-tgi-inference:2.4.0-tgi2.4.0-gpu-py311-cu124-ubuntu22.04"
 ENDPOINT_NAME = "deepseek-r1-endpoint"
 WIDE_CIDR = "52.0.0.0/8"
 
@@ -85,7 +86,8 @@ class Demo:
                 continue
             for v in group.get("violations", []):
                 self.say(
-                    f"    {v['control']:<9} {v['severity']:<8} score {v['score']:>3}  {v['rule']:<28} -> {v['action']}"
+                    f"    {v['control']:<9} {v['severity']:<8} score {v['score']:>3}  "
+                    f"{v['rule']:<28} -> {v['action']}"
                 )
                 for reason in v.get("reasons", [])[:5]:
                     self.say(f"        {reason}")
@@ -122,16 +124,22 @@ def seed(session: Any, account: str) -> dict[str, str]:
             )["GroupId"]
         )
 
-    model_sg, db_sg, app_sg = group("deepseek-r1-endpoint", "model"), group("feature-db", "database"), group(
-        "chat-app", "app"
+    model_sg, db_sg, app_sg = (
+        group("deepseek-r1-endpoint", "model"),
+        group("feature-db", "database"),
+        group("chat-app", "app"),
     )
     ec2.authorize_security_group_ingress(
         GroupId=model_sg,
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": app_sg}]}],
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": app_sg}]}
+        ],
     )
     ec2.authorize_security_group_ingress(
         GroupId=db_sg,
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": app_sg}]}],
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": app_sg}]}
+        ],
     )
     default_sg = ec2.describe_security_groups(
         Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}]
@@ -144,7 +152,11 @@ def seed(session: Any, account: str) -> dict[str, str]:
             {
                 "Version": "2012-10-17",
                 "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "sagemaker.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
                 ],
             }
         ),
@@ -154,7 +166,7 @@ def seed(session: Any, account: str) -> dict[str, str]:
         ModelName=MODEL_NAME,
         ExecutionRoleArn=role_arn,
         PrimaryContainer={
-            "Image": f"763104351884.dkr.ecr.{session.region_name}.amazonaws.com/huggingface-pytorch-tgi-inference:2.4.0-tgi2.4.0-gpu-py311-cu124-ubuntu22.04",
+            "Image": f"763104351884.dkr.ecr.{session.region_name}.amazonaws.com/{TGI_IMAGE}",
             "Environment": {"HF_MODEL_ID": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "SM_NUM_GPUS": "1"},
         },
         VpcConfig={"Subnets": [private], "SecurityGroupIds": [model_sg]},
@@ -163,7 +175,12 @@ def seed(session: Any, account: str) -> dict[str, str]:
     sm.create_endpoint_config(
         EndpointConfigName=f"{ENDPOINT_NAME}-config",
         ProductionVariants=[
-            {"VariantName": "AllTraffic", "ModelName": MODEL_NAME, "InitialInstanceCount": 1, "InstanceType": "ml.g4dn.2xlarge"}
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": MODEL_NAME,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.g4dn.2xlarge",
+            }
         ],
     )
     sm.create_endpoint(EndpointName=ENDPOINT_NAME, EndpointConfigName=f"{ENDPOINT_NAME}-config")
@@ -186,11 +203,15 @@ def seed(session: Any, account: str) -> dict[str, str]:
 
 def _rules(ec2: Any, group_id: str) -> list[dict[str, Any]]:
     return list(
-        ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]
+        ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])[
+            "SecurityGroupRules"
+        ]
     )
 
 
-def authorize_and_record(demo: Demo, group_id: str, permissions: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
+def authorize_and_record(
+    demo: Demo, group_id: str, permissions: list[dict[str, Any]], **kw: Any
+) -> dict[str, Any]:
     """Make the change through the API and return the CloudTrail event AWS would emit for it,
     with the created rules' ids (moto's own response lists only part of them)."""
     ec2 = demo.session.client("ec2")
@@ -198,7 +219,12 @@ def authorize_and_record(demo: Demo, group_id: str, permissions: list[dict[str, 
     ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=permissions)
     created = [r for r in _rules(ec2, group_id) if r["SecurityGroupRuleId"] not in before]
     return cloudtrail.authorize_event(
-        account=demo.account, region=demo.region, group_id=group_id, permissions=permissions, created_rules=created, **kw
+        account=demo.account,
+        region=demo.region,
+        group_id=group_id,
+        permissions=permissions,
+        created_rules=created,
+        **kw,
     )
 
 
@@ -226,7 +252,8 @@ def scene_security_groups(demo: Demo) -> None:
             vpc_id=d["vpc_id"],
             tags={"perimeter:tier": "model"},
         ),
-        "The model-tier SG was created with AWS's default allow-all egress (PER-SG-4 is detect-only by default)",
+        "The model-tier SG was created with AWS's default allow-all egress "
+        "(PER-SG-4 is detect-only by default)",
     )
 
     first = authorize_and_record(
@@ -242,14 +269,18 @@ def scene_security_groups(demo: Demo) -> None:
             },
         ],
     )
-    demo.route(first, "SSH opened to the world, with a harmless HTTPS rule from the app tier in the same call")
+    demo.route(
+        first, "SSH opened to the world, with a harmless HTTPS rule from the app tier in the same call"
+    )
     demo.route(
         authorize_and_record(demo, model_sg, [{"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}]),
         "All traffic opened to the IPv6 internet",
     )
     demo.route(
         authorize_and_record(
-            demo, model_sg, [{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "IpRanges": [{"CidrIp": WIDE_CIDR}]}]
+            demo,
+            model_sg,
+            [{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "IpRanges": [{"CidrIp": WIDE_CIDR}]}],
         ),
         f"The model server port 8080 opened to a wide CIDR ({WIDE_CIDR})",
     )
@@ -265,7 +296,9 @@ def scene_security_groups(demo: Demo) -> None:
         account=demo.account,
         region=demo.region,
         group_id=model_sg,
-        permissions=[{"IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+        permissions=[
+            {"IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+        ],
         created_rules=None,
         error_code="Client.UnauthorizedOperation",
     )
@@ -275,17 +308,24 @@ def scene_security_groups(demo: Demo) -> None:
     rules = [r for r in _rules(ec2, model_sg) if not r["IsEgress"]]
     for r in rules:
         peer = r.get("CidrIpv4") or r.get("CidrIpv6") or (r.get("ReferencedGroupInfo") or {}).get("GroupId")
-        demo.say(f"  {r['SecurityGroupRuleId']}  {r['IpProtocol']} {r.get('FromPort')}-{r.get('ToPort')} from {peer}")
+        demo.say(
+            f"  {r['SecurityGroupRuleId']}  {r['IpProtocol']} "
+            f"{r.get('FromPort')}-{r.get('ToPort')} from {peer}"
+        )
     demo.check(not world_open(ec2, model_sg), "no world-open rule left on the model-tier SG")
+    demo.check(not any(r.get("CidrIpv4") == WIDE_CIDR for r in rules), f"8080 from {WIDE_CIDR} revoked")
     demo.check(
-        not any(r.get("CidrIpv4") == WIDE_CIDR for r in rules), f"8080 from {WIDE_CIDR} revoked"
-    )
-    demo.check(
-        any(r.get("FromPort") == 443 and (r.get("ReferencedGroupInfo") or {}).get("GroupId") == app_sg for r in rules),
+        any(
+            r.get("FromPort") == 443 and (r.get("ReferencedGroupInfo") or {}).get("GroupId") == app_sg
+            for r in rules
+        ),
         "the harmless HTTPS rule from the app tier is intact",
     )
     demo.check(
-        any(r.get("FromPort") == 8080 and (r.get("ReferencedGroupInfo") or {}).get("GroupId") == app_sg for r in rules),
+        any(
+            r.get("FromPort") == 8080 and (r.get("ReferencedGroupInfo") or {}).get("GroupId") == app_sg
+            for r in rules
+        ),
         "the pre-existing 8080 rule from the app tier is intact",
     )
     app_rules = _rules(ec2, d["app_sg_id"])
@@ -345,13 +385,22 @@ def report(demo: Demo) -> dict[str, Any]:
     for m in messages:
         body = json.loads(m["Body"])
         demo.say(f"  {body.get('Subject')}")
-    audit = demo.session.client("dynamodb").scan(TableName=demo.resolver.physical["AuditTable"]["Ref"])["Items"]
+    audit = demo.session.client("dynamodb").scan(TableName=demo.resolver.physical["AuditTable"]["Ref"])[
+        "Items"
+    ]
     demo.say(f"\n== Audit trail ({len(audit)} records; `perimeter audit list`, `perimeter restore <id>`) ==")
     for item in sorted(audit, key=lambda i: i["time"]["S"]):
         body = json.loads(item["body"]["S"])
-        demo.say(f"  {body['audit_id']}: {body['action']} {body['group_id']} {[r.get('rule_id') for r in body.get('rules', [])]}")
+        demo.say(
+            f"  {body['audit_id']}: {body['action']} {body['group_id']} "
+            f"{[r.get('rule_id') for r in body.get('rules', [])]}"
+        )
     dlq = demo.resolver.physical["DeadLetterQueue"]["Ref"]
-    depth = int(sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+    depth = int(
+        sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+    )
     demo.check(depth == 0, "dead-letter queue empty")
     return {"findings": len(findings), "notifications": len(messages), "audit_records": len(audit)}
 
@@ -383,8 +432,12 @@ def run_demo(template: Path, as_json: bool = False) -> int:
         demo.deployment = seed(session, demo.account)
         sqs, sns = session.client("sqs"), session.client("sns")
         demo.inbox = sqs.create_queue(QueueName="security-team-inbox")["QueueUrl"]
-        inbox_arn = sqs.get_queue_attributes(QueueUrl=demo.inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=demo.resolver.physical["FindingsTopic"]["Ref"], Protocol="sqs", Endpoint=inbox_arn)
+        inbox_arn = sqs.get_queue_attributes(QueueUrl=demo.inbox, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(
+            TopicArn=demo.resolver.physical["FindingsTopic"]["Ref"], Protocol="sqs", Endpoint=inbox_arn
+        )
         demo.say(
             f"Seeded: VPC {demo.deployment['vpc_id']} (public + private subnets, internet gateway), "
             f"model SG {demo.deployment['model_sg_id']}, db SG {demo.deployment['db_sg_id']}, "

@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from perimeter.events import wrap_in_envelope
+
 from perimeter_local.patterns import matches
 from perimeter_local.template import FunctionSpec
 
@@ -119,7 +120,8 @@ def invoke(
             module = _load(spec)
             send_logs_to(log_stream or sys.stderr)
             result = getattr(module, spec.attribute)(copy.deepcopy(dict(event)), context)
-        except Exception as exc:  # reported, not swallowed: the caller prints it and exits non-zero
+        # Reported, not swallowed: as Lambda reports a failed invocation; the CLI exits non-zero.
+        except Exception as exc:  # noqa: BLE001
             return {
                 "function": spec.logical_id,
                 "ok": False,

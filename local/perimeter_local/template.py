@@ -65,7 +65,7 @@ class TemplateError(ValueError):
 
 def load_template(path: str | Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
-        doc = yaml.load(fh, Loader=_Loader)  # noqa: S506 - SafeLoader subclass with CFN tags only
+        doc = yaml.load(fh, Loader=_Loader)
     if not isinstance(doc, dict) or "Resources" not in doc:
         raise TemplateError(f"{path}: not a CloudFormation/SAM template")
     return doc
@@ -115,7 +115,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return _NO_VALUE if arg == "AWS::NoValue" else self.ref(arg)
             if key == "Fn::GetAtt":

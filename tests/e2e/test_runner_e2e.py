@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-
 from perimeter_local import cloudtrail
 from perimeter_local.cli import main as cli_main
 
@@ -62,7 +61,9 @@ def group(server: str) -> dict[str, str]:
         GroupName=f"model-{os.urandom(3).hex()}",
         Description="model tier",
         VpcId=vpc,
-        TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": "perimeter:tier", "Value": "model"}]}],
+        TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": [{"Key": "perimeter:tier", "Value": "model"}]}
+        ],
     )["GroupId"]
     return {"vpc": vpc, "group": gid}
 
@@ -89,7 +90,9 @@ def _write(tmp_path: Path, event: dict[str, Any]) -> Path:
     return path
 
 
-def test_cli_routes_event_and_remediates_over_http(server: str, group: dict[str, str], tmp_path: Path) -> None:
+def test_cli_routes_event_and_remediates_over_http(
+    server: str, group: dict[str, str], tmp_path: Path
+) -> None:
     event = _authorize(
         group["group"],
         [
@@ -116,19 +119,24 @@ def test_cli_routes_event_and_remediates_over_http(server: str, group: dict[str,
     findings = boto3.client("securityhub").get_findings(MaxResults=100)["Findings"]
     mine = [f for f in findings if f["Resources"][0]["Id"].endswith(group["group"])]
     assert {f["GeneratorId"] for f in mine} >= {"PER-SG-1", "PER-SG-2"}
-    assert all(f["Compliance"]["Status"] == "PASSED" for f in mine if f["GeneratorId"] in ("PER-SG-1", "PER-SG-2"))
+    assert all(
+        f["Compliance"]["Status"] == "PASSED" for f in mine if f["GeneratorId"] in ("PER-SG-1", "PER-SG-2")
+    )
     audit_id = sg["result"]["groups"][0]["audit_id"]
     record = json.loads(
-        boto3.client("dynamodb").get_item(TableName="perimeter-AuditTable", Key={"pk": {"S": audit_id}})["Item"][
-            "body"
-        ]["S"]
+        boto3.client("dynamodb").get_item(TableName="perimeter-AuditTable", Key={"pk": {"S": audit_id}})[
+            "Item"
+        ]["body"]["S"]
     )
     assert [r["cidr"] for r in record["rules"]] == ["0.0.0.0/0"]
 
 
-def test_restore_puts_back_exactly_what_was_removed(server: str, group: dict[str, str], tmp_path: Path, capsys) -> None:
+def test_restore_puts_back_exactly_what_was_removed(
+    server: str, group: dict[str, str], tmp_path: Path, capsys
+) -> None:
     event = _authorize(
-        group["group"], [{"IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+        group["group"],
+        [{"IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
     )
     assert cli_main(["invoke", "SgGuardFunction", "-e", str(_write(tmp_path, event))]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -142,8 +150,14 @@ def test_restore_puts_back_exactly_what_was_removed(server: str, group: dict[str
 
 #: moto has no Bedrock guardrail or Marketplace endpoint API (FACTS.md): these samples run
 #: through their handler in tests/integration with botocore Stubber responses instead.
-NEEDS_BEDROCK = ("CreateGuardrail", "UpdateGuardrail", "DeleteGuardrail", "CreateMarketplaceModelEndpoint",
-                 "UpdateMarketplaceModelEndpoint", "CreateModelImportJob")
+NEEDS_BEDROCK = (
+    "CreateGuardrail",
+    "UpdateGuardrail",
+    "DeleteGuardrail",
+    "CreateMarketplaceModelEndpoint",
+    "UpdateMarketplaceModelEndpoint",
+    "CreateModelImportJob",
+)
 SAMPLES = sorted(p.name for p in (ROOT / "events").glob("*.json") if not p.name.startswith(NEEDS_BEDROCK))
 
 

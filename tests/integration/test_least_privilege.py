@@ -17,7 +17,6 @@ import boto3
 import pytest
 from botocore.client import BaseClient
 from moto import mock_aws
-
 from perimeter import permissions
 from perimeter_local import cloudtrail
 from perimeter_local.account import prepare
@@ -56,7 +55,9 @@ def _granted(function_id: str) -> set[str]:
     [k for k, v in TEMPLATE["Resources"].items() if v["Type"] == "AWS::Serverless::Function"],
 )
 def test_template_grants_exactly_what_the_code_declares(function_id: str) -> None:
-    assert function_id in permissions.FUNCTIONS, f"{function_id}: declare its actions in perimeter/permissions.py"
+    assert function_id in permissions.FUNCTIONS, (
+        f"{function_id}: declare its actions in perimeter/permissions.py"
+    )
     assert _granted(function_id) == set(permissions.FUNCTIONS[function_id])
 
 
@@ -104,7 +105,9 @@ def account(monkeypatch: Any) -> Any:
     forget_containers()
 
 
-def _run(session: Any, recorder: Recorder, event: dict[str, Any], function_id: str, **params: str) -> dict[str, Any]:
+def _run(
+    session: Any, recorder: Recorder, event: dict[str, Any], function_id: str, **params: str
+) -> dict[str, Any]:
     template, resolver = prepare(session, ROOT / "template.yaml", parameters=params)
     spec = next(s for s in functions(template, resolver, ROOT) if s.logical_id == function_id)
     recorder.on = True
@@ -123,7 +126,9 @@ def test_sg_guard_calls_exactly_its_declared_actions(account: Any, monkeypatch: 
         GroupName="m",
         Description="m",
         VpcId=vpc,
-        TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": "perimeter:tier", "Value": "model"}]}],
+        TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": [{"Key": "perimeter:tier", "Value": "model"}]}
+        ],
     )["GroupId"]
     world22 = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
 
@@ -137,10 +142,19 @@ def test_sg_guard_calls_exactly_its_declared_actions(account: Any, monkeypatch: 
     assert _run(account, recorder, legacy, "SgGuardFunction")["ok"]
 
     # 3. the policy from SSM with PER-SG-4 enforced: egress revoke
-    policy = (ROOT / "policy" / "default.yaml").read_text().replace("PER-SG-4: {mode: detect}", "PER-SG-4: {mode: enforce}")
+    policy = (
+        (ROOT / "policy" / "default.yaml")
+        .read_text()
+        .replace("PER-SG-4: {mode: detect}", "PER-SG-4: {mode: enforce}")
+    )
     account.client("ssm").put_parameter(Name="/perimeter/policy", Value=policy, Type="String")
     created = cloudtrail.create_group_event(
-        account="123456789012", region="us-east-1", group_id=gid, name="m", vpc_id=vpc, tags={"perimeter:tier": "model"}
+        account="123456789012",
+        region="us-east-1",
+        group_id=gid,
+        name="m",
+        vpc_id=vpc,
+        tags={"perimeter:tier": "model"},
     )
     res = _run(account, recorder, created, "SgGuardFunction", PolicyParameterName="/perimeter/policy")
     assert res["result"]["status"] == "remediated", res

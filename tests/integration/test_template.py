@@ -18,7 +18,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-
 from perimeter.events import wrap_in_envelope
 from perimeter_local.patterns import matches, validate
 from perimeter_local.template import Resolver, functions, load_template
@@ -63,7 +62,9 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
 
 def _sam() -> str:
     sam = os.environ.get("PERIMETER_SAM") or shutil.which("sam") or str(ROOT / ".venv-sam/bin/sam")
-    assert Path(sam).exists() or shutil.which(sam), "SAM CLI not installed: run `make test` (it installs .venv-sam)"
+    assert Path(sam).exists() or shutil.which(sam), (
+        "SAM CLI not installed: run `make test` (it installs .venv-sam)"
+    )
     return sam
 
 
@@ -134,7 +135,9 @@ def test_every_function_fails_into_the_dead_letter_queue(spec: Any) -> None:
     assert spec.rules, "a function without a rule never runs"
     for event in props["Events"].values():
         if event["Type"] == "EventBridgeRule":
-            assert event["Properties"]["DeadLetterConfig"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+            assert event["Properties"]["DeadLetterConfig"]["Destination"] == {
+                "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
+            }
             assert "RetryPolicy" in event["Properties"]
 
 
@@ -170,7 +173,11 @@ def test_samples_exist_for_every_function() -> None:
 
 @pytest.mark.parametrize("path", _samples(), ids=lambda p: p.name)
 def test_sample_routes_exactly_where_expected_in_moto_and_locally(path: Path, monkeypatch: Any) -> None:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     event = wrap_in_envelope(json.loads(path.read_text()))
@@ -188,7 +195,9 @@ def test_sample_routes_exactly_where_expected_in_moto_and_locally(path: Path, mo
         queues = {}
         for spec in FUNCTIONS:
             url = sqs.create_queue(QueueName=spec.logical_id)["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             queues[spec.logical_id] = url
             for i, rule in enumerate(spec.rules):
                 rule_name = f"{spec.logical_id}-{i}"

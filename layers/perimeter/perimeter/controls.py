@@ -165,7 +165,6 @@ REGISTRY: dict[str, Control] = {
 }
 
 
-
 def register(control: Control) -> Control:
     """Add a control defined in another module (each issue's controls live with their service)."""
     if control.id in REGISTRY and REGISTRY[control.id] is not control:

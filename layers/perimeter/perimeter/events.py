@@ -142,9 +142,7 @@ def parse_event(event: Any) -> ApiCall:
     if is_envelope(event):
         detail_type = event.get("detail-type")
         if detail_type not in (CLOUDTRAIL_DETAIL_TYPE, None, "..."):
-            raise MalformedEvent(
-                f"detail-type {detail_type!r} is not {CLOUDTRAIL_DETAIL_TYPE!r}"
-            )
+            raise MalformedEvent(f"detail-type {detail_type!r} is not {CLOUDTRAIL_DETAIL_TYPE!r}")
         detail = event["detail"]
         envelope_account = _str_or_none(event.get("account"))
         envelope_region = event.get("region")
@@ -158,11 +156,7 @@ def parse_event(event: Any) -> ApiCall:
     if missing:
         raise MalformedEvent(f"detail lacks {', '.join(missing)}: not a CloudTrail record")
     actor = _actor(detail.get("userIdentity"))
-    account = (
-        _str_or_none(detail.get("recipientAccountId"))
-        or envelope_account
-        or actor.account_id
-    )
+    account = _str_or_none(detail.get("recipientAccountId")) or envelope_account or actor.account_id
     region = detail.get("awsRegion") or envelope_region
     if not account:
         raise MalformedEvent("no account: neither recipientAccountId nor envelope account")

@@ -120,9 +120,7 @@ def _g(mapping: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
-def rules_from_permission(
-    group_id: str, egress: bool | None, perm: Mapping[str, Any]
-) -> list[Rule]:
+def rules_from_permission(group_id: str, egress: bool | None, perm: Mapping[str, Any]) -> list[Rule]:
     """Flatten one permission, in CloudTrail's (``ipRanges.items``) or the API's
     (``IpRanges``) spelling, into single-peer rules."""
     protocol = normalize_protocol(_g(perm, "ipProtocol", "IpProtocol"))
@@ -137,22 +135,16 @@ def rules_from_permission(
     for r in items(_g(perm, "ipv6Ranges", "Ipv6Ranges")):
         cidr = _g(r, "cidrIpv6", "CidrIpv6")
         if cidr:
-            out.append(
-                replace(base, cidr=cidr, ipv6=True, description=_g(r, "description", "Description"))
-            )
+            out.append(replace(base, cidr=cidr, ipv6=True, description=_g(r, "description", "Description")))
     for r in items(_g(perm, "prefixListIds", "PrefixListIds")):
         pl = _g(r, "prefixListId", "PrefixListId")
         if pl:
-            out.append(
-                replace(base, prefix_list_id=pl, description=_g(r, "description", "Description"))
-            )
+            out.append(replace(base, prefix_list_id=pl, description=_g(r, "description", "Description")))
     for r in items(_g(perm, "groups", "UserIdGroupPairs")):
         ref = _g(r, "groupId", "GroupId") or _g(r, "groupName", "GroupName")
         if ref:
             out.append(
-                replace(
-                    base, referenced_group_id=ref, description=_g(r, "description", "Description")
-                )
+                replace(base, referenced_group_id=ref, description=_g(r, "description", "Description"))
             )
     return out
 

@@ -95,9 +95,7 @@ def _act_and_report(call: ApiCall, decisions: list[GroupDecision], rt: Runtime) 
                 removed = {Rule.from_dict(r).key for r in prior.get("rules", [])}
                 earlier = tuple(r for r in d.absent_violating if r.key in removed)
         used_audit = bool(revoked or earlier)
-        outcomes.append(
-            Outcome(d, revoked, gone, earlier, audit_id if used_audit else None)
-        )
+        outcomes.append(Outcome(d, revoked, gone, earlier, audit_id if used_audit else None))
     findings = [
         build_finding(call, control_id, vs, o, now=now)
         for o in outcomes

@@ -117,17 +117,11 @@ class Ec2Adapter:
                 self._revoke_batch(group_id, egress, batch, result)
         return result
 
-    def _revoke_batch(
-        self, group_id: str, egress: bool, batch: list[Rule], result: RevokeResult
-    ) -> None:
+    def _revoke_batch(self, group_id: str, egress: bool, batch: list[Rule], result: RevokeResult) -> None:
         missing_ids = [r for r in batch if not r.rule_id]
         if missing_ids:
             raise ValueError(f"refusing to revoke by content: rules without ids {missing_ids}")
-        call = (
-            self._ec2.revoke_security_group_egress
-            if egress
-            else self._ec2.revoke_security_group_ingress
-        )
+        call = self._ec2.revoke_security_group_egress if egress else self._ec2.revoke_security_group_ingress
         pending = list(batch)
         while pending:
             try:
