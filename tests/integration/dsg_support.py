@@ -8,7 +8,6 @@ real AWS holds "all traffic from itself" ingress; moto's has none, so ``build_vp
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ import boto3
 import perimeter.runtime as runtime
 import pytest
 from moto import mock_aws
+
+from tests.harness import audit_records, create_stack_resources, drain_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -59,22 +60,13 @@ class Account:
         return self.handler(event, FakeContext())  # type: ignore[no-any-return]
 
     def messages(self) -> list[dict[str, Any]]:
-        sqs = self.session.client("sqs")
-        out = []
-        while True:
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return out
-            for m in got:
-                out.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return drain_messages(self.session.client("sqs"), self.queue_url)
 
     def findings(self) -> list[dict[str, Any]]:
         return self.session.client("securityhub").get_findings()["Findings"]  # type: ignore[no-any-return]
 
     def audit_records(self) -> list[dict[str, Any]]:
-        items = self.session.client("dynamodb").scan(TableName=AUDIT_TABLE)["Items"]
-        return [json.loads(i["body"]["S"]) for i in items]
+        return audit_records(self.session.client("dynamodb"), AUDIT_TABLE)
 
 
 ENV = {
@@ -100,23 +92,11 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
         monkeypatch.delenv(k, raising=False)
     with mock_aws():
         session = boto3.session.Session(region_name=REGION)
-        ddb = session.client("dynamodb")
-        for name, key in ((AUDIT_TABLE, "pk"), (IDEMPOTENCY_TABLE, "id")):
-            ddb.create_table(
-                TableName=name,
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        session.client("securityhub").enable_security_hub()
-        sns, sqs = session.client("sns"), session.client("sqs")
-        topic = sns.create_topic(Name="perimeter-findings")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="findings")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        sns.subscribe(
-            TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+        topic, queue_url = create_stack_resources(
+            session,
+            audit_table=AUDIT_TABLE,
+            idempotency_table=IDEMPOTENCY_TABLE,
+            queue_name="findings",
         )
         monkeypatch.setenv("PERIMETER_TOPIC_ARN", topic)
         runtime.reset()

@@ -25,6 +25,8 @@ from moto import mock_aws
 from perimeter.events import wrap_in_envelope
 from perimeter_local.cloudtrail import record
 
+from tests.harness import audit_records, create_stack_resources, drain_messages
+
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 AUDIT_TABLE = "perimeter-audit"
@@ -120,19 +122,10 @@ class Acct:
         return out
 
     def messages(self) -> list[dict[str, Any]]:
-        sqs = self.client("sqs")
-        out = []
-        while True:
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return out
-            for m in got:
-                out.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return drain_messages(self.client("sqs"), self.queue_url)
 
     def audit_records(self) -> list[dict[str, Any]]:
-        items = self.client("dynamodb").scan(TableName=AUDIT_TABLE)["Items"]
-        return [json.loads(i["body"]["S"]) for i in items]
+        return audit_records(self.client("dynamodb"), AUDIT_TABLE)
 
     def flow_logs(self, vpc_id: str) -> list[dict[str, Any]]:
         resp = self.client("ec2").describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc_id]}])
@@ -271,23 +264,10 @@ def make_account(monkeypatch: pytest.MonkeyPatch, region: str = "us-east-1") -> 
     runtime.reset()
     with mock_aws():
         session = boto3.session.Session(region_name=region)
-        ddb = session.client("dynamodb")
-        for table, key in ((AUDIT_TABLE, "pk"), (IDEMPOTENCY_TABLE, "id")):
-            ddb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        sns, sqs = session.client("sns"), session.client("sqs")
-        topic = sns.create_topic(Name="perimeter-findings")["TopicArn"]
-        queue = sqs.create_queue(QueueName="perimeter-findings-q")["QueueUrl"]
-        qarn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(
-            TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"}
+        topic, queue = create_stack_resources(
+            session, audit_table=AUDIT_TABLE, idempotency_table=IDEMPOTENCY_TABLE
         )
         monkeypatch.setenv("PERIMETER_TOPIC_ARN", topic)
-        session.client("securityhub").enable_security_hub()
         trust = {
             "Version": "2012-10-17",
             "Statement": [

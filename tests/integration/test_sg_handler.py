@@ -28,6 +28,7 @@ from perimeter.events import MalformedEvent, wrap_in_envelope
 from perimeter.runtime import Runtime, Settings
 
 from tests.corpus import MOTO_ACCOUNT, REGION, load, records, replay_sg_record
+from tests.harness import create_stack_resources, drain_messages
 
 APP_PATH = Path(__file__).resolve().parents[2] / "functions" / "sg_guard" / "app.py"
 SELF_ROLE = "perimeter-sg-guard-us-east-1"
@@ -117,17 +118,7 @@ class Env:
         return out
 
     def messages(self) -> list[dict[str, Any]]:
-        out = []
-        while True:
-            resp = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-            )
-            batch = resp.get("Messages", [])
-            if not batch:
-                return out
-            for m in batch:
-                out.append(json.loads(m["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+        return drain_messages(self.sqs, self.queue_url)
 
     def audit(self, audit_id: str) -> dict[str, Any] | None:
         item = self.ddb.get_item(TableName=AUDIT_TABLE, Key={"pk": {"S": audit_id}}).get("Item")
@@ -171,25 +162,18 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     for k in ("PERIMETER_DRY_RUN", "PERIMETER_POLICY_PARAMETER", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(k, raising=False)
     with mock_aws():
-        ddb = boto3.client("dynamodb", region_name=REGION)
-        for table, key in ((AUDIT_TABLE, "pk"), (IDEMPOTENCY_TABLE, "id")):
-            ddb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        sns = boto3.client("sns", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        topic = sns.create_topic(Name="perimeter-alerts")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        topic, queue_url = create_stack_resources(
+            boto3.session.Session(region_name=REGION),
+            audit_table=AUDIT_TABLE,
+            idempotency_table=IDEMPOTENCY_TABLE,
+            topic_name="perimeter-alerts",
+            queue_name="alerts",
+            raw_delivery=False,
+        )
         monkeypatch.setenv("PERIMETER_TOPIC_ARN", topic)
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
         hub = boto3.client("securityhub", region_name=REGION)
-        hub.enable_security_hub()
         ec2 = boto3.client("ec2", region_name=REGION)
         vpc_id = public_vpc(ec2)
 
