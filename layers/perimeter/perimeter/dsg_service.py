@@ -52,7 +52,15 @@ from perimeter.dsg_plan import (
 from perimeter.events import ApiCall
 from perimeter.guard import admit
 from perimeter.publish import publish
-from perimeter.report import FindingResource, Notification, iso_now, make_finding, worst
+from perimeter.report import (
+    SEVERITY_ORDER,
+    FindingResource,
+    Notification,
+    call_notification,
+    iso_now,
+    make_finding,
+    worst,
+)
 from perimeter.rules import Rule
 from perimeter.runtime import Runtime
 from perimeter.scoring import score_rule
@@ -635,8 +643,7 @@ def _notification(
     lines: Sequence[str],
     top: Sequence[tuple[str, str, str, str]],
 ) -> Notification:
-    order = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-    sev, control, action, _ = max(top, key=lambda t: order.index(t[0]))
+    sev, control, action, _ = max(top, key=lambda t: SEVERITY_ORDER.index(t[0]))
     moved = sum(len(m.moved) for m in migrations)
     emptied = [m.plan.default.group_id for m in migrations if m.emptied]
     if moved or emptied:
@@ -644,32 +651,13 @@ def _notification(
     else:
         head = f"{action} on {top[0][3].split(': ', 1)[-1]}"
     undo = [f"perimeter restore {m.audit_id}" for m in migrations if m.audit_id]
-    text = (
-        f"{call.event_name} by {call.actor.display} in {call.account}/{call.region} "
-        f"(event {call.event_id}).\n\n"
-    )
-    text += "\n".join(lines)
-    for m in migrations:
-        for b in m.plan.blockers:
-            text += f"\nFix for {b.eni.eni_id}: {b.fix}"
-    if undo:
-        text += "\n\nUndo (after adding a policy exemption): " + " ; ".join(undo)
-    body = {
-        "event_id": call.event_id,
-        "event_name": call.event_name,
-        "actor": call.actor.display,
-        "account": call.account,
-        "region": call.region,
-        "migrations": [_migration_summary(m) for m in migrations],
-        "finding_ids": [f["Id"] for f in findings],
-    }
-    return Notification(
+    fixes = [f"Fix for {b.eni.eni_id}: {b.fix}" for m in migrations for b in m.plan.blockers]
+    return call_notification(
+        call,
         subject=f"[Perimeter] {worst(t[0] for t in top)} {control} {head}",
-        text=text,
-        body=body,
-        attributes={
-            "control": control,
-            "severity": sev,
-            "action": ",".join(sorted({t[2] for t in top})),
-        },
+        lines=[*lines, *fixes],
+        details={"migrations": [_migration_summary(m) for m in migrations]},
+        attributes={"control": control, "severity": sev, "action": ",".join(sorted({t[2] for t in top}))},
+        findings=findings,
+        undo=undo,
     )

@@ -23,7 +23,14 @@ from typing import Any
 from perimeter.controls import REGISTRY, Control, register
 from perimeter.events import ApiCall
 from perimeter.policy import Policy
-from perimeter.report import SEVERITY_ORDER, FindingResource, Notification, make_finding, worst
+from perimeter.report import (
+    SEVERITY_ORDER,
+    FindingResource,
+    Notification,
+    call_notification,
+    make_finding,
+    worst,
+)
 
 
 def _no_rule_matches(*_: Any) -> bool:
@@ -302,27 +309,17 @@ def issues_notification(
     )
     if len(judged) > 1:
         subject += f" (+{len(judged) - 1} more)"
-    text = (
-        f"{call.event_name} by {call.actor.display} in {call.account}/{call.region} "
-        f"(event {call.event_id}).\n\n" + "\n".join(lines)
-    )
-    return Notification(
+    return call_notification(
+        call,
         subject=subject,
-        text=text,
-        body={
-            "event_id": call.event_id,
-            "event_name": call.event_name,
-            "actor": call.actor.display,
-            "account": call.account,
-            "region": call.region,
-            "decisions": decisions,
-            "finding_ids": [f["Id"] for f in findings],
-        },
+        lines=lines,
+        details={"decisions": decisions},
         attributes={
             "control": top.issue.control_id,
             "severity": top.severity,
             "action": ",".join(sorted({j.action for j in judged})),
         },
+        findings=findings,
     )
 
 

@@ -233,6 +233,36 @@ class Notification:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
+def call_notification(
+    call: ApiCall,
+    *,
+    subject: str,
+    lines: Sequence[str],
+    details: Mapping[str, Any],
+    attributes: Mapping[str, str],
+    findings: Sequence[Mapping[str, Any]],
+    undo: Sequence[str] = (),
+) -> Notification:
+    """The message every function sends about one event: who did what where, one line per
+    decision, how to undo, and the same as JSON (``details`` plus the finding ids)."""
+    text = (
+        f"{call.event_name} by {call.actor.display} in {call.account}/{call.region} "
+        f"(event {call.event_id}).\n\n" + "\n".join(lines)
+    )
+    if undo:
+        text += "\n\nUndo (after adding a policy exemption): " + " ; ".join(undo)
+    body = {
+        "event_id": call.event_id,
+        "event_name": call.event_name,
+        "actor": call.actor.display,
+        "account": call.account,
+        "region": call.region,
+        **details,
+        "finding_ids": [f["Id"] for f in findings],
+    }
+    return Notification(subject=_clip(subject, 100), text=text, body=body, attributes=dict(attributes))
+
+
 def build_notification(
     call: ApiCall, outcomes: Sequence[Outcome], findings: Sequence[Mapping[str, Any]]
 ) -> Notification:
@@ -262,34 +292,15 @@ def build_notification(
     actions = sorted({d["action"] for d in decisions})
     # SNS refuses subjects over 100 characters; group ids are short but findings for other
     # resources (ARNs) need not be.
-    subject = _clip(
-        f"[Perimeter] {top['severity']} {top['control']} {top['action']} on {top['group_id']}", 100
-    )
     undo = [f"perimeter restore {o.audit_id}" for o in outcomes if o.audit_id and o.removed()]
-    text = (
-        f"{call.event_name} by {call.actor.display} in {call.account}/{call.region} "
-        f"(event {call.event_id}).\n\n" + "\n".join(lines)
-    )
-    if undo:
-        text += "\n\nUndo (after adding a policy exemption): " + " ; ".join(undo)
-    body = {
-        "event_id": call.event_id,
-        "event_name": call.event_name,
-        "actor": call.actor.display,
-        "account": call.account,
-        "region": call.region,
-        "decisions": decisions,
-        "finding_ids": [f["Id"] for f in findings],
-    }
-    return Notification(
-        subject=subject,
-        text=text,
-        body=body,
-        attributes={
-            "control": top["control"],
-            "severity": top["severity"],
-            "action": ",".join(actions),
-        },
+    return call_notification(
+        call,
+        subject=f"[Perimeter] {top['severity']} {top['control']} {top['action']} on {top['group_id']}",
+        lines=lines,
+        details={"decisions": decisions},
+        attributes={"control": top["control"], "severity": top["severity"], "action": ",".join(actions)},
+        findings=findings,
+        undo=undo,
     )
 
 
