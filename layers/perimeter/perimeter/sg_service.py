@@ -14,6 +14,7 @@ from perimeter.changes import extract_group_changes
 from perimeter.decide import GroupDecision, decide
 from perimeter.events import ApiCall
 from perimeter.guard import admit
+from perimeter.policy import Policy
 from perimeter.publish import publish
 from perimeter.report import (
     Outcome,
@@ -107,14 +108,14 @@ def _act_and_report(call: ApiCall, decisions: list[GroupDecision], rt: Runtime) 
         findings,
         build_notification(call, outcomes, findings),
         remediated=any(o.removed() for o in outcomes),
-        details={"groups": [_group_summary(o) for o in outcomes]},
+        details={"groups": [_group_summary(o, rt.policy) for o in outcomes]},
     )
 
 
-def _group_summary(o: Outcome) -> dict[str, Any]:
+def _group_summary(o: Outcome, policy: Policy) -> dict[str, Any]:
     return {
         "group_id": o.decision.ctx.group_id,
-        "tier": o.decision.ctx.tags.get("perimeter:tier"),
+        "tier": o.decision.ctx.tier(policy),
         "violations": [
             {
                 "control": v.control.id,
