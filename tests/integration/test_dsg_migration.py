@@ -204,3 +204,31 @@ def test_quarantine_tagged_enis_go_to_an_empty_group(
     assert after[vpc.enis[0]] == [interim]
     assert rules_of(ec2, quarantine) == []
     assert rules_of(ec2, vpc.default_sg) == []
+
+
+def test_rules_elsewhere_naming_the_default_group_block_the_migration(account: Account) -> None:
+    """A database group admits 5432 from the default group, and an app group sends 443 to it:
+    its members reach the database through that rule, so moving them would cut them off."""
+    ec2 = account.ec2
+    vpc = build_vpc(ec2, instances=1, enis=1)
+    db = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc.vpc_id)["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=db,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 5432,
+                "ToPort": 5432,
+                "UserIdGroupPairs": [{"GroupId": vpc.default_sg}],
+            }
+        ],
+    )
+    before_groups = groups_of(ec2, vpc.enis)
+    before_rules = rules_of(ec2, vpc.default_sg)
+    result = account.invoke(modify_eni_event(vpc.enis[-1], [vpc.default_sg]))
+    assert result["status"] == "reported", result
+    assert groups_of(ec2, vpc.enis) == before_groups, "nobody moved"
+    assert rules_of(ec2, vpc.default_sg) == before_rules, "the default group's rules stay"
+    findings = [f for f in account.findings() if f["GeneratorId"] == "PER-DSG-2"]
+    assert findings and all(f["Compliance"]["Status"] == "FAILED" for f in findings)
+    assert all(f"{db}: tcp/5432 from {vpc.default_sg}" in f["Description"] for f in findings)

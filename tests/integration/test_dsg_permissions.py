@@ -75,7 +75,9 @@ def test_ec2_call_count_of_a_migration(account: Account, calls: Counter[str]) ->
     used = {k.split(":", 1)[1]: v for k, v in calls.items() if k.startswith("ec2:")}
     assert used == {
         "DescribeNetworkInterfaces": 2,  # the event's ENI; the default group's dependants
-        "DescribeSecurityGroups": 3,  # the ENI's groups' tiers; the default group; the interim group by name
+        # the ENI's groups' tiers; the default group; other groups' rules naming it (ingress,
+        # egress); the interim group by name
+        "DescribeSecurityGroups": 5,
         "DescribeSecurityGroupRules": 2,  # the default group's rules; the new interim group's
         "DescribeRouteTables": 1,  # VPC CIDRs (cached per container)
         "CreateSecurityGroup": 1,

@@ -277,6 +277,18 @@ def test_one_unmovable_dependant_blocks_everything() -> None:
     assert "cannot be moved" in plan.why_not[0]
 
 
+def test_a_rule_elsewhere_naming_the_default_group_blocks_the_move() -> None:
+    """sg-db admits 5432 from the default group: moving its members to the interim group would
+    cut that traffic, so nothing moves and the default group's rules stay."""
+    default = DefaultGroup(DSG, VPC, (SELF_REF, WORLD_SSH))
+    from_default = Rule("sg-db", False, "tcp", 5432, 5432, referenced_group_id=DSG, rule_id="sgr-db")
+    plan = plan_migration(default, [eni("eni-1")], POLICY, CTX, referenced_by=[from_default])
+    assert plan.moves == () and plan.revoke == () and not plan.acts
+    assert any("sg-db: tcp/5432 from " + DSG in why for why in plan.why_not), plan.why_not
+    without_deps = plan_migration(default, [], POLICY, CTX, referenced_by=[from_default])
+    assert without_deps.revoke == default.rules, "with no member to cut off, the rules still go"
+
+
 @pytest.mark.parametrize(
     ("modes", "moves", "revokes", "why"),
     [

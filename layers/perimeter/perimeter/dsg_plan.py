@@ -510,12 +510,14 @@ def plan_migration(
     *,
     exempt_dsg1: str | None = None,
     exempt_dsg2: str | None = None,
+    referenced_by: Sequence[Rule] = (),
 ) -> MigrationPlan:
     """Decide what enforce may do for one VPC: move which ENIs where, revoke which rules.
 
     Moves happen only when every dependant can be moved (one left behind on the default
-    group would lose its traffic to the others); rules are revoked only when no dependant is
-    left on the group afterwards."""
+    group would lose its traffic to the others) and no other group's rule names the default
+    group (its members would lose that traffic once moved); rules are revoked only when no
+    dependant is left on the group afterwards."""
     kept, dropped = interim_rules(default, policy, ctx)
     name = interim_name(kept)
     m1, m2 = policy.mode("PER-DSG-1"), policy.mode("PER-DSG-2")
@@ -527,6 +529,15 @@ def plan_migration(
         why.append(
             f"{len(blockers)} dependant(s) cannot be moved in place "
             f"({', '.join(b.eni.eni_id for b in blockers)}): nothing moved, so nobody is cut off"
+        )
+        can_move = False
+    if deps and referenced_by:
+        listed = "; ".join(f"{r.group_id}: {r.describe()}" for r in referenced_by[:5])
+        more = f" and {len(referenced_by) - 5} more" if len(referenced_by) > 5 else ""
+        why.append(
+            f"{len(referenced_by)} rule(s) of other groups name default SG {default.group_id} "
+            f"({listed}{more}): its dependants would lose that traffic once moved, so nothing moved. "
+            f"Point those rules at the dependants' own tier group first"
         )
         can_move = False
     if deps and m2 != "enforce":

@@ -17,7 +17,9 @@ from what AWS now holds, and the audit record of the first attempt is merged, ne
 EC2 calls per event: a compliant ENI event 1 (DescribeNetworkInterfaces; +1
 DescribeSecurityGroups when PER-TIER-1 is on); an Authorize on a non-default group 1. A
 violating event reads 4 more (default SG, its rules, its dependants, route tables — the last
-cached per container) and writes at most 1 find + 1 create + 2 authorize + 2N modify + 2 revoke
+cached per container), 2 more before it may move dependants (other groups whose rules name
+the default SG, ingress and egress: moving would cut that traffic, so any such rule blocks
+the move), and writes at most 1 find + 1 create + 2 authorize + 2N modify + 2 revoke
 for N dependants.
 """
 
@@ -214,8 +216,18 @@ def _plan_vpc(call: ApiCall, vpc_id: str, rt: Runtime, net: Ec2NetworkAdapter) -
         )
         return ex.label if ex else None
 
+    # Only a move can cut traffic that other groups grant to the default group's members.
+    referenced = (
+        net.rules_referencing(default.group_id) if deps and policy.mode("PER-DSG-2") == "enforce" else []
+    )
     return plan_migration(
-        default, deps, policy, ctx, exempt_dsg1=exempt("PER-DSG-1"), exempt_dsg2=exempt("PER-DSG-2")
+        default,
+        deps,
+        policy,
+        ctx,
+        exempt_dsg1=exempt("PER-DSG-1"),
+        exempt_dsg2=exempt("PER-DSG-2"),
+        referenced_by=referenced,
     )
 
 

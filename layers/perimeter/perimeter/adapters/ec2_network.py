@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from perimeter.adapters.ec2 import error_code
 from perimeter.dsg_plan import DefaultGroup, Eni, eni_from_api
-from perimeter.rules import Rule, rule_from_api_rule
+from perimeter.rules import Rule, rule_from_api_rule, rules_of_group
 
 DUPLICATE = {"InvalidPermission.Duplicate"}
 ENI_GONE = {"InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterfaceId.NotFound"}
@@ -63,6 +63,21 @@ class Ec2NetworkAdapter:
         """Every ENI that uses any of the groups (one paginated call)."""
         ids = sorted(set(group_ids))
         return self._enis([{"Name": "group-id", "Values": ids}]) if ids else []
+
+    def rules_referencing(self, group_id: str) -> list[Rule]:
+        """Rules of other groups whose source (ingress) or destination (egress) is this group:
+        the traffic that follows its members. Two filtered reads, one per direction."""
+        out: dict[Any, Rule] = {}
+        for name, egress in (("ip-permission.group-id", False), ("egress.ip-permission.group-id", True)):
+            paginator = self._ec2.get_paginator("describe_security_groups")
+            for page in paginator.paginate(Filters=[{"Name": name, "Values": [group_id]}]):
+                for g in page.get("SecurityGroups", []):
+                    if g["GroupId"] == group_id:
+                        continue  # the group's own self-reference moves with it (rewritten)
+                    for rule in rules_of_group(g):
+                        if rule.egress == egress and rule.referenced_group_id == group_id:
+                            out.setdefault(rule.key, rule)
+        return list(out.values())
 
     def subnet_vpcs(self, subnet_ids: Iterable[str]) -> dict[str, str]:
         """Subnet id -> VPC id; subnets that no longer exist are left out."""
