@@ -1,7 +1,8 @@
-"""The real CloudTrail corpus (``../shared/corpus/cloudtrail``), for tests of every issue.
+"""The real CloudTrail corpus (``tests/corpus_data/cloudtrail``), for tests of every issue.
 
-Read the records at test time (never copied into the repo: some carry MPL-2.0 or CC-BY-SA
-terms, see SOURCES.md there). Two layers:
+The records are published by others and kept here with their provenance and licence terms
+(``tests/corpus_data/cloudtrail/SOURCES.md``: some files stay under MPL-2.0 or CC-BY-SA-4.0).
+A missing record is an error that names the path, never a silent skip. Two layers:
 
 - pure: ``corpus_dir()``, ``load(name)``, ``records(*event_names)``, ``detail(record)``,
   ``retarget(record, ...)`` (substitute account, region, ids so a record speaks about resources
@@ -40,22 +41,37 @@ MOTO_ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 
+CORPUS_DIR = Path(__file__).resolve().parent / "corpus_data" / "cloudtrail"
+
+
+class CorpusMissing(FileNotFoundError):
+    """A corpus record or folder the tests need is not in the checkout."""
+
+
 def corpus_dir() -> Path:
-    """``<repo>/../shared/corpus/cloudtrail``, falling back to ``/work/shared/...``."""
-    near = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "cloudtrail"
-    return near if near.is_dir() else Path("/work/shared/corpus/cloudtrail")
+    """``tests/corpus_data/cloudtrail`` in this checkout."""
+    if not CORPUS_DIR.is_dir():
+        raise CorpusMissing(f"the CloudTrail corpus is missing: {CORPUS_DIR} (restore it from git)")
+    return CORPUS_DIR
 
 
 def load(name: str) -> dict[str, Any]:
     """One record by its path under the corpus, e.g. ``"CreateSecurityGroup/panther-1.json"``."""
-    return json.loads((corpus_dir() / name).read_text(encoding="utf-8"))
+    path = corpus_dir() / name
+    if not path.is_file():
+        raise CorpusMissing(f"corpus record missing: {path}")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def records(*event_names: str) -> list[tuple[str, dict[str, Any]]]:
-    """``(name, record)`` for every record of these event names, sorted by name."""
+    """``(name, record)`` for every record of these event names, sorted by name; an event name
+    with no record is an error (a parametrized test must never collect an empty set)."""
     out = []
     for event_name in event_names:
-        for path in sorted((corpus_dir() / event_name).glob("*.json")):
+        paths = sorted((corpus_dir() / event_name).glob("*.json"))
+        if not paths:
+            raise CorpusMissing(f"no corpus record for {event_name} under {corpus_dir()}")
+        for path in paths:
             out.append((f"{event_name}/{path.name}", json.loads(path.read_text(encoding="utf-8"))))
     return out
 

@@ -25,6 +25,7 @@ from moto import mock_aws
 from perimeter.events import wrap_in_envelope
 from perimeter_local.cloudtrail import record
 
+from tests.corpus import load
 from tests.harness import audit_records, create_stack_resources, drain_messages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,18 +33,10 @@ ACCOUNT = "123456789012"
 AUDIT_TABLE = "perimeter-audit"
 IDEMPOTENCY_TABLE = "perimeter-idempotency"
 FLOW_LOG_GROUP = "/perimeter/perimeter/vpc-flow-logs"
-CORPUS = next(
-    (
-        p
-        for p in (ROOT.parent / "shared/corpus/cloudtrail", Path("/work/shared/corpus/cloudtrail"))
-        if p.is_dir()
-    ),
-    ROOT.parent / "shared/corpus/cloudtrail",
-)
 
 
 def corpus(name: str) -> dict[str, Any]:
-    return json.loads((CORPUS / name).read_text())  # type: ignore[no-any-return]
+    return load(name)
 
 
 def sample(name: str) -> dict[str, Any]:
