@@ -5,6 +5,7 @@
     perimeter invoke --embedded -e ...                                          # own moto server
     perimeter demo
     perimeter audit list | perimeter restore AUDIT_ID
+    perimeter replay DIR | s3://bucket/prefix | --lake-results FILE   # history, dry run
 
 ``invoke`` honours ``AWS_ENDPOINT_URL`` and the usual credential variables; it creates the
 template's supporting resources where they are missing, prints a JSON summary on stdout (the
@@ -146,6 +147,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from perimeter_local.replay_cli import run_replay
+
+    return run_replay(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="perimeter", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-t", "--template", default=DEFAULT_TEMPLATE)
     demo.add_argument("--json", action="store_true", help="print the outcome as JSON")
     demo.set_defaults(func=cmd_demo)
+
+    from perimeter_local.replay_cli import add_arguments as add_replay_arguments
+
+    rep = sub.add_parser(
+        "replay", help="what Perimeter would have done over a CloudTrail history (dry run, no AWS writes)"
+    )
+    add_replay_arguments(rep)
+    rep.set_defaults(func=cmd_replay)
 
     for name, helptext, func in (
         ("audit", "list the audit trail", cmd_audit),
