@@ -132,16 +132,50 @@ def compile_matcher(pattern: Mapping[str, Any]) -> Callable[[Mapping[str, Any]],
             else:
                 node[cond.path[-1]] = _KEEP
 
+    # Pruned events repeat (the same source, name and error code over and over): the answer
+    # for one pruned shape is remembered, up to a bound.
+    answers: dict[Any, bool] = {}
+
     def match(event: Mapping[str, Any]) -> bool:
         if not isinstance(event, Mapping):
             raise TypeError(f"event must be a mapping, got {type(event).__name__}")
+        key = _key(event, tree)
+        found = answers.get(key) if key is not None else None
+        if found is not None:
+            return found
         leaves = _flatten(_prune(event, tree))
-        return any(_satisfied(conds, 0, leaves, {}) for conds in alternatives)
+        answer = any(_satisfied(conds, 0, leaves, {}) for conds in alternatives)
+        if key is not None and len(answers) < _MEMO_LIMIT:
+            answers[key] = answer
+        return answer
 
     return match
 
 
 _KEEP: dict[str, Any] = {}  # sentinel: keep the whole value at this path
+_MEMO_LIMIT = 4096
+_SCALAR_TYPES = (str, int, float, bool, type(None))
+
+
+def _key(node: Any, tree: Mapping[str, Any]) -> Any:
+    """A hashable, type-exact image of ``node`` cut to ``tree`` (None when it holds something
+    that is not JSON). Types are part of the key: ``"5"``, ``5``, ``5.0`` and ``True`` match
+    differently; key order is not (a pattern never depends on it)."""
+    kind = type(node)
+    if kind is dict or (kind is not list and isinstance(node, Mapping)):
+        if tree is _KEEP:
+            parts = [(k, _key(v, _KEEP)) for k, v in node.items()]
+        else:
+            parts = [(k, _key(v, tree[k])) for k, v in node.items() if k in tree]
+        if any(v is None for _, v in parts):
+            return None
+        return ("{", frozenset(parts))
+    if kind is list or kind is tuple:
+        parts = [_key(v, tree) for v in node]
+        return None if any(v is None for v in parts) else ("[", tuple(parts))
+    if kind in _SCALAR_TYPES:
+        return (kind, node)
+    return None
 
 
 def _prune(node: Any, tree: Mapping[str, Any]) -> Any:

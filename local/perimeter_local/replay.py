@@ -119,8 +119,8 @@ class Progress:
         self._last = now
         rate = tally.records / max(now - self._start, 1e-9)
         self.stream.write(
-            f"\r{tally.records:,} records, {tally.routed:,} routed, {stats.files:,} files, {rate:,.0f} records/s"
-            + ("\n" if final else "")
+            f"\r{tally.records:,} records, {tally.routed:,} routed, {stats.files:,} files, "
+            f"{rate:,.0f} records/s" + ("\n" if final else "")
         )
         self.stream.flush()
 

@@ -1,10 +1,10 @@
 """The ``perimeter replay`` command line: choose the history, the template, the policy.
 
-    perimeter replay tests/corpus_data/cloudtrail            # a directory of .json / .json.gz
-    perimeter replay s3://my-trail-bucket/AWSLogs/123456789012/CloudTrail/us-east-1/2026/
-    perimeter replay --lake-results page-1.json page-2.json  # CloudTrail Lake / Athena rows
-    perimeter replay --print-lake-sql                        # the query selecting routed calls
-    perimeter replay DIR --json --known-good 'arn:aws:sts::*:assumed-role/Deployer/*'
+perimeter replay tests/corpus_data/cloudtrail            # a directory of .json / .json.gz
+perimeter replay s3://my-trail-bucket/AWSLogs/123456789012/CloudTrail/us-east-1/2026/
+perimeter replay --lake-results page-1.json page-2.json  # CloudTrail Lake / Athena rows
+perimeter replay --print-lake-sql                        # the query selecting routed calls
+perimeter replay DIR --json --known-good 'arn:aws:sts::*:assumed-role/Deployer/*'
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ def run_replay(args: argparse.Namespace) -> int:
         return 2
     seconds = time.perf_counter() - started
     exemptions, silenced = exemption_snippet(tally, known_good=args.known_good)
-    report = to_json(tally, source=source, seconds=seconds, stats=stats, exemptions=exemptions, silenced=silenced)
+    report = to_json(
+        tally, source=source, seconds=seconds, stats=stats, exemptions=exemptions, silenced=silenced
+    )
     print(json.dumps(report, indent=2) if args.json else render(report, top=args.top))
     return 0

@@ -29,7 +29,14 @@ from perimeter.controls import REGISTRY
 from perimeter.decide import decide
 from perimeter.events import ApiCall, MalformedEvent, unwrap
 from perimeter.flowlog_eval import vpc_issue
-from perimeter.iam_eval import BadPolicyDocument, Principal, invoke_issues, is_admin, parse_document, statements
+from perimeter.iam_eval import (
+    BadPolicyDocument,
+    Principal,
+    invoke_issues,
+    is_admin,
+    parse_document,
+    statements,
+)
 from perimeter.model_eval import (
     ModelFacts,
     NotebookFacts,
@@ -79,6 +86,7 @@ class Verdict:
 
 
 # --- security groups: the one call into the SG evaluation --------------------------------
+
 
 #: AWS gives every new VPC security group this egress rule (all traffic to 0.0.0.0/0).
 def _default_egress(group_id: str) -> Rule:
@@ -189,7 +197,8 @@ def _judge_model(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) ->
         out.hits.extend(_posture_hits(issues, call, policy))
         if facts.in_vpc:
             out.undetermined.append(
-                "CreateModel: its VPC's flow logs and runtime endpoints, and its groups' rules, are account state"
+                "CreateModel: its VPC's flow logs and runtime endpoints, and its groups' rules, "
+                "are account state"
             )
     elif name == "CreateNotebookInstance":
         nb = str(_req(req, "notebookInstanceName") or "?")
@@ -223,11 +232,11 @@ _NEEDS_STATE = {
     "CreateEndpointConfig": "CreateEndpointConfig: its models' network settings are read from the models",
     "CreateEndpoint": "CreateEndpoint: the models it serves are read from its endpoint config",
     "UpdateEndpoint": "UpdateEndpoint: the models it serves are read from its endpoint config",
-    "UpdateMarketplaceModelEndpoint": "UpdateMarketplaceModelEndpoint: the endpoint's VPC config is read back",
+    "UpdateMarketplaceModelEndpoint": "UpdateMarketplaceModelEndpoint: its VPC config is read back",
     "CreateModelImportJob": "CreateModelImportJob: the account's guardrails (PER-GR-1) are account state",
-    "CreateGuardrail": "CreateGuardrail: whether any HIGH prompt-attack guardrail remains is account state",
+    "CreateGuardrail": "CreateGuardrail: whether a HIGH prompt-attack guardrail exists is account state",
     "UpdateGuardrail": "UpdateGuardrail: weakening is measured against the published version",
-    "DeleteGuardrail": "DeleteGuardrail: whether another HIGH prompt-attack guardrail remains is account state",
+    "DeleteGuardrail": "DeleteGuardrail: whether a HIGH prompt-attack guardrail remains is account state",
     "DeleteFlowLogs": "DeleteFlowLogs: which VPC lost it, and what flow logs it keeps, is account state",
 }
 
@@ -243,10 +252,14 @@ def _judge_iam(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> N
         source = f"inline policy {req.get('policyName')} on {kind} {who}"
         doc = parse_document(req.get("policyDocument"))
         out.hits.extend(
-            _posture_hits(invoke_issues(doc, target, source=source, chain=(source, f"{kind} {who}")), call, policy)
+            _posture_hits(
+                invoke_issues(doc, target, source=source, chain=(source, f"{kind} {who}")), call, policy
+            )
         )
         if kind == "role" and any(is_admin(s) for s in statements(doc)):
-            admin_why = f"{name}: admin on role {who}; whether it is a model execution role is its trust policy"
+            admin_why = (
+                f"{name}: admin on role {who}; whether it is a model execution role is its trust policy"
+            )
     elif name == "CreatePolicyVersion":
         arn = str(req.get("policyArn"))
         if not req.get("setAsDefault") or str(req.get("setAsDefault")).lower() == "false":
@@ -254,7 +267,9 @@ def _judge_iam(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> N
         doc = parse_document(req.get("policyDocument"))
         source = f"managed policy {arn} (new default version)"
         target = Principal("policy", arn.rsplit("/", 1)[-1], arn)
-        out.hits.extend(_posture_hits(invoke_issues(doc, target, source=source, chain=(source,)), call, policy))
+        out.hits.extend(
+            _posture_hits(invoke_issues(doc, target, source=source, chain=(source,)), call, policy)
+        )
         if any(is_admin(s) for s in statements(doc)):
             admin_why = f"{name}: admin policy; the roles using it are account state"
     elif name == "AttachRolePolicy":

@@ -127,15 +127,16 @@ def _text(raw: Any, gz: bool | None = None) -> IO[str]:
 # --- where documents come from ------------------------------------------------------------
 
 HISTORY_SUFFIXES = (".json", ".json.gz")
+RESULT_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
 
 
-def local_files(root: Path) -> list[Path]:
-    """Every ``.json`` / ``.json.gz`` file under ``root`` (or ``root`` itself), sorted."""
+def local_files(root: Path, suffixes: tuple[str, ...] = HISTORY_SUFFIXES) -> list[Path]:
+    """Every file under ``root`` (or ``root`` itself) whose name ends in ``suffixes``, sorted."""
     if root.is_file():
         return [root]
     if not root.is_dir():
         raise HistoryError(f"{root}: no such file or directory")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(HISTORY_SUFFIXES))
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(suffixes))
 
 
 def read_local(root: Path, stats: ReadStats | None = None) -> Iterator[Any]:
@@ -266,7 +267,7 @@ def rows_of(doc: Any, name: str) -> Iterator[Mapping[str, Any]]:
 def read_lake_results(paths: Iterable[Path], stats: ReadStats | None = None) -> Iterator[Any]:
     """Records from CloudTrail Lake result pages or JSON-lines rows (gzip or plain)."""
     for path in paths:
-        for file in local_files(path) if path.is_dir() else [path]:
+        for file in local_files(path, RESULT_SUFFIXES):
             if stats is not None:
                 stats.files += 1
                 stats.bytes += file.stat().st_size

@@ -89,7 +89,9 @@ class Router:
         candidates = self._index.get((detail.get("eventSource"), detail.get("eventName")))  # type: ignore[arg-type]
         if candidates is None and not self._always:
             return None, []
-        envelope = wrap_in_envelope(record)
+        # Always the envelope EventBridge would build from the CloudTrail record itself: a
+        # stored envelope (published samples) may carry redacted or stale fields of its own.
+        envelope = wrap_in_envelope(detail)
         chosen = [r for r in (candidates or ()) if r.match(envelope)]
         chosen.extend(r for r in self._always if r.match(envelope))
         return envelope, chosen
