@@ -156,12 +156,15 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def read_s3(client: Any, url: str, stats: ReadStats | None = None) -> Iterator[Any]:
+def read_s3(client: Any, url: str, stats: ReadStats | None = None, *, page_size: int = 1000) -> Iterator[Any]:
     """Records of every ``.json.gz`` / ``.json`` object under an S3 prefix (a trail writes
     ``AWSLogs/<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/``). Only ListObjectsV2 and
     GetObject are called; each object is streamed, not downloaded whole."""
     bucket, prefix = parse_s3_url(url)
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+    )
+    for page in pages:
         for obj in page.get("Contents", []):
             key = obj["Key"]
             if not key.endswith(HISTORY_SUFFIXES):
