@@ -13,7 +13,6 @@ import botocore.client
 import pytest
 from moto import mock_aws
 from perimeter.policy import load_default_policy
-
 from perimeter_local.cli import main
 from perimeter_local.replay import replay
 from perimeter_local.replay_read import read_local, read_s3
