@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_one(paths: list[str]) -> dict[str, object]:
     """Child process: replay ``paths`` and print figures as JSON."""
     from perimeter.policy import load_default_policy
-
     from perimeter_local.replay import replay
     from perimeter_local.replay_read import ReadStats, read_local
     from perimeter_local.replay_route import Router, template_routes

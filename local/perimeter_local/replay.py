@@ -312,28 +312,40 @@ def render(report: Mapping[str, Any], *, top: int = 5) -> str:
 # --- SQL for history too large for one machine ---------------------------------------------
 
 
-def lake_sql(router: Router, *, store: str = "<event-data-store-id>", start: str = "", end: str = "") -> str:
-    """The CloudTrail Lake query selecting exactly the calls the template routes, in the
-    columns ``replay_read.record_from_row`` reads."""
-    names = sorted({name for _, name in router.event_keys})
-    sources = sorted({source for source, _ in router.event_keys})
-    when = []
-    if start:
-        when.append(f"eventtime >= '{start}'")
-    if end:
-        when.append(f"eventtime < '{end}'")
-    quoted_names = ", ".join(f"'{n}'" for n in names)
-    quoted_sources = ", ".join(f"'{s}'" for s in sources)
+def lake_sql(
+    router: Router,
+    *,
+    store: str = "<event-data-store-id>",
+    start: str = "",
+    end: str = "",
+    athena_table: str | None = None,
+) -> str:
+    """The query selecting exactly the calls the template routes (a superset when several
+    sources share names: replay routes again), in the columns ``replay_read.record_from_row``
+    reads. CloudTrail Lake by default; with ``athena_table``, Athena's CloudTrail table, where
+    ``requestparameters`` and ``responseelements`` already are JSON text."""
+    names = ", ".join(f"'{n}'" for n in sorted({name for _, name in router.event_keys}))
+    sources = ", ".join(f"'{s}'" for s in sorted({source for source, _ in router.event_keys}))
+    if athena_table:
+        nested = ["       requestparameters, responseelements"]
+        table = athena_table
+    else:
+        nested = [
+            "       json_format(CAST(requestparameters AS JSON)) AS requestparameters,",
+            "       json_format(CAST(responseelements AS JSON)) AS responseelements",
+        ]
+        table = store
+    when = [f"  AND eventtime >= '{start}'"] if start else []
+    when += [f"  AND eventtime < '{end}'"] if end else []
     return "\n".join(
         [
             "SELECT eventid, eventtime, eventsource, eventname, awsregion, recipientaccountid, errorcode,",
             "       useridentity.arn AS useridentity_arn, useridentity.type AS useridentity_type,",
-            "       json_format(CAST(requestparameters AS JSON)) AS requestparameters,",
-            "       json_format(CAST(responseelements AS JSON)) AS responseelements",
-            f"FROM {store}",
-            f"WHERE eventsource IN ({quoted_sources})",
-            f"  AND eventname IN ({quoted_names})",
+            *nested,
+            f"FROM {table}",
+            f"WHERE eventsource IN ({sources})",
+            f"  AND eventname IN ({names})",
             "  AND errorcode IS NULL",
-            *[f"  AND {w}" for w in when],
+            *when,
         ]
     )

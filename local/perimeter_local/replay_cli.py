@@ -42,6 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--print-lake-sql", action="store_true", help="print the CloudTrail Lake SQL selecting routed calls"
     )
+    p.add_argument("--print-athena-sql", metavar="TABLE", help="the same query for Athena's CloudTrail TABLE")
+    p.add_argument(
+        "--store", default="<event-data-store-id>", help="event data store id for --print-lake-sql"
+    )
+    p.add_argument(
+        "--start", default="", help="eventtime lower bound for the SQL, e.g. '2026-10-01 00:00:00'"
+    )
+    p.add_argument("--end", default="", help="eventtime upper bound (exclusive) for the SQL")
 
 
 def _policy(path: Path | None) -> Any:
@@ -58,8 +66,12 @@ def run_replay(args: argparse.Namespace) -> int:
     from perimeter_local.replay_route import Router, template_routes
 
     router = Router(template_routes(Path(args.template)))
-    if args.print_lake_sql:
-        print(lake_sql(router))
+    if args.print_lake_sql or args.print_athena_sql:
+        print(
+            lake_sql(
+                router, store=args.store, start=args.start, end=args.end, athena_table=args.print_athena_sql
+            )
+        )
         return 0
     stats = ReadStats()
     if args.lake_results:

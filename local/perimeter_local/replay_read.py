@@ -127,7 +127,7 @@ def _text(raw: Any, gz: bool | None = None) -> IO[str]:
 # --- where documents come from ------------------------------------------------------------
 
 HISTORY_SUFFIXES = (".json", ".json.gz")
-RESULT_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
+RESULT_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".gz")  # Athena UNLOAD writes <id>.gz
 
 
 def local_files(root: Path, suffixes: tuple[str, ...] = HISTORY_SUFFIXES) -> list[Path]:
