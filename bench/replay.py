@@ -100,7 +100,8 @@ def main() -> int:
         written = write_history(root, args.records, per_file=args.per_file)
         size = sum(p.stat().st_size for p in local_files(root))
         print(
-            f"history: {written.records:,} records ({written.routed:,} routed) in {written.files} gzip files, "
+            f"history: {written.records:,} records ({written.routed:,} routed) "
+            f"in {written.files} gzip files, "
             f"{size / 2**20:,.0f} MiB, written in {time.perf_counter() - started:,.1f} s"
         )
         files = local_files(root)
@@ -113,7 +114,9 @@ def main() -> int:
             f"replay: {whole['records']:,} records, {whole['routed']:,} routed, {whole['files']} files: "
             f"{whole['cpu_s']:.1f} s CPU, {whole['wall_s']:.1f} s wall"
         )
-        print(f"throughput: {rate_cpu:,.0f} records/s on one core (CPU time); {rate_wall:,.0f} records/s wall")
+        print(
+            f"throughput: {rate_cpu:,.0f} records/s on one core (CPU time); {rate_wall:,.0f} records/s wall"
+        )
         print(
             f"peak RSS: {whole['peak_rss_kib'] / 1024:,.0f} MiB for the whole history, "
             f"{tenth['peak_rss_kib'] / 1024:,.0f} MiB for its first tenth ({tenth['records']:,} records): "
