@@ -8,13 +8,14 @@ SAM := $(SAM_VENV)/bin/sam
 # sam build finds python3.13 through pyenv when the image has it (FACTS.md).
 SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 PYENV_VERSION=3.11.7:3.12.1:3.13.0
 
-.PHONY: help demo test unit lint validate build bench bench-deps clean
+.PHONY: help demo test unit lint validate build bench bench-deps bench-replay clean
 
 help:
 	@echo "make demo    - run Perimeter on an embedded AWS (moto) and show what it does"
 	@echo "make test    - the whole test suite (unit, integration, e2e, template checks)"
 	@echo "make lint    - ruff"
 	@echo "make bench   - benchmarks (calls per event, handler time vs Cloud Custodian, cold import)"
+	@echo "make bench-replay - perimeter replay over a generated million-record CloudTrail history"
 	@echo "make validate / make build - sam validate --lint / sam build"
 
 $(VENV)/.installed: pyproject.toml
@@ -57,6 +58,9 @@ bench-deps: $(VENV)/.installed $(C7N_VENV)/.installed
 bench: bench-deps
 	$(PY) bench/event_path.py --events 200
 	$(PY) bench/cold_import.py
+
+bench-replay: $(VENV)/.installed
+	$(PY) bench/replay.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(C7N_VENV) .aws-sam .perimeter

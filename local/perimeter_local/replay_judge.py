@@ -293,10 +293,27 @@ def _judge_flow_log(call: ApiCall, policy: Policy, today: dt.date, out: Verdict)
 
 def _judge_default_sg(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> None:
     # Default-SG findings come from a migration plan over the VPC's ENIs and the default
-    # group's rules (dsg_service): none of it is in a record.
-    out.undetermined.append(
-        f"{call.event_name}: default-SG and tier checks need the VPC's ENIs and groups (account state)"
-    )
+    # group's rules (dsg_service): none of it is in a record. What a record can show is that
+    # it attached a group named "default" (RunInstances, CreateNetworkInterface responses).
+    if _names_default_group(call.response):
+        out.undetermined.append(
+            f"{call.event_name}: attaches a default SG (PER-DSG-2); the move plan needs the VPC's ENIs "
+            "and the default group's rules"
+        )
+    else:
+        out.undetermined.append(
+            f"{call.event_name}: default-SG and tier checks need the VPC's ENIs and groups (account state)"
+        )
+
+
+def _names_default_group(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        if value.get("groupName") == "default" and value.get("groupId"):
+            return True
+        return any(_names_default_group(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_names_default_group(v) for v in value)
+    return False
 
 
 Judge = Callable[[ApiCall, Policy, dt.date, Verdict], None]

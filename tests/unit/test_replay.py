@@ -189,6 +189,10 @@ def test_corpus_replay_decides_every_routed_record(router: Router) -> None:
     sg = {c: (t.events, t.remediate_events) for c, t in whole.controls.items()}
     assert sg["PER-SG-1"] == (4, 4) and sg["PER-SG-2"] == (3, 3) and sg["PER-SG-3"] == (1, 1)
     assert sg["PER-FL-1"] == (1, 1) and sg["PER-VPC-1"] == (1, 0) and sg["PER-VPC-2"] == (1, 0)
+    # RunInstances/c7n-1, c7n-2 and CreateNetworkInterface/awsdocs-efs-1 name a group "default"
+    # in their responses; the default-SG move plan itself needs account state.
+    attaches = sum(n for why, n in whole.undetermined.items() if "attaches a default SG" in why)
+    assert attaches == 3
     # AttachRolePolicy (x2) and DeleteFlowLogs (x2) cannot be judged without account state.
     assert whole.functions["IamGuardFunction"].outcomes == {"undetermined": 2}
     assert whole.functions["FlowLogGuardFunction"].outcomes == {"violating": 1, "undetermined": 2}
