@@ -338,3 +338,41 @@ def test_cli_prints_the_lake_sql_of_routed_calls(capsys: pytest.CaptureFixture[s
     sql = capsys.readouterr().out
     assert "'AuthorizeSecurityGroupIngress'" in sql and "'PutRolePolicy'" in sql
     assert "errorcode IS NULL" in sql and "DescribeInstances" not in sql
+
+
+# --- progress and malformed records ------------------------------------------------------
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+def test_progress_only_on_a_terminal(router: Router, history: tuple[Path, Any]) -> None:
+    from perimeter_local.replay import Progress
+
+    root, written = history
+    for tty in (True, False):
+        stream = _Stream(tty)
+        replay(read_local(root), router, load_default_policy(), today=TODAY, progress=Progress(stream=stream))
+        text = stream.getvalue()
+        if tty:
+            assert f"{written.records:,} records" in text and text.endswith("records/s\n")
+        else:
+            assert text == ""
+
+
+def test_malformed_routed_record_is_counted_not_fatal(router: Router) -> None:
+    good = json.loads((corpus_dir() / "AuthorizeSecurityGroupIngress" / "panther-2.json").read_text())
+    good = good.get("detail", good)
+    bad = copy.deepcopy(good)
+    del bad["requestParameters"]["groupId"]  # SgGuard's extractor needs it
+    tally = replay([bad, good, "not a record"], router, load_default_policy(), today=TODAY)
+    assert (tally.records, tally.routed, tally.unparsable) == (3, 2, 1)
+    assert tally.functions["SgGuardFunction"].outcomes == {"malformed": 1, "violating": 1}
+    assert any("groupId" in why for why in tally.malformed)
+    assert tally.controls["PER-SG-1"].events == 1
