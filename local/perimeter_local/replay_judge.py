@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from perimeter.changes import GroupChange, extract_group_changes
@@ -103,16 +103,20 @@ def judge_group_delta(change: GroupChange, call: ApiCall, policy: Policy, today:
     rules = change.rules
     if change.whole_group and change.vpc_id:
         rules = (*rules, _default_egress(change.group_id))
+    # The record's rules are both the group's state and what the actor added (so a principal
+    # exemption covers them); a rule whose direction the record does not give cannot be
+    # placed in a state, and is reported undetermined by the caller.
+    delta = replace(change, rules=rules)
     ctx = GroupContext(
         group_id=change.group_id,
         account=call.account,
         region=call.region,
         vpc_id=change.vpc_id,
         tags=dict(change.group_tags or {}),
-        current_rules=rules,
+        current_rules=tuple(r for r in rules if r.egress is not None),
         exists=True,
     )
-    decision = decide(change, ctx, policy, principal_arn=call.actor.arn, today=today)
+    decision = decide(delta, ctx, policy, principal_arn=call.actor.arn, today=today)
     return [
         Hit(
             control=v.control.id,
