@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,11 @@ from tests.unit.test_patterns import CASES, EVENT, events
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 11, 29)
+
+
+def _schema() -> dict[str, Any]:
+    """``policy/schema.json`` (the repository's ``policy`` is the package's policy folder)."""
+    return json.loads(resources.files("perimeter.policy").joinpath("schema.json").read_text())
 
 
 @pytest.fixture(autouse=True)
@@ -232,7 +238,7 @@ def test_exemption_snippet_validates_and_silences_the_known_good(
 
     doc = yaml.safe_load(default_policy_text())
     doc["exemptions"] = yaml.safe_load(snippet_yaml(exemptions))["exemptions"]
-    schema = json.loads((ROOT / "policy" / "schema.json").read_text())
+    schema = _schema()
     jsonschema.validate(doc, schema)
     after = replay(read_local(root), router, parse_policy(doc), today=TODAY)
     total_before = sum(t.remediate for t in before.controls.values())
@@ -330,7 +336,7 @@ def test_cli_replays_the_corpus_as_text_and_json(capsys: pytest.CaptureFixture[s
     assert report["controls"]["PER-SG-1"]["would_remediate_events"] == 4
     doc = yaml.safe_load(default_policy_text())
     doc["exemptions"] = report["exemption_snippet"]["exemptions"]
-    jsonschema.validate(doc, json.loads((ROOT / "policy" / "schema.json").read_text()))
+    jsonschema.validate(doc, _schema())
 
 
 def test_cli_prints_the_lake_sql_of_routed_calls(capsys: pytest.CaptureFixture[str]) -> None:
