@@ -127,6 +127,8 @@ def _text(raw: Any, gz: bool | None = None) -> IO[str]:
 # --- where documents come from ------------------------------------------------------------
 
 HISTORY_SUFFIXES = (".json", ".json.gz")
+#: A trail's digest files (integrity hashes, no records) sit beside its logs.
+DIGEST_DIR = "CloudTrail-Digest"
 RESULT_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".gz")  # Athena UNLOAD writes <id>.gz
 
 
@@ -136,7 +138,11 @@ def local_files(root: Path, suffixes: tuple[str, ...] = HISTORY_SUFFIXES) -> lis
         return [root]
     if not root.is_dir():
         raise HistoryError(f"{root}: no such file or directory")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(suffixes))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.name.endswith(suffixes) and DIGEST_DIR not in p.parts
+    )
 
 
 def read_local(root: Path, stats: ReadStats | None = None) -> Iterator[Any]:
@@ -167,7 +173,7 @@ def read_s3(client: Any, url: str, stats: ReadStats | None = None, *, page_size:
     for page in pages:
         for obj in page.get("Contents", []):
             key = obj["Key"]
-            if not key.endswith(HISTORY_SUFFIXES):
+            if not key.endswith(HISTORY_SUFFIXES) or f"/{DIGEST_DIR}/" in f"/{key}":
                 continue
             if stats is not None:
                 stats.files += 1

@@ -44,6 +44,11 @@ def _upload(s3: Any, root: Path) -> int:
         s3.put_object(Bucket=BUCKET, Key=f.relative_to(root).as_posix(), Body=f.read_bytes())
     # Not history: skipped by name, never read.
     s3.put_object(Bucket=BUCKET, Key="AWSLogs/111122223333/CloudTrail-Digest/x.txt", Body=b"digest")
+    s3.put_object(
+        Bucket=BUCKET,
+        Key="AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/11/01/d.json.gz",
+        Body=gzip.compress(b'{"awsAccountId": "111122223333", "digestSignatureAlgorithm": "SHA256withRSA"}'),
+    )
     # A plain (not gzip) log file is read too.
     s3.put_object(Bucket=BUCKET, Key="AWSLogs/extra/plain.json", Body=gzip.decompress(files[0].read_bytes()))
     return len(files) + 1
@@ -64,7 +69,7 @@ def test_replay_from_s3_reads_pages_and_writes_nothing(
         tally = replay(read_s3(s3, f"s3://{BUCKET}/AWSLogs/", page_size=2), router, policy, today=today)
     assert set(calls) == {"ListObjectsV2", "GetObject"}, calls
     assert calls.count("GetObject") == objects
-    assert calls.count("ListObjectsV2") == (objects + 1 + 1) // 2  # pages of 2 keys, digest included
+    assert calls.count("ListObjectsV2") == (objects + 2 + 1) // 2  # pages of 2 keys, digests included
     first_file = sum(1 for _ in read_local(sorted(tmp_path.rglob("*.json.gz"))[0]))
     assert tally.records == written.records + first_file
     local = replay(read_local(tmp_path), router, policy, today=today)

@@ -116,6 +116,8 @@ def test_directory_is_read_recursively_gz_and_plain(tmp_path: Path) -> None:
         json.dump({"Records": [{"eventName": "One"}, {"eventName": "Two"}]}, fh)
     (tmp_path / "a" / "y.json").write_text(json.dumps({"eventName": "Three"}))
     (tmp_path / "a" / "notes.txt").write_text("not history")
+    (tmp_path / "CloudTrail-Digest").mkdir()
+    (tmp_path / "CloudTrail-Digest" / "d.json").write_text('{"awsAccountId": "1", "digestEndTime": "x"}')
     stats = replay_read.ReadStats()
     assert [r["eventName"] for r in read_local(tmp_path, stats)] == ["One", "Two", "Three"]  # path order
     assert stats.files == 2
