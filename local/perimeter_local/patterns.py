@@ -160,19 +160,19 @@ _SCALAR_TYPES = (str, int, float, bool, type(None))
 def _key(node: Any, tree: Mapping[str, Any]) -> Any:
     """A hashable, type-exact image of ``node`` cut to ``tree`` (None when it holds something
     that is not JSON). Types are part of the key: ``"5"``, ``5``, ``5.0`` and ``True`` match
-    differently; key order is not (a pattern never depends on it)."""
+    differently. Walks the pattern's few paths, not the event's many keys."""
     kind = type(node)
     if kind is dict or (kind is not list and isinstance(node, Mapping)):
         if tree is _KEEP:
-            parts = [(k, _key(v, _KEEP)) for k, v in node.items()]
+            parts = tuple(sorted(((k, _key(v, _KEEP)) for k, v in node.items()), key=lambda kv: str(kv[0])))
         else:
-            parts = [(k, _key(v, tree[k])) for k, v in node.items() if k in tree]
+            parts = tuple((k, _key(node[k], sub)) for k, sub in tree.items() if k in node)
         if any(v is None for _, v in parts):
             return None
-        return ("{", frozenset(parts))
+        return ("{", parts)
     if kind is list or kind is tuple:
-        parts = [_key(v, tree) for v in node]
-        return None if any(v is None for v in parts) else ("[", tuple(parts))
+        items = tuple(_key(v, tree) for v in node)
+        return None if any(v is None for v in items) else ("[", items)
     if kind in _SCALAR_TYPES:
         return (kind, node)
     return None

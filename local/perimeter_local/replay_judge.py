@@ -311,12 +311,13 @@ def _judge_default_sg(call: ApiCall, policy: Policy, today: dt.date, out: Verdic
 
 
 def _names_default_group(value: Any) -> bool:
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind is dict:
         if value.get("groupName") == "default" and value.get("groupId"):
             return True
-        return any(_names_default_group(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_names_default_group(v) for v in value)
+        return any(_names_default_group(v) for v in value.values() if type(v) in (dict, list))
+    if kind is list:
+        return any(_names_default_group(v) for v in value if type(v) in (dict, list))
     return False
 
 
