@@ -67,6 +67,8 @@ class Tally:
     records: int = 0
     routed: int = 0
     unparsable: int = 0
+    #: routed calls made by Perimeter's own roles: its remediation, ignored as the loop guard does
+    own_role: int = 0
     functions: dict[str, FunctionTally] = field(default_factory=dict)
     controls: dict[str, ControlTally] = field(default_factory=dict)
     undetermined: Counter[str] = field(default_factory=Counter)
@@ -133,6 +135,7 @@ def replay(
     today: dt.date | None = None,
     stats: ReadStats | None = None,
     progress: Progress | None = None,
+    self_roles: re.Pattern[str] | None = None,
 ) -> Tally:
     """Route and judge every record; nothing is read from or written to AWS here."""
     day = today or dt.datetime.now(dt.UTC).date()
@@ -156,6 +159,9 @@ def replay(
             for route in routes:
                 tally.add(route.function, None, (), "malformed")
             tally.malformed[str(exc)] += 1
+            continue
+        if self_roles is not None and call.actor.role_name and self_roles.fullmatch(call.actor.role_name):
+            tally.own_role += 1
             continue
         for function in dict.fromkeys(r.function for r in routes):
             verdict = judge_record(function, call, policy, day)
@@ -237,6 +243,7 @@ def to_json(
         "records": tally.records,
         "routed": tally.routed,
         "unparsable": tally.unparsable,
+        "own_role": tally.own_role,
         "files": stats.files,
         "seconds": round(seconds, 3),
         "functions": {
@@ -271,6 +278,8 @@ def render(report: Mapping[str, Any], *, top: int = 5) -> str:
         f"({report['records'] / max(report['seconds'], 1e-9):,.0f} records/s). Dry run: nothing was changed.",
         "Judged: the delta each record states (the rules it added, the policy it put, the config it named);",
         "history carries no account state, so what needs it is counted as undetermined.",
+        f"Ignored: {report['own_role']:,} routed call(s) by Perimeter's own roles, "
+        f"{report['unparsable']:,} unparsable record(s).",
         "",
         f"{'function':<24}{'routed':>9}{'violating':>11}{'clean':>9}{'undetermined':>14}{'malformed':>11}",
     ]

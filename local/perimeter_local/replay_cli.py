@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="CloudTrail Lake GetQueryResults pages or JSON-lines rows (see README)",
     )
     p.add_argument("-t", "--template", default=DEFAULT_TEMPLATE)
+    p.add_argument(
+        "--stack-name", default="perimeter", help="whose own roles' calls are ignored (loop guard)"
+    )
     p.add_argument("--policy", type=Path, help="policy YAML (default: the packaged default policy)")
     p.add_argument(
         "--known-good",
@@ -63,7 +66,7 @@ def _policy(path: Path | None) -> Any:
 def run_replay(args: argparse.Namespace) -> int:
     from perimeter_local.replay import Progress, exemption_snippet, lake_sql, render, replay, to_json
     from perimeter_local.replay_read import HistoryError, ReadStats, read_lake_results, read_local, read_s3
-    from perimeter_local.replay_route import Router, template_routes
+    from perimeter_local.replay_route import Router, self_role_pattern, template_routes
 
     router = Router(template_routes(Path(args.template)))
     if args.print_lake_sql or args.print_athena_sql:
@@ -90,7 +93,14 @@ def run_replay(args: argparse.Namespace) -> int:
         return 2
     started = time.perf_counter()
     try:
-        tally = replay(records, router, _policy(args.policy), stats=stats, progress=Progress())
+        tally = replay(
+            records,
+            router,
+            _policy(args.policy),
+            stats=stats,
+            progress=Progress(),
+            self_roles=self_role_pattern(Path(args.template), args.stack_name),
+        )
     except HistoryError as exc:
         print(f"perimeter replay: {exc}", file=sys.stderr)
         return 2

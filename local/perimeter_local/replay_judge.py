@@ -134,11 +134,8 @@ def judge_group_delta(change: GroupChange, call: ApiCall, policy: Policy, today:
 
 def _judge_sg(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> None:
     for change in extract_group_changes(call):
-        unknown = [r for r in change.rules if r.egress is None]
-        if unknown:
-            out.undetermined.append(
-                f"{call.event_name}: direction of rule {unknown[0].rule_id or '?'} not in the record"
-            )
+        if any(r.egress is None for r in change.rules):
+            out.undetermined.append(f"{call.event_name}: a modified rule's direction is not in the record")
         out.hits.extend(judge_group_delta(change, call, policy, today))
 
 

@@ -139,9 +139,7 @@ def local_files(root: Path, suffixes: tuple[str, ...] = HISTORY_SUFFIXES) -> lis
     if not root.is_dir():
         raise HistoryError(f"{root}: no such file or directory")
     return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and p.name.endswith(suffixes) and DIGEST_DIR not in p.parts
+        p for p in root.rglob("*") if p.is_file() and p.name.endswith(suffixes) and DIGEST_DIR not in p.parts
     )
 
 

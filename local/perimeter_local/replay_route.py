@@ -11,6 +11,7 @@ the pattern itself says.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,35 @@ def template_routes(template_path: Path) -> list[Route]:
             pattern = ev["Properties"]["Pattern"]
             out.append(Route(logical_id, event_id, pattern, compile_matcher(pattern)))
     return out
+
+
+def self_role_pattern(template_path: Path, stack_name: str) -> re.Pattern[str] | None:
+    """Perimeter's own roles (the template's ``PERIMETER_SELF_ROLES``), as a pattern over role
+    names in any region and account: their calls are Perimeter's own remediation, which the
+    event path's loop guard ignores, and so does replay."""
+    template = load_template(template_path)
+    env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    joined = env.get("PERIMETER_SELF_ROLES")
+    refs = joined.get("Fn::Join", [None, []])[1] if isinstance(joined, Mapping) else []
+    names = []
+    for ref in refs:
+        role = template["Resources"].get(ref.get("Ref") if isinstance(ref, Mapping) else None, {})
+        name = role.get("Properties", {}).get("RoleName")
+        text = name.get("Fn::Sub") if isinstance(name, Mapping) else name
+        if not isinstance(text, str):
+            continue
+        parts = re.split(r"(\$\{[^}]+\})", text)
+        names.append(
+            "".join(_SUB.get(p, re.escape(p)) if p.startswith("${") else re.escape(p) for p in parts)
+        )
+    if not names:
+        return None
+    stack = re.escape(stack_name)
+    return re.compile("|".join(f"(?:{n})" for n in names).replace(_STACK, stack))
+
+
+_STACK = "\x00stack\x00"
+_SUB = {"${AWS::StackName}": _STACK, "${AWS::Region}": "[a-z0-9-]+", "${AWS::AccountId}": "[0-9]{12}"}
 
 
 def _plain_strings(value: Any) -> list[str] | None:

@@ -384,3 +384,50 @@ def test_malformed_routed_record_is_counted_not_fatal(router: Router) -> None:
     assert tally.functions["SgGuardFunction"].outcomes == {"malformed": 1, "violating": 1}
     assert any("groupId" in why for why in tally.malformed)
     assert tally.controls["PER-SG-1"].events == 1
+
+
+# --- the shared samples (events/) as a history -------------------------------------------
+
+#: sample -> (function, controls violated) under policy/default.yaml, from each sample's content
+SAMPLE_VERDICTS = {
+    "AuthorizeSecurityGroupIngress--world-ssh.json": ("SgGuardFunction", {"PER-SG-1", "PER-SG-2"}),
+    "AuthorizeSecurityGroupIngress--shorthand-form.json": ("SgGuardFunction", {"PER-SG-1", "PER-SG-2"}),
+    "AuthorizeSecurityGroupIngress--world-all-ipv6.json": (
+        "SgGuardFunction",
+        {"PER-SG-1", "PER-SG-2", "PER-SG-3"},
+    ),
+    "AuthorizeSecurityGroupIngress--harmless-https-from-vpc.json": ("SgGuardFunction", set()),
+    # the group's model-tier tag is not in an Authorize record: judged as an untagged group
+    "AuthorizeSecurityGroupEgress--model-tier-all-traffic.json": ("SgGuardFunction", set()),
+    "CreateSecurityGroup--model-tier.json": ("SgGuardFunction", {"PER-SG-4"}),
+    "CreateNotebookInstance--direct-internet.json": ("ModelPostureFunction", {"PER-VPC-1"}),
+    "CreateModel--deepseek-r1-outside-vpc.json": ("ModelPostureFunction", {"PER-VPC-1", "PER-VPC-2"}),
+    "PutRolePolicy--invoke-on-star.json": ("IamGuardFunction", {"PER-IAM-1"}),
+    "PutUserPolicy--bedrock-invoke-star.json": ("IamGuardFunction", {"PER-IAM-1"}),
+    "CreatePolicyVersion--invoke-on-star.json": ("IamGuardFunction", {"PER-IAM-1"}),
+    "CreateVpc--new-vpc.json": ("FlowLogGuardFunction", {"PER-FL-1"}),
+}
+
+
+@pytest.mark.parametrize(("sample", "expected"), SAMPLE_VERDICTS.items(), ids=list(SAMPLE_VERDICTS))
+def test_sample_events_replay_as_the_event_path_would_judge_their_delta(
+    router: Router, sample: str, expected: tuple[str, set[str]]
+) -> None:
+    function, controls = expected
+    tally = replay(read_local(ROOT / "events" / sample), router, load_default_policy(), today=TODAY)
+    assert function in tally.functions
+    assert {c for c, t in tally.controls.items() if t.events} == controls
+
+
+def test_perimeters_own_roles_are_ignored_like_the_loop_guard(router: Router) -> None:
+    from perimeter_local.replay_route import self_role_pattern
+
+    own = sorted((ROOT / "events").glob("*--perimeter-own-role.json"))
+    assert len(own) >= 2
+    roles = self_role_pattern(ROOT / "template.yaml", "perimeter")
+    records = [json.loads(p.read_text()) for p in own]
+    ignored = replay(records, router, load_default_policy(), today=TODAY, self_roles=roles)
+    assert ignored.own_role == len(own) and not ignored.functions
+    other_stack = self_role_pattern(ROOT / "template.yaml", "someone-else")
+    judged = replay(records, router, load_default_policy(), today=TODAY, self_roles=other_stack)
+    assert judged.own_role == 0 and judged.functions
