@@ -269,7 +269,7 @@ def to_json(
     }
 
 
-def render(report: Mapping[str, Any], *, top: int = 5) -> str:
+def render(report: Mapping[str, Any], *, top: int = TOP) -> str:
     """The human report. ``top`` limits the actors and resources printed per control (the
     JSON output always carries the top 20)."""
     lines = [

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="actors whose changes are known good: the exemption snippet covers exactly these",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--top", type=int, default=5, help="actors and resources printed per control (text)")
+    p.add_argument("--top", type=int, default=20, help="actors and resources printed per control (text)")
     p.add_argument(
         "--print-lake-sql", action="store_true", help="print the CloudTrail Lake SQL selecting routed calls"
     )

@@ -62,11 +62,16 @@ def test_replay_from_s3_reads_pages_and_writes_nothing(
     router = Router(template_routes(ROOT / "template.yaml"))
     policy = load_default_policy()
     today = dt.date(2026, 11, 29)
+    hooked: list[str] = []
     with mock_aws():
         s3 = boto3.client("s3", region_name="eu-west-1")
         objects = _upload(s3, tmp_path)
         calls.clear()
+        # botocore's own hook on the client replay reads with: every request it would send
+        s3.meta.events.register("before-call.s3.*", lambda model, **_: hooked.append(model.name))
         tally = replay(read_s3(s3, f"s3://{BUCKET}/AWSLogs/", page_size=2), router, policy, today=today)
+    writes = [op for op in hooked if not op.startswith(("List", "Get", "Head", "Describe"))]
+    assert writes == [] and hooked == calls
     assert set(calls) == {"ListObjectsV2", "GetObject"}, calls
     assert calls.count("GetObject") == objects
     assert calls.count("ListObjectsV2") == (objects + 2 + 1) // 2  # pages of 2 keys, digests included
