@@ -16,6 +16,8 @@ from model_support import ACCOUNT, Acct, corpus, make_account, model_role, sampl
 
 @pytest.fixture
 def acct(monkeypatch: pytest.MonkeyPatch) -> Iterator[Acct]:
+    # AdministratorAccess must exist to be attached in moto (FACTS.md).
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     yield from make_account(monkeypatch)
 
 
@@ -32,9 +34,38 @@ def _role(acct: Acct, name: str, trust: dict[str, Any] = LAMBDA_TRUST) -> None:
     acct.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
 
 
+ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+
+def _attach_admin(acct: Acct, role: str) -> None:
+    # moto loads AWS managed policies only with MOTO_IAM_LOAD_MANAGED_POLICIES (FACTS.md); the
+    # attachment needs the policy to exist, the handler does not read it (known by ARN).
+    acct.client("iam").attach_role_policy(RoleName=role, PolicyArn=ADMIN)
+
+
+def _apply(acct: Acct, event: dict[str, Any]) -> dict[str, Any]:
+    """Make in moto the call the record describes (the handler reads IAM's state, not the record)."""
+    req = event["detail"]["requestParameters"]
+    iam = acct.client("iam")
+    name = event["detail"]["eventName"]
+    if name == "PutRolePolicy":
+        iam.put_role_policy(
+            RoleName=req["roleName"], PolicyName=req["policyName"], PolicyDocument=req["policyDocument"]
+        )
+    elif name == "PutUserPolicy":
+        iam.put_user_policy(
+            UserName=req["userName"], PolicyName=req["policyName"], PolicyDocument=req["policyDocument"]
+        )
+    elif name == "CreatePolicyVersion":
+        iam.create_policy_version(
+            PolicyArn=req["policyArn"], PolicyDocument=req["policyDocument"], SetAsDefault=req["setAsDefault"]
+        )
+    return event
+
+
 def test_put_role_policy_invoke_on_star_quotes_the_statement(acct: Acct) -> None:
     _role(acct, "app-backend")
-    out = acct.iam(sample("PutRolePolicy--invoke-on-star.json"))
+    out = acct.iam(_apply(acct, sample("PutRolePolicy--invoke-on-star.json")))
     [issue] = out["issues"]
     assert issue["control"] == "PER-IAM-1" and issue["resource"] == "role/app-backend"
     assert '"Sid":"InvokeAnything"' in issue["summary"] and "on *" in issue["summary"]
@@ -69,7 +100,7 @@ def test_wildcard_trust_raises_the_score(acct: Acct) -> None:
     event = acct.event(
         "PutRolePolicy", IAM, {"roleName": "open-role", "policyName": "p", "policyDocument": json.dumps(doc)}
     )
-    [issue] = acct.iam(event)["issues"]
+    [issue] = acct.iam(_apply(acct, event))["issues"]
     assert "to any principal" in issue["summary"] and issue["score"] == 60
 
 
@@ -95,12 +126,13 @@ def test_scoped_invoke_with_guardrail_condition_is_compliant(acct: Acct) -> None
         IAM,
         {"roleName": "app-backend", "policyName": "p", "policyDocument": json.dumps(doc)},
     )
-    out = acct.iam(event)
+    out = acct.iam(_apply(acct, event))
     assert out["status"] == "compliant" and acct.findings() == [] and acct.messages() == []
 
 
 def test_put_user_policy_and_create_policy_version(acct: Acct) -> None:
-    [user_issue] = acct.iam(sample("PutUserPolicy--bedrock-invoke-star.json"))["issues"]
+    acct.client("iam").create_user(UserName="data-scientist")
+    [user_issue] = acct.iam(_apply(acct, sample("PutUserPolicy--bedrock-invoke-star.json")))["issues"]
     assert user_issue["resource"] == "user/data-scientist"
     acct.client("iam").create_policy(
         PolicyName="model-invokers",
@@ -111,22 +143,29 @@ def test_put_user_policy_and_create_policy_version(acct: Acct) -> None:
             }
         ),
     )
-    [policy_issue] = acct.iam(sample("CreatePolicyVersion--invoke-on-star.json"))["issues"]
+    [policy_issue] = acct.iam(_apply(acct, sample("CreatePolicyVersion--invoke-on-star.json")))["issues"]
     assert policy_issue["resource"] == "policy/model-invokers"
+    scoped = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+    }
     not_default = acct.event(
         "CreatePolicyVersion",
         IAM,
         {
             "policyArn": f"arn:aws:iam::{ACCOUNT}:policy/model-invokers",
-            "policyDocument": "{}",
+            "policyDocument": json.dumps(scoped),
             "setAsDefault": False,
         },
     )
-    assert acct.iam(not_default)["status"] == "compliant"
+    # A version that is not the default grants nothing: the invoke-on-* default stays reported.
+    [still] = acct.iam(_apply(acct, not_default))["issues"]
+    assert still["resource"] == "policy/model-invokers"
 
 
 def test_admin_on_model_execution_role(acct: Acct) -> None:
     model_role(acct.client("iam"))
+    _attach_admin(acct, "sagemaker-deepseek-execution")
     out = acct.iam(sample("AttachRolePolicy--admin-on-model-execution-role.json"))
     [issue] = out["issues"]
     assert issue["resource"] == "role/sagemaker-deepseek-execution" and issue["severity"] == "HIGH"
@@ -135,13 +174,14 @@ def test_admin_on_model_execution_role(acct: Acct) -> None:
 
 def test_admin_on_other_role_is_not_this_control(acct: Acct) -> None:
     _role(acct, "sagemaker-deepseek-execution")  # trusted by Lambda, not SageMaker
+    _attach_admin(acct, "sagemaker-deepseek-execution")
     assert acct.iam(sample("AttachRolePolicy--admin-on-model-execution-role.json"))["status"] == "compliant"
 
 
 def test_iam_event_judged_whatever_its_region(acct: Acct) -> None:
     """IAM is global: a record naming another region is still judged; findings land here."""
     _role(acct, "app-backend")
-    event = sample("PutRolePolicy--invoke-on-star.json")
+    event = _apply(acct, sample("PutRolePolicy--invoke-on-star.json"))
     event["detail"]["awsRegion"] = "eu-west-1"
     event["region"] = "eu-west-1"
     out = acct.iam(event)
@@ -157,6 +197,7 @@ def test_corpus_attach_role_policy(acct: Acct, name: str) -> None:
     role = rec["requestParameters"]["roleName"]
     assert out["status"] == "resource-gone" and out["gone"] == [f"role {role}"]
     model_role(acct.client("iam"), role)
+    _attach_admin(acct, role)
     second = dict(rec, eventID=f"{rec.get('eventID')}-2")
     [issue] = acct.iam(second)["issues"]
     assert issue["control"] == "PER-IAM-1" and issue["resource"] == f"role/{role}"

@@ -237,3 +237,35 @@ def admin_issue(
         ),
         evidence={"perimeter/statement": quoted},
     )
+
+
+def principal_resource(target: Principal, source: str = "") -> Any:
+    """The finding resource of a role, user or managed policy (one finding per principal)."""
+    details = {"Name": target.name, **({"Source": source} if source else {})}
+    return arn_resource(target.asff_type, target.arn, f"{target.kind}/{target.name}", details)
+
+
+def principal_issues(
+    target: Principal,
+    *,
+    inline: Sequence[tuple[str, Mapping[str, Any]]],
+    attached: Sequence[tuple[str, Mapping[str, Any] | None]],
+) -> list[Issue]:
+    """PER-IAM-1 on a role or user's whole current state: every inline policy and every
+    attached managed policy (``None`` document: an AWS managed admin policy known by ARN, or a
+    policy that could not be read). ``merge_issues`` makes them one finding."""
+    out: list[Issue] = []
+    sources: list[tuple[str, Mapping[str, Any] | None, bool]] = [
+        (f"inline policy {name} on {target.kind} {target.name}", doc, False) for name, doc in inline
+    ]
+    sources += [(f"managed policy {arn}", doc, arn in ADMIN_POLICY_ARNS) for arn, doc in attached]
+    for source, doc, known_admin in sources:
+        chain = (source, f"{target.kind} {target.name}")
+        if doc is not None:
+            out.extend(invoke_issues(doc, target, source=source, chain=chain))
+        admin_stmt = next((s for s in statements(doc or {}) if is_admin(s)), None)
+        if admin_stmt is not None or known_admin:
+            issue = admin_issue(target, source=source, statement=admin_stmt, chain=chain)
+            if issue:
+                out.append(issue)
+    return out

@@ -2,6 +2,12 @@
 administrator policies attached to model execution roles. Detect only: Perimeter does not
 rewrite IAM policies (a wrong guess would break production callers or lock people out).
 
+The event only says *which* principal to look at; ``evaluate_role``, ``evaluate_user`` and
+``evaluate_policy`` judge its whole current state (every inline and attached policy, as IAM
+returns them now), so the finding per (control, principal) lists every problem and is
+resolved (PASSED/ARCHIVED) as soon as none is left: after DetachRolePolicy, DeleteRolePolicy,
+DeletePolicyVersion, DeleteRole... The sweep calls the same three functions.
+
 IAM is a global service: CloudTrail delivers its events in us-east-1 only, with source
 ``aws.iam``. IamGuard therefore has to run in us-east-1 (or receive the events from a
 us-east-1 rule forwarding to this region's bus); the region guard does not apply to these
@@ -13,25 +19,31 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from perimeter.events import ApiCall
 from perimeter.guard import admit
 from perimeter.iam_eval import (
     ADMIN_POLICY_ARNS,
     Principal,
-    admin_issue,
     invoke_issues,
-    is_admin,
-    parse_document,
-    statements,
+    principal_issues,
+    principal_resource,
 )
-from perimeter.posture import Issue, judge
-from perimeter.posture_service import act_and_report
+from perimeter.posture import Evaluation
+from perimeter.posture_service import report_evaluation
 from perimeter.runtime import Runtime
-from perimeter.telemetry import logger
 
-IAM_EVENTS = frozenset({"PutRolePolicy", "PutUserPolicy", "CreatePolicyVersion", "AttachRolePolicy"})
-#: Roles read per CreatePolicyVersion at most, to find model execution roles using the policy.
+ROLE_EVENTS = frozenset(
+    {"PutRolePolicy", "AttachRolePolicy", "DetachRolePolicy", "DeleteRolePolicy", "DeleteRole"}
+)
+USER_EVENTS = frozenset(
+    {"PutUserPolicy", "AttachUserPolicy", "DetachUserPolicy", "DeleteUserPolicy", "DeleteUser"}
+)
+POLICY_EVENTS = frozenset(
+    {"CreatePolicyVersion", "DeletePolicyVersion", "SetDefaultPolicyVersion", "DeletePolicy"}
+)
+IAM_EVENTS = ROLE_EVENTS | USER_EVENTS | POLICY_EVENTS
+#: Principals re-judged per managed-policy change at most.
 MAX_ROLES = 25
+_CONTROL = "PER-IAM-1"
 
 
 def _iam(rt: Runtime) -> Any:
@@ -53,75 +65,97 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
             "reason": f"{call.event_name} is not an IAM policy event",
             "event_id": call.event_id,
         }
-    issues, gone, judged_what = _gather(call, rt)
-    judged = judge(issues, rt.policy, principal_arn=call.actor.arn)
+    iam = _iam(rt)
+    req = call.request
+    account = call.account
+    if call.event_name in ROLE_EVENTS:
+        ev, judged_what, gone = evaluate_role(iam, str(req.get("roleName")), account)
+    elif call.event_name in USER_EVENTS:
+        ev, judged_what, gone = evaluate_user(iam, str(req.get("userName")), account)
+    else:
+        ev, judged_what, gone = evaluate_policy(iam, str(req.get("policyArn")), account)
     base = {"event_id": call.event_id, "event_name": call.event_name, "resources": judged_what}
-    if not judged:
-        status = "resource-gone" if gone else "compliant"
-        logger.info("no violation", extra={"status": status, "resources": judged_what, "gone": gone})
-        return {"status": status, **base, "gone": gone}
     local = replace(call, region=rt.settings.region)
-    return rt.run_once(call.event_id, lambda: act_and_report(local, judged, rt, extra=base), context)
+    return report_evaluation(local, ev, rt, context, base=base, gone=gone, judged_what=judged_what)
 
 
-def _gather(call: ApiCall, rt: Runtime) -> tuple[list[Issue], list[str], list[str]]:
-    """(issues, resources gone, resources judged) for one IAM event."""
-    if call.event_name in ("PutRolePolicy", "AttachRolePolicy"):
-        return _role_policy(call, _iam(rt))
-    req = call.request
-    if call.event_name == "PutUserPolicy":
-        name = str(req.get("userName"))
-        user = Principal("user", name, f"arn:aws:iam::{call.account}:user/{name}")
-        source = f"inline policy {req.get('policyName')} on user {name}"
-        doc = parse_document(req.get("policyDocument"))
-        return invoke_issues(doc, user, source=source, chain=(source, f"user {name}")), [], [f"user {name}"]
-    return _policy_version(call, _iam(rt))
+def _arn(account: str, kind: str, name: str) -> str:
+    return f"arn:aws:iam::{account}:{kind}/{name}"
 
 
-def _role_policy(call: ApiCall, iam: Any) -> tuple[list[Issue], list[str], list[str]]:
-    req = call.request
-    name = str(req.get("roleName"))
+def _attached_docs(iam: Any, arns: list[str]) -> list[tuple[str, Any]]:
+    # AWS managed admin policies are known by ARN: no read needed to judge them.
+    return [(arn, None if arn in ADMIN_POLICY_ARNS else iam.policy_document(arn)) for arn in arns]
+
+
+def evaluate_role(iam: Any, name: str, account: str) -> tuple[Evaluation, list[str], list[str]]:
+    """PER-IAM-1 on a role's whole current state: ``(evaluation, judged, gone)``."""
+    ev = Evaluation()
     role = iam.role(name)
     if role is None:
-        return [], [f"role {name}"], []
-    arn = str(req.get("policyArn"))
-    known_admin = call.event_name == "AttachRolePolicy" and arn in ADMIN_POLICY_ARNS
-    if call.event_name == "PutRolePolicy":
-        source = f"inline policy {req.get('policyName')} on role {name}"
-        doc = parse_document(req.get("policyDocument"))
-    else:
-        source = f"managed policy {arn}"
-        # AWS managed admin policies are known by ARN: no read needed to judge them.
-        doc = None if known_admin else iam.policy_document(arn)
-        if doc is None and not known_admin:
-            return [], [f"policy {arn}"], [f"role {name}"]
-    chain = (source, f"role {name}")
-    issues = invoke_issues(doc, role, source=source, chain=chain) if doc is not None else []
-    admin_stmt = next((s for s in statements(doc or {}) if is_admin(s)), None)
-    if admin_stmt is not None or known_admin:
-        issue = admin_issue(role, source=source, statement=admin_stmt, chain=chain)
-        if issue:
-            issues.append(issue)
-    return issues, [], [f"role {name}"]
+        gone = Principal("role", name, _arn(account, "role", name))
+        ev.cover(_CONTROL, principal_resource(gone), f"role {name} was deleted.")
+        return ev, [], [f"role {name}"]
+    inline = iam.inline_policies("role", name)
+    attached = iam.attached_policies("role", name)
+    if inline is None or attached is None:  # deleted between reads
+        ev.cover(_CONTROL, principal_resource(role), f"role {name} was deleted.")
+        return ev, [], [f"role {name}"]
+    ev.issues.extend(principal_issues(role, inline=inline, attached=_attached_docs(iam, attached)))
+    ev.cover(
+        _CONTROL,
+        principal_resource(role),
+        f"none of role {name}'s {len(inline)} inline and {len(attached)} attached policies "
+        "grants model invocation on * or administrator access to a model execution role.",
+    )
+    return ev, [f"role {name}"], []
 
 
-def _policy_version(call: ApiCall, iam: Any) -> tuple[list[Issue], list[str], list[str]]:
-    """CreatePolicyVersion: only the default version grants anything."""
-    req = call.request
-    arn = str(req.get("policyArn"))
-    if not req.get("setAsDefault"):
-        return [], [], [f"policy {arn} (new version not default)"]
-    doc = parse_document(req.get("policyDocument"))
-    source = f"managed policy {arn} (new default version)"
-    target = Principal("policy", arn.rsplit("/", 1)[-1], arn)
-    issues = invoke_issues(doc, target, source=source, chain=(source,))
-    admin_stmt = next((s for s in statements(doc) if is_admin(s)), None)
-    if admin_stmt is not None:
-        for role_name in iam.roles_with_policy(arn)[:MAX_ROLES]:
-            role = iam.role(role_name)
-            issue = role and admin_issue(
-                role, source=source, statement=admin_stmt, chain=(source, f"role {role_name}")
-            )
-            if issue:
-                issues.append(issue)
-    return issues, [], [f"policy {arn}"]
+def evaluate_user(iam: Any, name: str, account: str) -> tuple[Evaluation, list[str], list[str]]:
+    """PER-IAM-1 on a user's whole current state (its own inline and attached policies)."""
+    ev = Evaluation()
+    user = iam.user(name)
+    inline = iam.inline_policies("user", name) if user else None
+    attached = iam.attached_policies("user", name) if user else None
+    if user is None or inline is None or attached is None:
+        gone = Principal("user", name, _arn(account, "user", name))
+        ev.cover(_CONTROL, principal_resource(gone), f"user {name} was deleted.")
+        return ev, [], [f"user {name}"]
+    ev.issues.extend(principal_issues(user, inline=inline, attached=_attached_docs(iam, attached)))
+    ev.cover(
+        _CONTROL,
+        principal_resource(user),
+        f"none of user {name}'s {len(inline)} inline and {len(attached)} attached policies "
+        "grants model invocation on *.",
+    )
+    return ev, [f"user {name}"], []
+
+
+def evaluate_policy(iam: Any, arn: str, account: str) -> tuple[Evaluation, list[str], list[str]]:
+    """PER-IAM-1 on a managed policy's default version, then on the whole state of every role
+    and user it is attached to (a new default version can grant or take away admin)."""
+    ev = Evaluation()
+    name = arn.rsplit("/", 1)[-1]
+    target = Principal("policy", name, arn)
+    doc = iam.policy_document(arn)
+    if doc is None:
+        ev.cover(_CONTROL, principal_resource(target), f"managed policy {arn} was deleted.")
+        return ev, [], [f"policy {arn}"]
+    source = f"managed policy {arn} (default version)"
+    ev.issues.extend(invoke_issues(doc, target, source=source, chain=(source,)))
+    ev.cover(
+        _CONTROL,
+        principal_resource(target),
+        f"the default version of {arn} grants no model invocation on *.",
+    )
+    judged = [f"policy {arn}"]
+    roles, users = iam.entities_with_policy(arn)
+    for role_name in roles[:MAX_ROLES]:
+        sub, what, _ = evaluate_role(iam, role_name, account)
+        ev.extend(sub)
+        judged += what
+    for user_name in users[: max(0, MAX_ROLES - len(roles))]:
+        sub, what, _ = evaluate_user(iam, user_name, account)
+        ev.extend(sub)
+        judged += what
+    return ev, judged, []

@@ -349,3 +349,143 @@ def arn_resource(
         short_id,
         {"Other": {k: str(v)[:1024] for k, v in (details or {}).items()}} if details else None,
     )
+
+
+# --- one evaluation per resource: every problem, and what it found clean -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Clean:
+    """A (control, resource) pair that was judged on its whole current state and has no
+    problem: its finding, if one is active, is resolved (``why`` says how we know)."""
+
+    control_id: str
+    resource: FindingResource
+    why: str
+
+
+@dataclass
+class Evaluation:
+    """What judging some resources' whole current state found.
+
+    ``issues`` are the problems; ``covered`` are the (control, resource) pairs that were
+    judged, problems or not. A covered pair without an issue is clean, so the event path and
+    the sweep can both resolve its finding with the same result."""
+
+    issues: list[Issue] = field(default_factory=list)
+    covered: list[Clean] = field(default_factory=list)
+
+    def cover(self, control_id: str, resource: FindingResource, why: str) -> None:
+        self.covered.append(Clean(control_id, resource, why))
+
+    def extend(self, other: Evaluation) -> None:
+        self.issues.extend(other.issues)
+        self.covered.extend(other.covered)
+
+    def clean(self) -> list[Clean]:
+        failing = {(i.control_id, i.resource.short_id) for i in self.issues}
+        out: dict[tuple[str, str], Clean] = {}
+        for c in self.covered:
+            key = (c.control_id, c.resource.short_id)
+            if key not in failing:
+                out.setdefault(key, c)
+        return list(out.values())
+
+
+def merge_issues(issues: Sequence[Issue]) -> list[Issue]:
+    """One issue per (control, resource), naming every problem: a finding's ``Id`` is per
+    (control, resource), so two issues for one pair would be two findings with one ``Id``
+    (Security Hub keeps one and loses the rest)."""
+    groups: dict[tuple[str, str], list[Issue]] = {}
+    for issue in issues:
+        groups.setdefault((issue.control_id, issue.resource.short_id), []).append(issue)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        first = group[0]
+        evidence: dict[str, str] = {}
+        for i in group:
+            for k, v in i.evidence.items():
+                evidence[k] = f"{evidence[k]}\n{v}" if k in evidence and v not in evidence[k] else v
+        out.append(
+            Issue(
+                control_id=first.control_id,
+                resource=first.resource,
+                score=max(i.score for i in group),
+                reasons=tuple(dict.fromkeys(r for i in group for r in i.reasons)),
+                summary=f"{len(group)} problems: "
+                + " ".join(f"({n}) {i.summary}" for n, i in enumerate(group, 1)),
+                chain=first.chain,
+                fix=" ".join(dict.fromkeys(i.fix for i in group)),
+                evidence=evidence,
+                vpc_id=first.vpc_id,
+                group_id=first.group_id,
+                tags=first.tags,
+            )
+        )
+    return out
+
+
+#: The ASFF fields Perimeter writes (GetFindings returns more, set by Security Hub itself).
+_OWN_FIELDS = (
+    "SchemaVersion",
+    "Id",
+    "ProductArn",
+    "GeneratorId",
+    "AwsAccountId",
+    "Types",
+    "FirstObservedAt",
+    "CreatedAt",
+    "Severity",
+    "Title",
+    "Remediation",
+    "Resources",
+)
+
+
+def keep_first_seen(finding: dict[str, Any], existing: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An update keeps when the problem was first seen and when the finding was created."""
+    if not existing:
+        return finding
+    out = dict(finding)
+    for key in ("FirstObservedAt", "CreatedAt"):
+        if existing.get(key):
+            out[key] = min(str(existing[key]), str(finding[key]))
+    out["UpdatedAt"] = max(str(finding["UpdatedAt"]), str(existing.get("UpdatedAt", "")))
+    return out
+
+
+def resolved_finding(
+    existing: Mapping[str, Any], call: ApiCall, *, why: str, now: str, event_time: str
+) -> dict[str, Any]:
+    """The stored finding, PASSED/ARCHIVED: the resource no longer has the problem, or is gone."""
+    out: dict[str, Any] = {k: existing[k] for k in _OWN_FIELDS if k in existing}
+    before = str(existing.get("Description", ""))
+    out["Description"] = _clip(
+        f"Resolved: {why} Seen in {call.event_name} by {call.actor.display} ({call.event_id}).\n"
+        f"Was: {before}",
+        1024,
+    )
+    fields = {k: v for k, v in (existing.get("ProductFields") or {}).items() if k.startswith("perimeter/")}
+    fields.update(
+        {
+            "perimeter/action": "resolved",
+            "perimeter/resolved_because": _clip(why, 2000),
+            "perimeter/actor": call.actor.display,
+            "perimeter/event_id": call.event_id or "",
+            "perimeter/event_name": call.event_name,
+        }
+    )
+    out["ProductFields"] = {k: v for k, v in fields.items() if v}
+    out["LastObservedAt"] = max(event_time, str(existing.get("LastObservedAt", "")))
+    out["UpdatedAt"] = max(now, event_time, str(existing.get("UpdatedAt", "")))
+    out["Compliance"] = {"Status": "PASSED"}
+    out["Workflow"] = {"Status": "RESOLVED"}
+    out["RecordState"] = "ARCHIVED"
+    return out
+
+
+def is_active(finding: Mapping[str, Any] | None) -> bool:
+    return bool(finding) and finding.get("RecordState") != "ARCHIVED"  # type: ignore[union-attr]

@@ -16,9 +16,22 @@ from typing import Any
 
 from perimeter.events import ApiCall
 from perimeter.flowlog_eval import FlowLogTarget, create_request, vpc_issue
-from perimeter.posture import Issue, Judged, issue_finding, issues_notification, summary_of
+from perimeter.posture import (
+    Clean,
+    Evaluation,
+    Issue,
+    Judged,
+    is_active,
+    issue_finding,
+    issues_notification,
+    judge,
+    keep_first_seen,
+    merge_issues,
+    resolved_finding,
+    summary_of,
+)
 from perimeter.publish import publish
-from perimeter.report import iso_now
+from perimeter.report import call_notification, finding_id, iso_event_time, iso_now
 from perimeter.runtime import Runtime
 from perimeter.telemetry import logger
 
@@ -37,6 +50,70 @@ def flow_log_adapter(rt: Runtime) -> Any:
     return FlowLogAdapter(rt.client("ec2"), lambda: rt.client("logs"))
 
 
+def flow_log_index(rt: Runtime) -> Any:
+    """The flow-log -> VPC index, or None where the stack gives no table (then DeleteFlowLogs
+    can only judge the VPCs the policy names or that hold a model)."""
+    table = os.environ.get("PERIMETER_FLOW_LOG_INDEX_TABLE")
+    if not table:
+        return None
+    from perimeter.adapters.flowlogs import FlowLogIndex
+
+    return FlowLogIndex(rt.client("dynamodb"), table)
+
+
+def flow_log_evaluation(
+    call: ApiCall,
+    rt: Runtime,
+    vpc_ids: Iterable[str],
+    *,
+    chains: dict[str, tuple[str, ...]] | None = None,
+    why: str = "",
+    deleted: dict[str, Sequence[str]] | None = None,
+    judged: Iterable[str] | None = None,
+) -> Evaluation:
+    """PER-FL-1 on these VPCs' whole current flow-log state: one DescribeFlowLogs for all.
+
+    ``deleted`` names, per VPC, the flow logs known to have covered it and just deleted;
+    ``judged`` (default: all) are the VPCs in the policy's scope: a VPC outside it is never
+    reported, and its finding, if any, is resolved. The sweep calls this too."""
+    ev = Evaluation()
+    ids = [v for v in dict.fromkeys(vpc_ids) if v]
+    if not ids or rt.policy.mode("PER-FL-1") == "off":
+        return ev
+    in_scope = set(ids if judged is None else judged)
+    found = flow_log_adapter(rt).flow_logs(ids)
+    for vpc_id in ids:
+        logs = found.get(vpc_id, [])
+        issue = vpc_issue(
+            vpc_id,
+            logs,
+            account=call.account,
+            region=call.region,
+            chain=(chains or {}).get(vpc_id, ()),
+            why=why,
+            deleted=(deleted or {}).get(vpc_id, ()),
+        )
+        if issue and vpc_id in in_scope:
+            ev.issues.append(issue)
+        good = [f.flow_log_id for f in logs if f.sufficient]
+        reason = (
+            f"VPC {vpc_id} has an active flow log of ALL traffic ({', '.join(good)})."
+            if good
+            else f"VPC {vpc_id} is outside the policy's flow-log scope (flow_logs.scope)."
+        )
+        ev.cover("PER-FL-1", vpc_resource(call, vpc_id), reason)
+    return ev
+
+
+def vpc_resource(call: ApiCall, vpc_id: str) -> Any:
+    from perimeter.arns import ec2_arn
+    from perimeter.posture import arn_resource
+
+    return arn_resource(
+        "AwsEc2Vpc", ec2_arn(call.region, call.account, "vpc", vpc_id), vpc_id, {"VpcId": vpc_id}
+    )
+
+
 def flow_log_issues(
     call: ApiCall,
     rt: Runtime,
@@ -44,27 +121,9 @@ def flow_log_issues(
     *,
     chains: dict[str, tuple[str, ...]] | None = None,
     why: str = "",
-    deleted: Sequence[str] = (),
 ) -> list[Issue]:
-    """PER-FL-1 for these VPCs: one DescribeFlowLogs for all of them."""
-    ids = [v for v in dict.fromkeys(vpc_ids) if v]
-    if not ids or rt.policy.mode("PER-FL-1") == "off":
-        return []
-    found = flow_log_adapter(rt).flow_logs(ids)
-    out = []
-    for vpc_id in ids:
-        issue = vpc_issue(
-            vpc_id,
-            found.get(vpc_id, []),
-            account=call.account,
-            region=call.region,
-            chain=(chains or {}).get(vpc_id, ()),
-            why=why,
-            deleted=deleted,
-        )
-        if issue:
-            out.append(issue)
-    return out
+    """PER-FL-1 issues only (callers that do not resolve)."""
+    return flow_log_evaluation(call, rt, vpc_ids, chains=chains, why=why).issues
 
 
 def _create_flow_log(call: ApiCall, j: Judged, rt: Runtime, now: str) -> Judged:
@@ -101,6 +160,10 @@ def _create_flow_log(call: ApiCall, j: Judged, rt: Runtime, now: str) -> Judged:
         record["flow_log_ids"] = list(result.flow_log_ids)
         record["restore"] = {"delete_flow_logs": list(result.flow_log_ids)}
         rt.audit.put(record)
+        index = flow_log_index(rt)
+        if index is not None:
+            for fl in result.flow_log_ids:
+                index.remember(fl, vpc_id, seen=now, source=f"created by Perimeter ({call.event_id})")
     dest = params.get("LogGroupName") or params.get("LogDestination")
     ids = ", ".join(result.flow_log_ids) or "already existed"
     detail = (
@@ -119,23 +182,111 @@ def act_and_report(
     extra_findings: Sequence[dict[str, Any]] = (),
     also_notify: Sequence[Judged] = (),
     extra: dict[str, Any] | None = None,
+    resolved: Sequence[tuple[dict[str, Any], str]] = (),
+    existing: dict[str, dict[str, Any]] | None = None,
+    may_create: bool = True,
 ) -> dict[str, Any]:
     """Remediate what ``enforce`` allows (flow logs only), then report everything once.
     ``extra_findings`` were built elsewhere (the core's security-group findings); ``also_notify``
-    tells the SNS message and the summary about them."""
+    tells the SNS message and the summary about them. ``resolved`` are stored active findings
+    whose resource is now clean or gone, each with why; ``existing`` the stored findings of the
+    issues (their first-seen and creation times are kept)."""
     now = iso_now()
     done: list[Judged] = []
     for j in judged:
-        if j.issue.control_id == "PER-FL-1" and j.mode == "enforce" and j.exemption is None:
+        if may_create and j.issue.control_id == "PER-FL-1" and j.mode == "enforce" and j.exemption is None:
             j = _create_flow_log(call, j, rt, now)
         done.append(j)
-    findings = [issue_finding(call, j, now=now) for j in done] + list(extra_findings)
+    if existing is None:
+        existing = rt.securityhub.existing([_id_of(call, j.issue) for j in done])
+    findings = [
+        keep_first_seen(issue_finding(call, j, now=now), existing.get(_id_of(call, j.issue))) for j in done
+    ]
+    event_time = iso_event_time(call.event_time, now)
+    closing = [resolved_finding(f, call, why=why, now=now, event_time=event_time) for f, why in resolved]
+    findings += closing + list(extra_findings)
     told = [*done, *also_notify]
+    if told:
+        note = issues_notification(call, told, findings)
+    elif closing:
+        note = _resolved_notification(call, resolved, findings)
+    else:
+        note = None
     return publish(
         call,
         rt,
         findings,
-        issues_notification(call, told, findings) if told else None,
+        note,
         remediated=any(j.action == "created" for j in done),
-        details={"issues": [summary_of(j) for j in told], **(extra or {})},
+        details={
+            "issues": [summary_of(j) for j in told],
+            "resolved": [f["Id"] for f in closing],
+            **(extra or {}),
+        },
     )
+
+
+def _id_of(call: ApiCall, issue: Issue) -> str:
+    return finding_id(issue.control_id, call.account, call.region, issue.resource.short_id)
+
+
+def _resolved_notification(
+    call: ApiCall, resolved: Sequence[tuple[dict[str, Any], str]], findings: Sequence[dict[str, Any]]
+) -> Any:
+    first = resolved[0][0]
+    control = str(first.get("GeneratorId", ""))
+    what = str((first.get("ProductFields") or {}).get("perimeter/resource") or first.get("Title", ""))
+    subject = f"[Perimeter] RESOLVED {control}: {what}"
+    if len(resolved) > 1:
+        subject += f" (+{len(resolved) - 1} more)"
+    return call_notification(
+        call,
+        subject=subject,
+        lines=[f"RESOLVED {f.get('GeneratorId')} {f.get('Title')}: {why}" for f, why in resolved],
+        details={"resolved": [{"finding": f["Id"], "why": why} for f, why in resolved]},
+        attributes={"control": control, "severity": "INFORMATIONAL", "action": "resolved"},
+        findings=findings,
+    )
+
+
+def report_evaluation(
+    call: ApiCall,
+    ev: Evaluation,
+    rt: Runtime,
+    context: Any,
+    *,
+    base: dict[str, Any],
+    gone: Sequence[str] = (),
+    judged_what: Sequence[str] = (),
+    principal_arn: str | None = None,
+    may_create: bool = True,
+) -> dict[str, Any]:
+    """Tell Security Hub the resources' state: a finding per (control, resource) with every
+    problem while one exists; the active finding of every clean (or deleted) pair resolved.
+    Reads the stored findings once (GetFindings by id); writes only when something changes,
+    at most once per CloudTrail event id."""
+    issues = merge_issues(ev.issues)
+    judged = judge(issues, rt.policy, principal_arn=principal_arn or call.actor.arn)
+    clean = ev.clean()
+    ids = [_id_of(call, j.issue) for j in judged] + [_clean_id(call, c) for c in clean]
+    existing = rt.securityhub.existing(ids) if ids else {}
+    resolved = [
+        (existing[_clean_id(call, c)], c.why) for c in clean if is_active(existing.get(_clean_id(call, c)))
+    ]
+    if not judged and not resolved:
+        status = "resource-gone" if gone and not judged_what else "compliant"
+        logger.info(
+            "no violation", extra={"status": status, "resources": list(judged_what), "gone": list(gone)}
+        )
+        return {"status": status, **base, "gone": list(gone)}
+    return rt.run_once(
+        call.event_id,
+        lambda: act_and_report(
+            call, judged, rt, extra=base, resolved=resolved, existing=existing, may_create=may_create
+        ),
+        context,
+    )
+
+
+def _clean_id(call: ApiCall, c: Clean) -> str:
+    return finding_id(c.control_id, call.account, call.region, c.resource.short_id)

@@ -88,3 +88,41 @@ class FlowLogAdapter:
             if error_code(exc) != "ResourceAlreadyExistsException":
                 raise
         logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
+
+    def model_vpcs(self, tag_key: str, values: Iterable[str]) -> set[str]:
+        """VPCs holding a security group tagged as the model tier (one filtered listing)."""
+        out: set[str] = set()
+        filters = [{"Name": f"tag:{tag_key}", "Values": sorted(values)}]
+        for page in self._ec2.get_paginator("describe_security_groups").paginate(Filters=filters):
+            out.update(g["VpcId"] for g in page.get("SecurityGroups", []) if g.get("VpcId"))
+        return out
+
+
+class FlowLogIndex:
+    """Which VPC each flow log covered, kept because a DeleteFlowLogs record names only the
+    flow-log id and a deleted flow log can no longer be described. Written whenever Perimeter
+    sees a flow log made (CreateFlowLogs events, its own creations; the sweep may add what it
+    lists); read on DeleteFlowLogs. One item per flow log: ``pk = flowlog#<id>``."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._ddb = client
+        self._table = table
+
+    def remember(self, flow_log_id: str, resource_id: str, *, seen: str, source: str) -> None:
+        self._ddb.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": f"flowlog#{flow_log_id}"},
+                "resource_id": {"S": resource_id},
+                "seen": {"S": seen},
+                "source": {"S": source},
+            },
+        )
+
+    def resources_of(self, flow_log_ids: Iterable[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for fl in dict.fromkeys(flow_log_ids):
+            item = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": f"flowlog#{fl}"}}).get("Item")
+            if item and "resource_id" in item:
+                out[fl] = item["resource_id"]["S"]
+        return out

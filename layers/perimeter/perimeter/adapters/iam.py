@@ -56,3 +56,70 @@ class IamAdapter:
                 return []
             raise
         return names
+
+    # --- a principal's whole current state -------------------------------------------------
+
+    def _pages(self, op: str, key: str, **kwargs: Any) -> list[Any] | None:
+        """Every item of a paginated listing; ``None`` when the principal no longer exists."""
+        out: list[Any] = []
+        try:
+            for page in self._iam.get_paginator(op).paginate(**kwargs):
+                out.extend(page.get(key, []))
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return None
+            raise
+        return out
+
+    def inline_policies(self, kind: str, name: str) -> list[tuple[str, dict[str, Any]]] | None:
+        """``(policy name, document)`` of every inline policy of a role or user (None: gone)."""
+        list_op, get_op, arg = {
+            "role": ("list_role_policies", "get_role_policy", "RoleName"),
+            "user": ("list_user_policies", "get_user_policy", "UserName"),
+        }[kind]
+        names = self._pages(list_op, "PolicyNames", **{arg: name})
+        if names is None:
+            return None
+        out = []
+        for policy_name in names:
+            try:
+                resp = getattr(self._iam, get_op)(**{arg: name, "PolicyName": policy_name})
+            except ClientError as exc:
+                if error_code(exc) == "NoSuchEntity":
+                    continue  # deleted between the listing and the read
+                raise
+            out.append((policy_name, _doc(resp.get("PolicyDocument") or "{}")))
+        return out
+
+    def attached_policies(self, kind: str, name: str) -> list[str] | None:
+        """ARNs of the managed policies attached to a role or user (None: gone)."""
+        op, arg = {
+            "role": ("list_attached_role_policies", "RoleName"),
+            "user": ("list_attached_user_policies", "UserName"),
+        }[kind]
+        found = self._pages(op, "AttachedPolicies", **{arg: name})
+        return None if found is None else [str(p["PolicyArn"]) for p in found]
+
+    def user(self, name: str) -> Principal | None:
+        try:
+            u = self._iam.get_user(UserName=name)["User"]
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return None
+            raise
+        return Principal("user", u["UserName"], u["Arn"])
+
+    def entities_with_policy(self, arn: str) -> tuple[list[str], list[str]]:
+        """(role names, user names) the managed policy is attached to."""
+        roles: list[str] = []
+        users: list[str] = []
+        paginator = self._iam.get_paginator("list_entities_for_policy")
+        try:
+            for page in paginator.paginate(PolicyArn=arn):
+                roles.extend(r["RoleName"] for r in page.get("PolicyRoles", []))
+                users.extend(u["UserName"] for u in page.get("PolicyUsers", []))
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return [], []
+            raise
+        return roles, users

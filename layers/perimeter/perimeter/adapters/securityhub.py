@@ -1,8 +1,9 @@
-"""Security Hub adapter: BatchImportFindings in chunks of 100, failures surfaced.
+"""Security Hub adapter: BatchImportFindings in chunks of 100, failures surfaced; GetFindings by id.
 
 BatchImportFindings answers 200 even when it rejects findings; a rejected finding would be a
 lost finding, so any ``FailedFindings`` raise and the event is retried (the ids are
-deterministic, so a retry updates rather than duplicates).
+deterministic, so a retry updates rather than duplicates). Two findings with one ``Id`` in a
+batch raise before anything is sent: Security Hub would silently keep only one of them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,28 @@ from collections.abc import Sequence
 from typing import Any
 
 MAX_BATCH = 100
+#: GetFindings accepts at most 20 values per filter attribute.
+MAX_FILTER_VALUES = 20
 
 
 class FindingsRejected(RuntimeError):
     """Security Hub refused one or more findings."""
+
+
+class DuplicateFindingId(ValueError):
+    """Two findings in one batch share an ``Id``: Security Hub would keep one and drop the rest."""
+
+
+def check_unique_ids(findings: Sequence[dict[str, Any]]) -> None:
+    seen: set[str] = set()
+    twins: set[str] = set()
+    for f in findings:
+        fid = str(f.get("Id"))
+        (twins if fid in seen else seen).add(fid)
+    if twins:
+        raise DuplicateFindingId(
+            f"{len(twins)} finding id(s) repeated in one batch: {', '.join(sorted(twins)[:5])}"
+        )
 
 
 class SecurityHubAdapter:
@@ -22,6 +41,7 @@ class SecurityHubAdapter:
         self._hub = client
 
     def import_findings(self, findings: Sequence[dict[str, Any]]) -> int:
+        check_unique_ids(findings)
         imported = 0
         for start in range(0, len(findings), MAX_BATCH):
             chunk = list(findings[start : start + MAX_BATCH])
@@ -34,3 +54,28 @@ class SecurityHubAdapter:
                 raise FindingsRejected(f"Security Hub rejected {len(failed)} finding(s): {detail}")
             imported += int(resp.get("SuccessCount", len(chunk)))
         return imported
+
+    def existing(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored findings with these ids (GetFindings, 20 ids per filter as AWS allows).
+
+        Results are matched by ``Id`` here as well: moto ignores ``Filters`` (FACTS.md) and a
+        real hub returns only what was asked, so both read the same."""
+        wanted = list(dict.fromkeys(ids))
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), MAX_FILTER_VALUES):
+            chunk = wanted[start : start + MAX_FILTER_VALUES]
+            keep = set(chunk)
+            filters = {"Id": [{"Value": i, "Comparison": "EQUALS"} for i in chunk]}
+            token = None
+            while True:
+                kwargs: dict[str, Any] = {"Filters": filters, "MaxResults": 100}
+                if token:
+                    kwargs["NextToken"] = token
+                resp = self._hub.get_findings(**kwargs)
+                for f in resp.get("Findings", []):
+                    if f.get("Id") in keep:
+                        out[f["Id"]] = f
+                token = resp.get("NextToken")
+                if not token:
+                    break
+        return out

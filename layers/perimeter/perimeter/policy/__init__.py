@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
@@ -181,6 +181,14 @@ class FlowLogPolicy:
     retention_days: int = 365
     s3_bucket_arn: str | None = None
     max_aggregation_interval: int = 600
+    #: Which VPCs PER-FL-1 judges on CreateVpc / DeleteFlowLogs / CreateFlowLogs:
+    #: "model-vpcs" (a VPC holding a model-tier security group, or named in ``vpcs``) or
+    #: "all-vpcs". A VPC a model is deployed into is always judged (ModelPosture).
+    scope: str = "model-vpcs"
+    vpcs: frozenset[str] = frozenset()
+
+    def in_scope(self, vpc_id: str, model_vpcs: Collection[str]) -> bool:
+        return self.scope == "all-vpcs" or vpc_id in self.vpcs or vpc_id in model_vpcs
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,7 +447,11 @@ def _default_sg(value: Any, path: str) -> DefaultSgPolicy:
 
 
 def _flow_logs(value: Any, path: str) -> FlowLogPolicy:
-    m = _mapping(value, path, ("destination", "retention_days", "s3_bucket_arn", "max_aggregation_interval"))
+    m = _mapping(
+        value,
+        path,
+        ("destination", "retention_days", "s3_bucket_arn", "max_aggregation_interval", "scope", "vpcs"),
+    )
     d = FlowLogPolicy()
     dest = m.get("destination", d.destination)
     if dest not in ("cloud-watch-logs", "s3"):
@@ -457,7 +469,14 @@ def _flow_logs(value: Any, path: str) -> FlowLogPolicy:
     interval = m.get("max_aggregation_interval", d.max_aggregation_interval)
     if interval not in (60, 600) or isinstance(interval, bool):
         raise _fail(f"{path}.max_aggregation_interval", "must be 60 or 600")
-    return FlowLogPolicy(dest, days, bucket, interval)
+    scope = m.get("scope", d.scope)
+    if scope not in ("model-vpcs", "all-vpcs"):
+        raise _fail(f"{path}.scope", "must be model-vpcs or all-vpcs")
+    vpcs = _list(m.get("vpcs", []), f"{path}.vpcs")
+    for i, vpc in enumerate(vpcs):
+        if not isinstance(vpc, str) or not vpc.startswith("vpc-"):
+            raise _fail(f"{path}.vpcs[{i}]", "must be a VPC id (vpc-...)")
+    return FlowLogPolicy(dest, days, bucket, interval, scope, frozenset(vpcs))
 
 
 def _guardrails(value: Any, path: str) -> GuardrailPolicy:
