@@ -33,6 +33,7 @@ ACCOUNT = "123456789012"
 AUDIT_TABLE = "perimeter-audit"
 IDEMPOTENCY_TABLE = "perimeter-idempotency"
 FLOW_LOG_GROUP = "/perimeter/perimeter/vpc-flow-logs"
+FLOW_LOG_INDEX_TABLE = "perimeter-flow-log-index"
 
 
 def corpus(name: str) -> dict[str, Any]:
@@ -246,6 +247,7 @@ ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "Perimeter",
     "POWERTOOLS_SERVICE_NAME": "perimeter",
     "PERIMETER_FLOW_LOG_GROUP": FLOW_LOG_GROUP,
+    "PERIMETER_FLOW_LOG_INDEX_TABLE": FLOW_LOG_INDEX_TABLE,
 }
 
 
@@ -261,6 +263,12 @@ def make_account(monkeypatch: pytest.MonkeyPatch, region: str = "us-east-1") -> 
             session, audit_table=AUDIT_TABLE, idempotency_table=IDEMPOTENCY_TABLE
         )
         monkeypatch.setenv("PERIMETER_TOPIC_ARN", topic)
+        session.client("dynamodb").create_table(
+            TableName=FLOW_LOG_INDEX_TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         trust = {
             "Version": "2012-10-17",
             "Statement": [

@@ -22,6 +22,23 @@ def acct(monkeypatch: pytest.MonkeyPatch) -> Iterator[Acct]:
 
 
 EC2 = "ec2.amazonaws.com"
+ALL_VPCS = ("  scope: model-vpcs\n", "  scope: all-vpcs\n")
+
+
+def _everywhere(acct: Acct, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Policy flow_logs.scope: all-vpcs (a new VPC hosts no model yet: out of the default scope)."""
+    policy_with(monkeypatch, acct.session, *ALL_VPCS)
+
+
+def _model_tier_group(acct: Acct, vpc: str) -> str:
+    return acct.client("ec2").create_security_group(  # type: ignore[no-any-return]
+        GroupName="model",
+        Description="model",
+        VpcId=vpc,
+        TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": [{"Key": "perimeter:tier", "Value": "model"}]}
+        ],
+    )["GroupId"]
 
 
 def _create_vpc_event(acct: Acct, vpc_id: str) -> dict[str, Any]:
@@ -30,7 +47,8 @@ def _create_vpc_event(acct: Acct, vpc_id: str) -> dict[str, Any]:
     )
 
 
-def test_create_vpc_gets_a_flow_log(acct: Acct) -> None:
+def test_create_vpc_gets_a_flow_log(acct: Acct, monkeypatch: pytest.MonkeyPatch) -> None:
+    _everywhere(acct, monkeypatch)
     vpc = acct.client("ec2").create_vpc(CidrBlock="10.70.0.0/16")["Vpc"]["VpcId"]
     out = acct.flowlog(_create_vpc_event(acct, vpc))
     assert out["status"] == "remediated", out
@@ -52,7 +70,8 @@ def test_create_vpc_gets_a_flow_log(acct: Acct) -> None:
     assert finding["GeneratorId"] == "PER-FL-1" and finding["RecordState"] == "ARCHIVED"
 
 
-def test_reject_only_flow_log_is_named_and_replaced(acct: Acct) -> None:
+def test_reject_only_flow_log_is_named_and_replaced(acct: Acct, monkeypatch: pytest.MonkeyPatch) -> None:
+    _everywhere(acct, monkeypatch)
     ec2 = acct.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.71.0.0/16")["Vpc"]["VpcId"]
     acct.client("logs").create_log_group(logGroupName="/team/rejects")
@@ -87,6 +106,7 @@ def test_active_all_flow_log_is_compliant_and_writes_nothing(acct: Acct) -> None
 
 
 def test_dry_run_detects_only(acct: Acct, monkeypatch: pytest.MonkeyPatch) -> None:
+    _everywhere(acct, monkeypatch)
     monkeypatch.setenv("PERIMETER_DRY_RUN", "true")
     vpc = acct.client("ec2").create_vpc(CidrBlock="10.73.0.0/16")["Vpc"]["VpcId"]
     out = acct.flowlog(_create_vpc_event(acct, vpc))
@@ -100,7 +120,11 @@ def test_s3_destination_from_policy(acct: Acct, monkeypatch: pytest.MonkeyPatch)
         monkeypatch,
         acct.session,
         "  destination: cloud-watch-logs\n",
-        "  destination: s3\n  s3_bucket_arn: arn:aws:s3:::flow-logs-bucket\n",
+        "  destination: s3\n  s3_bucket_arn: arn:aws:s3:::flow-logs-bucket\n  scope: all-vpcs\n",
+    )
+    text = acct.client("ssm").get_parameter(Name="/perimeter/policy")["Parameter"]["Value"]
+    acct.client("ssm").put_parameter(
+        Name="/perimeter/policy", Value=text.replace("  scope: model-vpcs\n", ""), Type="String", Overwrite=True
     )
     vpc = acct.client("ec2").create_vpc(CidrBlock="10.74.0.0/16")["Vpc"]["VpcId"]
     assert acct.flowlog(_create_vpc_event(acct, vpc))["status"] == "remediated"
@@ -108,27 +132,12 @@ def test_s3_destination_from_policy(acct: Acct, monkeypatch: pytest.MonkeyPatch)
     assert fl["LogDestinationType"] == "s3" and fl["LogDestination"] == "arn:aws:s3:::flow-logs-bucket"
 
 
-def test_delete_flow_logs_sample_finds_the_bare_vpc(acct: Acct) -> None:
-    ec2 = acct.client("ec2")
-    logged = ec2.create_vpc(CidrBlock="10.75.0.0/16")["Vpc"]["VpcId"]
-    acct.client("logs").create_log_group(logGroupName="/team/all")
-    ec2.create_flow_logs(
-        ResourceIds=[logged],
-        ResourceType="VPC",
-        TrafficType="ALL",
-        LogDestinationType="cloud-watch-logs",
-        LogGroupName="/team/all",
-        DeliverLogsPermissionArn=acct.role_arn,
-    )
-    bare = ec2.create_vpc(CidrBlock="10.76.0.0/16")["Vpc"]["VpcId"]
-    out = acct.flowlog(sample("DeleteFlowLogs--wrapped-request.json"))
-    assert out["deleted_flow_logs"] == ["fl-0a1b2c3d4e5f60001"]
-    fixed = {i["resource"] for i in out["issues"]}
-    assert bare in fixed and logged not in fixed
-    assert "Flow log fl-0a1b2c3d4e5f60001 was deleted" in next(
-        i["summary"] for i in out["issues"] if i["resource"] == bare
-    )
-    assert len(acct.flow_logs(bare)) == 1 and len(acct.flow_logs(logged)) == 1
+def test_create_vpc_out_of_the_default_scope_gets_nothing(acct: Acct) -> None:
+    """Default flow_logs.scope (model-vpcs): a new VPC holds no model, so no flow log is made."""
+    vpc = acct.client("ec2").create_vpc(CidrBlock="10.70.0.0/16")["Vpc"]["VpcId"]
+    out = acct.flowlog(_create_vpc_event(acct, vpc))
+    assert out["status"] == "compliant" and out["vpcs"] == []
+    assert acct.flow_logs(vpc) == [] and acct.findings() == [] and acct.audit_records() == []
 
 
 def test_create_vpc_sample_for_a_vpc_since_deleted(acct: Acct) -> None:
@@ -180,8 +189,11 @@ def west(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_corpus_delete_flow_logs_panther(west: Acct) -> None:
+    """The record's flow-log id was never seen made: the model VPC that lost its log is found
+    through the policy's scope and the finding says which VPC the id covered is unknown."""
     ec2 = west.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.80.0.0/16")["Vpc"]["VpcId"]
+    _model_tier_group(west, vpc)
     west.client("logs").create_log_group(logGroupName="/team/all")
     [fl] = ec2.create_flow_logs(
         ResourceIds=[vpc],
@@ -194,7 +206,8 @@ def test_corpus_delete_flow_logs_panther(west: Acct) -> None:
     ec2.delete_flow_logs(FlowLogIds=[fl])
     out = west.flowlog(corpus("DeleteFlowLogs/panther-1.json"))
     assert out["deleted_flow_logs"] == ["fl-0ef673ef70c4f07cc"]
-    assert vpc in {i["resource"] for i in out["issues"]}
+    [issue] = out["issues"]
+    assert issue["resource"] == vpc and "which VPC it covered is unknown" in issue["summary"]
     assert [f["TrafficType"] for f in west.flow_logs(vpc)] == ["ALL"]
     assert out["actor"] == "arn:aws:sts::111122223333:assumed-role/SampleRole/leroy.jenkins"
 
@@ -211,7 +224,8 @@ def test_corpus_create_vpc_panther(west: Acct) -> None:
     assert west.audit_records() == []
 
 
-def test_audit_record_undoes_the_flow_log(acct: Acct) -> None:
+def test_audit_record_undoes_the_flow_log(acct: Acct, monkeypatch: pytest.MonkeyPatch) -> None:
+    _everywhere(acct, monkeypatch)
     from perimeter_local.restore_flowlog import restore_flow_log
 
     vpc = acct.client("ec2").create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]

@@ -452,7 +452,7 @@ def keep_first_seen(finding: dict[str, Any], existing: Mapping[str, Any] | None)
     out = dict(finding)
     for key in ("FirstObservedAt", "CreatedAt"):
         if existing.get(key):
-            out[key] = min(str(existing[key]), str(finding[key]))
+            out[key] = existing[key]
     out["UpdatedAt"] = max(str(finding["UpdatedAt"]), str(existing.get("UpdatedAt", "")))
     return out
 
