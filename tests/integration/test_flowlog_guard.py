@@ -124,7 +124,10 @@ def test_s3_destination_from_policy(acct: Acct, monkeypatch: pytest.MonkeyPatch)
     )
     text = acct.client("ssm").get_parameter(Name="/perimeter/policy")["Parameter"]["Value"]
     acct.client("ssm").put_parameter(
-        Name="/perimeter/policy", Value=text.replace("  scope: model-vpcs\n", ""), Type="String", Overwrite=True
+        Name="/perimeter/policy",
+        Value=text.replace("  scope: model-vpcs\n", ""),
+        Type="String",
+        Overwrite=True,
     )
     vpc = acct.client("ec2").create_vpc(CidrBlock="10.74.0.0/16")["Vpc"]["VpcId"]
     assert acct.flowlog(_create_vpc_event(acct, vpc))["status"] == "remediated"
