@@ -332,16 +332,19 @@ def test_aws_calls_per_event(acct: Acct, monkeypatch: pytest.MonkeyPatch) -> Non
         "ec2:DescribeRouteTables",
         "ec2:DescribeNetworkInterfaces",
         "ec2:DescribeFlowLogs",
+        # Is a finding of these resources still active? (a person may have fixed them: resolve)
+        "securityhub:GetFindings",
     ]
     calls.ops.clear()
     assert acct.model(unsafe)["status"] == "remediated"
-    reads = [op for op in calls.ops if op.split(":")[1].startswith("Describe")]
+    reads = [op for op in calls.ops if op.split(":")[1].startswith(("Describe", "GetFindings"))]
     writes = sorted(op for op in calls.ops if op not in reads)
     assert reads == [
         "sagemaker:DescribeEndpointConfig",
         "sagemaker:DescribeModel",
         *calls.ops[2:7],
         "ec2:DescribeFlowLogs",
+        "securityhub:GetFindings",
     ]
     assert writes == sorted(
         [
@@ -351,6 +354,7 @@ def test_aws_calls_per_event(acct: Acct, monkeypatch: pytest.MonkeyPatch) -> Non
             "logs:PutRetentionPolicy",
             "ec2:CreateFlowLogs",
             "dynamodb:PutItem",  # audit record completed with the flow-log id
+            "dynamodb:PutItem",  # flow-log index: which VPC the new flow log covers
             "securityhub:BatchImportFindings",
             "sns:Publish",
             "dynamodb:UpdateItem",  # idempotency completed

@@ -113,7 +113,8 @@ def enforcement_text(enforced: Sequence[Enforcement], strong: Sequence[Guardrail
     )
 
 
-def _account_resource(account: str, region: str) -> Any:
+def account_resource(account: str, region: str) -> Any:
+    """PER-GR-1's account-level requirement has one finding per account and region."""
     return arn_resource(
         "Other",
         f"arn:aws:bedrock:{region}:{account}:guardrail/*",
@@ -138,7 +139,7 @@ def missing_guardrail_issue(
     weak = ", ".join(f"{g.label}: PROMPT_ATTACK input {g.prompt_attack_input}" for g in guardrails) or "none"
     return Issue(
         control_id="PER-GR-1",
-        resource=_account_resource(account, region),
+        resource=account_resource(account, region),
         score=70,
         reasons=("Bedrock serves a model with no prompt-attack guardrail (+70)",),
         summary=(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from perimeter.arns import ec2_arn
 from perimeter.posture import Issue, arn_resource
+from perimeter.report import FindingResource
 
 #: The runtime API each serving path is invoked through (interface endpoint service suffix).
 RUNTIME_SERVICES = {"sagemaker": "sagemaker.runtime", "bedrock": "bedrock-runtime"}
@@ -39,6 +40,8 @@ class NotebookFacts:
     subnet: str | None
     security_groups: tuple[str, ...]
     direct_internet: bool
+    #: NotebookInstanceStatus; "Deleting" counts as gone (the delete is accepted and runs on)
+    status: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,7 @@ def model_outside_vpc(model: ModelFacts, chain: tuple[str, ...]) -> Issue | None
         return None
     return Issue(
         control_id="PER-VPC-1",
-        resource=arn_resource("Other", model.arn, f"model/{model.name}", {"ModelName": model.name}),
+        resource=model_resource(model.arn, model.name),
         score=75,
         reasons=(
             "model runs outside any VPC: SageMaker-managed network with internet access (+60)",
@@ -82,7 +85,7 @@ def model_without_isolation(model: ModelFacts, chain: tuple[str, ...]) -> Issue 
         return None
     return Issue(
         control_id="PER-VPC-2",
-        resource=arn_resource("Other", model.arn, f"model/{model.name}", {"ModelName": model.name}),
+        resource=model_resource(model.arn, model.name),
         score=50,
         reasons=("the model container may make outbound network calls (+35)", "model tier (+15)"),
         summary=f"Model {model.name} has EnableNetworkIsolation=false: its container can call out.",
@@ -157,6 +160,18 @@ def shared_group(
     )
 
 
+def model_resource(arn: str, name: str) -> FindingResource:
+    return arn_resource("Other", arn, f"model/{name}", {"ModelName": name})
+
+
+def notebook_resource(arn: str, name: str) -> FindingResource:
+    return arn_resource("Other", arn, f"notebook/{name}", {"NotebookInstanceName": name})
+
+
+def marketplace_resource(arn: str, name: str) -> FindingResource:
+    return arn_resource("Other", arn, f"marketplace-endpoint/{name}", {"EndpointArn": arn})
+
+
 def notebook_issues(nb: NotebookFacts, chain: tuple[str, ...]) -> list[Issue]:
     problems = []
     if not nb.subnet:
@@ -168,7 +183,7 @@ def notebook_issues(nb: NotebookFacts, chain: tuple[str, ...]) -> list[Issue]:
     return [
         Issue(
             control_id="PER-VPC-1",
-            resource=arn_resource("Other", nb.arn, f"notebook/{nb.name}", {"NotebookInstanceName": nb.name}),
+            resource=notebook_resource(nb.arn, nb.name),
             score=70 if not nb.subnet else 60,
             reasons=tuple(f"notebook {p} (+{70 if not nb.subnet else 60})" for p in problems[:1]),
             summary=f"Notebook instance {nb.name} " + " and ".join(problems) + ".",
@@ -185,7 +200,7 @@ def notebook_issues(nb: NotebookFacts, chain: tuple[str, ...]) -> list[Issue]:
 def marketplace_outside_vpc(arn: str, name: str, chain: tuple[str, ...]) -> Issue:
     return Issue(
         control_id="PER-VPC-1",
-        resource=arn_resource("Other", arn, f"marketplace-endpoint/{name}", {"EndpointArn": arn}),
+        resource=marketplace_resource(arn, name),
         score=75,
         reasons=("Marketplace endpoint without a VPC configuration (+60)", "model tier (+15)"),
         summary=f"Bedrock Marketplace endpoint {name} has no vpc configuration: it runs outside your VPC.",

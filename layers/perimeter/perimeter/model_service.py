@@ -27,25 +27,45 @@ from perimeter.model_eval import (
     ModelFacts,
     SharedUse,
     marketplace_outside_vpc,
+    marketplace_resource,
     model_outside_vpc,
+    model_resource,
     model_without_isolation,
     notebook_issues,
+    notebook_resource,
     shared_group,
     vpc_without_runtime_endpoint,
     vpcs_of,
 )
-from perimeter.posture import Issue, Judged, arn_resource, judge
-from perimeter.posture_service import act_and_report, flow_log_issues
+from perimeter.posture import Evaluation, Issue, Judged, arn_resource
+from perimeter.posture_service import act_and_report, flow_log_evaluation, plan_report, vpc_resource
 from perimeter.report import Outcome, build_finding, iso_now
 from perimeter.runtime import Runtime
 from perimeter.telemetry import logger
 
 SAGEMAKER_EVENTS = frozenset(
-    {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "UpdateEndpoint", "CreateNotebookInstance"}
+    {
+        "CreateModel",
+        "CreateEndpointConfig",
+        "CreateEndpoint",
+        "UpdateEndpoint",
+        "CreateNotebookInstance",
+        "UpdateNotebookInstance",
+        # The calls that end a problem: reads and Security Hub updates only.
+        "DeleteModel",
+        "DeleteEndpoint",
+        "DeleteNotebookInstance",
+    }
 )
 MARKETPLACE_EVENTS = frozenset({"CreateMarketplaceModelEndpoint", "UpdateMarketplaceModelEndpoint"})
 GUARDRAIL_EVENTS = frozenset({"CreateGuardrail", "UpdateGuardrail", "DeleteGuardrail"})
-BEDROCK_EVENTS = MARKETPLACE_EVENTS | GUARDRAIL_EVENTS | {"CreateModelImportJob"}
+BEDROCK_EVENTS = (
+    MARKETPLACE_EVENTS | GUARDRAIL_EVENTS | {"CreateModelImportJob", "DeleteMarketplaceModelEndpoint"}
+)
+#: Events that never write (no flow log is created on them): they report the state only.
+READ_ONLY_EVENTS = frozenset(
+    {"DeleteModel", "DeleteEndpoint", "DeleteNotebookInstance", "DeleteMarketplaceModelEndpoint"}
+)
 DATA_ENI_MARKERS = ("RDSNetworkInterface", "ElastiCache", "Redshift", "DocumentDB")
 
 
@@ -69,6 +89,11 @@ class Gathered:
     #: security group id -> chain that led to it
     group_chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    #: every (control, resource) judged on its whole state (clean ones resolve their finding)
+    covered: Evaluation = field(default_factory=Evaluation)
+
+    def cover(self, control_id: str, resource: Any, why: str) -> None:
+        self.covered.cover(control_id, resource, why)
 
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
@@ -87,19 +112,22 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
             "reason": f"{call.event_name} is not a model event",
             "event_id": call.event_id,
         }
+    ev = Evaluation(list(g.issues), list(g.covered.covered))
     if g.vpcs:
-        g.issues.extend(
-            flow_log_issues(call, rt, list(g.vpcs), chains=g.vpcs, why="A model is deployed into it.")
+        ev.extend(
+            flow_log_evaluation(call, rt, list(g.vpcs), chains=g.vpcs, why="A model is deployed into it.")
         )
-    judged = judge(g.issues, rt.policy, principal_arn=call.actor.arn)
+    judged, resolved, existing = plan_report(call, ev, rt)
     violating = [d for d in g.sg_decisions if d.violations]
     base = {"event_id": call.event_id, "event_name": call.event_name, "resources": g.judged, **g.notes}
-    if not judged and not violating:
+    if not judged and not violating and not resolved:
         status = "resource-gone" if g.gone and not g.judged else "compliant"
         logger.info("no violation", extra={"status": status, "resources": g.judged, "gone": g.gone})
         return {"status": status, **base, "gone": g.gone}
     return rt.run_once(
-        call.event_id, lambda: _act(call, judged, violating, rt, base, g.group_chains), context
+        call.event_id,
+        lambda: _act(call, judged, violating, rt, base, g.group_chains, resolved=resolved, existing=existing),
+        context,
     )
 
 
@@ -110,6 +138,9 @@ def _act(
     rt: Runtime,
     base: dict[str, Any],
     chains: dict[str, tuple[str, ...]],
+    *,
+    resolved: list[tuple[dict[str, Any], str]],
+    existing: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     now = iso_now()
     sg_findings = []
@@ -137,7 +168,17 @@ def _act(
                     action="exempt" if all(v.exemption for v in vs) else "detected",
                 )
             )
-    return act_and_report(call, judged, rt, extra_findings=sg_findings, also_notify=sg_told, extra=base)
+    return act_and_report(
+        call,
+        judged,
+        rt,
+        extra_findings=sg_findings,
+        also_notify=sg_told,
+        extra=base,
+        resolved=resolved,
+        existing=existing,
+        may_create=call.event_name not in READ_ONLY_EVENTS,
+    )
 
 
 # --- SageMaker --------------------------------------------------------------------------
@@ -151,10 +192,13 @@ def _sagemaker(rt: Runtime) -> Any:
 
 def _gather_sagemaker(call: ApiCall, rt: Runtime, g: Gathered) -> None:
     sm = _sagemaker(rt)
-    if call.event_name == "CreateNotebookInstance":
+    if call.event_name in ("CreateNotebookInstance", "UpdateNotebookInstance", "DeleteNotebookInstance"):
         _gather_notebook(call, rt, g, sm)
         return
-    if call.event_name == "CreateModel":
+    if call.event_name == "DeleteEndpoint":
+        _gather_deleted_endpoint(call, rt, g, sm)
+        return
+    if call.event_name in ("CreateModel", "DeleteModel"):
         models: list[tuple[tuple[str, ...], str]] = [((), str(_req(call.request, "modelName")))]
     else:
         found = _endpoint_models(call, rt, g, sm)
@@ -166,6 +210,9 @@ def _gather_sagemaker(call: ApiCall, rt: Runtime, g: Gathered) -> None:
         m = sm.model(name)
         if m is None:
             g.gone.append(f"model {name}")
+            arn = f"arn:aws:sagemaker:{call.region}:{call.account}:model/{name.lower()}"
+            for control in ("PER-VPC-1", "PER-VPC-2"):
+                g.cover(control, model_resource(arn, name), f"model {name} was deleted.")
             continue
         iso = _req(call.request, "enableNetworkIsolation") if call.event_name == "CreateModel" else None
         if isinstance(iso, bool):
@@ -206,12 +253,23 @@ def _endpoint_models(
 def _gather_notebook(call: ApiCall, rt: Runtime, g: Gathered, sm: Any) -> None:
     name = str(_req(call.request, "notebookInstanceName"))
     nb = sm.notebook(name)
-    if nb is None:
+    if nb is None or nb.status == "Deleting":
         g.gone.append(f"notebook {name}")
+        arn = (
+            nb.arn
+            if nb
+            else f"arn:aws:sagemaker:{call.region}:{call.account}:notebook-instance/{name.lower()}"
+        )
+        g.cover("PER-VPC-1", notebook_resource(arn, name), f"notebook instance {name} was deleted.")
         return
     g.judged.append(f"notebook {name}")
     chain = (f"notebook {name}",)
     g.issues.extend(notebook_issues(nb, chain))
+    g.cover(
+        "PER-VPC-1",
+        notebook_resource(nb.arn, nb.name),
+        f"notebook instance {name} runs in subnet {nb.subnet} without direct internet access.",
+    )
     if nb.subnet:
         for vpc in vpcs_of([nb.subnet], rt.network.subnet_vpcs([nb.subnet])):
             g.vpcs.setdefault(vpc, chain)
@@ -234,6 +292,10 @@ def _judge_models(
         ):
             if issue:
                 g.issues.append(issue)
+        if kind == "sagemaker":
+            res = model_resource(m.arn, m.name)
+            g.cover("PER-VPC-1", res, f"model {m.name} runs in VPC subnets {', '.join(m.subnets)}.")
+            g.cover("PER-VPC-2", res, f"model {m.name} has network isolation on.")
         if not m.in_vpc:
             continue
         for vpc in vpcs_of(m.subnets, subnet_vpcs):
@@ -245,6 +307,10 @@ def _judge_models(
                 )
                 if issue:
                     g.issues.append(issue)
+                else:
+                    g.cover(
+                        "PER-VPC-2", vpc_resource(call, vpc), f"VPC {vpc} has the runtime interface endpoint."
+                    )
         for sg in m.security_groups:
             group_chains.setdefault(sg, chain)
             group_vpc.setdefault(sg, next(iter(vpcs_of(m.subnets, subnet_vpcs)), None))
@@ -296,6 +362,12 @@ def _judge_groups(
         )
         if issue:
             g.issues.append(issue)
+        else:
+            g.cover(
+                "PER-TIER-1",
+                arn_resource("AwsEc2SecurityGroup", ctx.arn, sg, {"GroupId": sg}),
+                f"security group {sg} serves the model tier only.",
+            )
         # Judge the group's standing rules as the model tier it serves, whatever its tag says.
         as_model = (
             ctx if tier == "model" else replace(ctx, tags={**ctx.tags, policy.tiers.tag_key: model_value})
@@ -320,6 +392,15 @@ def _gather_bedrock(call: ApiCall, rt: Runtime, g: Gathered) -> None:
 
     br = _bedrock(rt)
     req = unwrap(call.request)
+    if call.event_name == "DeleteMarketplaceModelEndpoint":
+        arn = str(_req(req, "endpointArn"))
+        name = arn.rsplit("/", 1)[-1]
+        if br.marketplace_endpoint(arn) is not None:
+            g.judged.append(f"Marketplace endpoint {name} (still deleting)")
+        g.gone.append(f"Marketplace endpoint {name}")
+        g.cover("PER-VPC-1", marketplace_resource(arn, name), f"Marketplace endpoint {name} was deleted.")
+        _requirement_recheck(call, rt, g)
+        return
     if call.event_name in MARKETPLACE_EVENTS:
         resp = _req(call.response, "marketplaceModelEndpoint") or {}
         arn = _req(resp, "endpointArn") or _req(req, "endpointArn")
@@ -336,6 +417,11 @@ def _gather_bedrock(call: ApiCall, rt: Runtime, g: Gathered) -> None:
         g.judged.append(f"Marketplace endpoint {ep.name}")
         source = _model_label(ep.model_source)
         chain = (f"Marketplace endpoint {ep.name}", f"model {source}")
+        g.cover(
+            "PER-VPC-1",
+            marketplace_resource(ep.arn, ep.name),
+            f"Marketplace endpoint {ep.name} runs in subnets {', '.join(ep.subnets)}.",
+        )
         if not ep.subnets or not ep.security_groups:
             g.issues.append(marketplace_outside_vpc(ep.arn, ep.name, chain))
         else:
@@ -395,6 +481,7 @@ def _guardrail_requirement(
     )
     if issue:
         g.issues.append(issue)
+    _cover_requirement(call, g, guardrails)
 
 
 def _gather_guardrail_change(call: ApiCall, rt: Runtime, g: Gathered, req: Mapping[str, Any]) -> None:
@@ -437,6 +524,17 @@ def _gather_guardrail_change(call: ApiCall, rt: Runtime, g: Gathered, req: Mappi
             )
             if issue:
                 g.issues.append(issue)
+            else:
+                g.cover(
+                    "PER-GR-1",
+                    arn_resource(
+                        "Other",
+                        after.arn or before.arn,
+                        after.guardrail_id,
+                        {"GuardrailId": after.guardrail_id},
+                    ),
+                    f"guardrail {after.label} is no weaker than version {before.version}.",
+                )
     guardrails = br.guardrails()
     issue = missing_guardrail_issue(
         account=call.account,
@@ -448,5 +546,48 @@ def _gather_guardrail_change(call: ApiCall, rt: Runtime, g: Gathered, req: Mappi
     )
     if issue:
         g.issues.append(issue)
+    _cover_requirement(call, g, guardrails, served=served)
     if call.event_name == "CreateGuardrail":
         g.judged.append(f"guardrail {gid or _req(req, 'name')}")
+
+
+def _cover_requirement(
+    call: ApiCall, g: Gathered, guardrails: list[Any], served: list[str] | None = None
+) -> None:
+    """The account-level PER-GR-1 pair is clean when a HIGH prompt-attack guardrail exists (or
+    nothing is served)."""
+    from perimeter.guardrail_eval import account_resource
+
+    strong = [gr.label for gr in guardrails if gr.blocks_prompt_attacks]
+    if strong:
+        why = f"guardrail(s) {', '.join(strong)} block prompt attacks at HIGH."
+    elif served is not None and not served:
+        why = "Bedrock serves no model in this region."
+    else:
+        return
+    g.cover("PER-GR-1", account_resource(call.account, call.region), why)
+
+
+def _requirement_recheck(call: ApiCall, rt: Runtime, g: Gathered, *, sagemaker: bool = False) -> None:
+    """After a serving resource is deleted: is a prompt-attack guardrail still required?"""
+    if rt.policy.mode("PER-GR-1") == "off":
+        return
+    from perimeter.guardrail_eval import account_resource
+
+    served = _bedrock(rt).served_models()
+    if sagemaker:
+        served += [f"SageMaker endpoint {e}" for e in _sagemaker(rt).serving_endpoints()]
+    if not served:
+        g.cover("PER-GR-1", account_resource(call.account, call.region), "no model is served any more.")
+        return
+    _guardrail_requirement(call, rt, g, served, chain=())
+
+
+def _gather_deleted_endpoint(call: ApiCall, rt: Runtime, g: Gathered, sm: Any) -> None:
+    """DeleteEndpoint: the endpoint's models keep their own findings (they still exist and can
+    be deployed again); what ends is the endpoint's need for a guardrail when the policy
+    requires one for SageMaker."""
+    name = str(_req(call.request, "endpointName"))
+    g.gone.append(f"endpoint {name}")
+    if "sagemaker" in rt.policy.guardrails.required_for:
+        _requirement_recheck(call, rt, g, sagemaker=True)

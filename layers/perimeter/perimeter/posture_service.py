@@ -265,14 +265,7 @@ def report_evaluation(
     problem while one exists; the active finding of every clean (or deleted) pair resolved.
     Reads the stored findings once (GetFindings by id); writes only when something changes,
     at most once per CloudTrail event id."""
-    issues = merge_issues(ev.issues)
-    judged = judge(issues, rt.policy, principal_arn=principal_arn or call.actor.arn)
-    clean = ev.clean()
-    ids = [_id_of(call, j.issue) for j in judged] + [_clean_id(call, c) for c in clean]
-    existing = rt.securityhub.existing(ids) if ids else {}
-    resolved = [
-        (existing[_clean_id(call, c)], c.why) for c in clean if is_active(existing.get(_clean_id(call, c)))
-    ]
+    judged, resolved, existing = plan_report(call, ev, rt, principal_arn=principal_arn)
     if not judged and not resolved:
         status = "resource-gone" if gone and not judged_what else "compliant"
         logger.info(
@@ -286,6 +279,27 @@ def report_evaluation(
         ),
         context,
     )
+
+
+def plan_report(
+    call: ApiCall,
+    ev: Evaluation,
+    rt: Runtime,
+    *,
+    principal_arn: str | None = None,
+    extra_ids: Sequence[str] = (),
+) -> tuple[list[Judged], list[tuple[dict[str, Any], str]], dict[str, dict[str, Any]]]:
+    """(issues judged one per (control, resource), stored active findings to resolve with why,
+    every stored finding read) for one evaluation: one GetFindings pass."""
+    issues = merge_issues(ev.issues)
+    judged = judge(issues, rt.policy, principal_arn=principal_arn or call.actor.arn)
+    clean = ev.clean()
+    ids = [_id_of(call, j.issue) for j in judged] + [_clean_id(call, c) for c in clean] + list(extra_ids)
+    existing = rt.securityhub.existing(ids) if ids else {}
+    resolved = [
+        (existing[_clean_id(call, c)], c.why) for c in clean if is_active(existing.get(_clean_id(call, c)))
+    ]
+    return judged, resolved, existing
 
 
 def _clean_id(call: ApiCall, c: Clean) -> str:

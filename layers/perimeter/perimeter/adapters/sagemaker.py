@@ -82,4 +82,16 @@ class SageMakerAdapter:
             subnet=n.get("SubnetId") or None,
             security_groups=tuple(n.get("SecurityGroups") or ()),
             direct_internet=str(n.get("DirectInternetAccess", "Enabled")) == "Enabled",
+            status=str(n.get("NotebookInstanceStatus", "")),
         )
+
+    def serving_endpoints(self) -> list[str]:
+        """Names of the region's endpoints that serve or will serve (not being deleted)."""
+        names: list[str] = []
+        for page in self._sm.get_paginator("list_endpoints").paginate():
+            names.extend(
+                e["EndpointName"]
+                for e in page.get("Endpoints", [])
+                if e.get("EndpointStatus") not in ("Deleting", "Failed")
+            )
+        return names
