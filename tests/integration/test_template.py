@@ -57,6 +57,24 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     "AttachRolePolicy": {"IamGuardFunction"},
     "CreateVpc": {"FlowLogGuardFunction"},
     "DeleteFlowLogs": {"FlowLogGuardFunction"},
+    # issue 8: the calls that end a problem (findings resolve; reads and Security Hub only)
+    "AttachUserPolicy": {"IamGuardFunction"},
+    "SetDefaultPolicyVersion": {"IamGuardFunction"},
+    "DetachRolePolicy": {"IamGuardFunction"},
+    "DeleteRolePolicy": {"IamGuardFunction"},
+    "DeleteRole": {"IamGuardFunction"},
+    "DetachUserPolicy": {"IamGuardFunction"},
+    "DeleteUserPolicy": {"IamGuardFunction"},
+    "DeleteUser": {"IamGuardFunction"},
+    "DeletePolicyVersion": {"IamGuardFunction"},
+    "DeletePolicy": {"IamGuardFunction"},
+    "CreateFlowLogs": {"FlowLogGuardFunction"},
+    "DeleteVpc": {"FlowLogGuardFunction"},
+    "UpdateNotebookInstance": {"ModelPostureFunction"},
+    "DeleteModel": {"ModelPostureFunction"},
+    "DeleteEndpoint": {"ModelPostureFunction"},
+    "DeleteNotebookInstance": {"ModelPostureFunction"},
+    "DeleteMarketplaceModelEndpoint": {"ModelPostureFunction"},
 }
 
 

@@ -65,9 +65,12 @@ FLOW_LOG_CREATE = frozenset(
         "logs:DeleteLogDelivery",
     }
 )
+#: Reading the stored findings of the judged resources, to resolve those no longer true.
+FINDINGS_READ = frozenset({"securityhub:GetFindings"})
 FUNCTIONS["ModelPostureFunction"] = (
     frozenset(
         {
+            "sagemaker:ListEndpoints",
             "sagemaker:DescribeModel",
             "sagemaker:DescribeEndpointConfig",
             "sagemaker:DescribeEndpoint",
@@ -88,16 +91,38 @@ FUNCTIONS["ModelPostureFunction"] = (
     | FLOW_LOG_CREATE
     | IDEMPOTENCY
     | REPORTING
+    | FINDINGS_READ
     | AUDIT
     | POLICY
 )
 # Detect only: IamGuard never writes, so no audit table.
 FUNCTIONS["IamGuardFunction"] = (
-    frozenset({"iam:GetRole", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListEntitiesForPolicy"})
+    frozenset(
+        {
+            "iam:GetRole",
+            "iam:ListRolePolicies",
+            "iam:GetRolePolicy",
+            "iam:ListAttachedRolePolicies",
+            "iam:GetUser",
+            "iam:ListUserPolicies",
+            "iam:GetUserPolicy",
+            "iam:ListAttachedUserPolicies",
+            "iam:GetPolicy",
+            "iam:GetPolicyVersion",
+            "iam:ListEntitiesForPolicy",
+        }
+    )
     | IDEMPOTENCY
     | REPORTING
+    | FINDINGS_READ
     | POLICY
 )
 FUNCTIONS["FlowLogGuardFunction"] = (
-    frozenset({"ec2:DescribeVpcs"}) | FLOW_LOG_CREATE | IDEMPOTENCY | REPORTING | AUDIT | POLICY
+    frozenset({"ec2:DescribeVpcs", "ec2:DescribeSecurityGroups"})
+    | FLOW_LOG_CREATE
+    | IDEMPOTENCY
+    | REPORTING
+    | FINDINGS_READ
+    | AUDIT
+    | POLICY
 )
