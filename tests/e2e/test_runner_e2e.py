@@ -157,6 +157,7 @@ NEEDS_BEDROCK = (
     "CreateMarketplaceModelEndpoint",
     "UpdateMarketplaceModelEndpoint",
     "CreateModelImportJob",
+    "DeleteMarketplaceModelEndpoint",
 )
 SAMPLES = sorted(p.name for p in (ROOT / "events").glob("*.json") if not p.name.startswith(NEEDS_BEDROCK))
 

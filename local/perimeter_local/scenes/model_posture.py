@@ -231,8 +231,16 @@ def play(demo: Any) -> None:
         _model(demo, "deepseek-r1-private", vpc={"subnets": [private], "groups": [sg]}, isolation=True),
         "CreateModel deepseek-r1-private: private subnet, own model-tier SG, EnableNetworkIsolation=true",
     )
+    # Judged on the VPC's whole state, the runtime endpoint just made also resolves the VPC's
+    # earlier PER-VPC-2 finding: an update to Security Hub, no new problem, no change in AWS.
+    result = (
+        next((r["result"] for r in out if r["function"] == "ModelPostureFunction" and r["ok"]), None) or {}
+    )
+    for fid in result.get("resolved", []):
+        demo.say(f"    resolved  {fid}")
     demo.check(
-        _status(out, "ModelPostureFunction") == "compliant", "the safe deployment: no finding, no change"
+        _status(out, "ModelPostureFunction") in ("compliant", "reported") and not result.get("issues"),
+        "the safe deployment: no new finding, no change",
     )
 
     demo.say("\nSomeone removes the flow log to cover their tracks.")
