@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from model_support import ACCOUNT, Acct, make_account, model_role, sample
-from perimeter.adapters.securityhub import DuplicateFindingId, SecurityHubAdapter
 
 ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
 ROLE = "sagemaker-deepseek-execution"
@@ -55,18 +54,17 @@ def _event(acct: Acct, name: str, request: dict[str, Any]) -> dict[str, Any]:
 def test_two_offending_statements_make_one_finding_naming_both(acct: Acct) -> None:
     """Before: one finding per statement, all with the role's Id: Security Hub kept one."""
     model_role(acct.client("iam"), ROLE)
-    acct.client("iam").put_role_policy(
-        RoleName=ROLE, PolicyName="invoke", PolicyDocument=_doc(INVOKE_STAR, CONVERSE_STAR)
-    )
-    acct.iam(
-        _event(acct, "PutRolePolicy", {"roleName": ROLE, "policyName": "invoke", "policyDocument": "{}"})
-    )
+    doc = _doc(INVOKE_STAR, CONVERSE_STAR)
+    acct.client("iam").put_role_policy(RoleName=ROLE, PolicyName="invoke", PolicyDocument=doc)
+    acct.iam(_event(acct, "PutRolePolicy", {"roleName": ROLE, "policyName": "invoke", "policyDocument": doc}))
     [finding] = acct.findings()
     assert finding["Id"] == ROLE_ID and _state(finding) == ("FAILED", "NEW", "ACTIVE")
     assert "InvokeAnything" in finding["Description"] and "ConverseAnything" in finding["Description"]
 
 
 def test_a_batch_with_two_findings_of_one_id_fails_loudly(acct: Acct) -> None:
+    from perimeter.adapters.securityhub import DuplicateFindingId, SecurityHubAdapter
+
     hub = SecurityHubAdapter(acct.client("securityhub"))
     twin = {"Id": "perimeter/PER-IAM-1/x", "Title": "t"}
     with pytest.raises(DuplicateFindingId, match="perimeter/PER-IAM-1/x"):
