@@ -6,8 +6,9 @@ VPC's routing; built by hand in unit tests.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from perimeter.arns import ec2_arn
 from perimeter.policy import Policy
@@ -46,3 +47,24 @@ class GroupContext:
     @property
     def arn(self) -> str:
         return ec2_arn(self.region, self.account, "security-group", self.group_id)
+
+
+def vpc_facts_from_tables(tables: Iterable[Mapping[str, Any]]) -> dict[str, VpcFacts]:
+    """Each VPC's CIDRs and internet routing, from its route tables (the ``local`` routes are
+    the VPC's CIDRs; an active ``igw-`` target means a public subnet)."""
+    cidrs: dict[str, set[str]] = {}
+    routed: dict[str, bool] = {}
+    for table in tables:
+        vpc = str(table.get("VpcId", ""))
+        cidrs.setdefault(vpc, set())
+        routed.setdefault(vpc, False)
+        for route in table.get("Routes", []):
+            gateway = str(route.get("GatewayId", ""))
+            dest = route.get("DestinationCidrBlock") or route.get("DestinationIpv6CidrBlock")
+            if gateway == "local" and dest:
+                cidrs[vpc].add(dest)
+            elif gateway.startswith("igw-") and route.get("State", "active") == "active":
+                routed[vpc] = True
+    return {
+        vpc: VpcFacts(vpc, tuple(sorted(c)), routed[vpc] if c else None) for vpc, c in cidrs.items()
+    }

@@ -415,6 +415,19 @@ def _act_and_report(call: ApiCall, found: Assessment, rt: Runtime, net: Ec2Netwo
     )
 
 
+def judge_default_groups(
+    call: ApiCall, vpc_ids: Sequence[str], rt: Runtime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The sweep's way in: the same plan, migration and findings as an event, for these VPCs'
+    default groups. Returns (findings, summaries); the caller reports them with its own."""
+    net = rt.network
+    now = iso_now()
+    plans = [p for p in (_plan_vpc(call, v, rt, net) for v in dict.fromkeys(vpc_ids)) if p and p.violating]
+    migrations = [migrate(p, call, rt, net, now) if p.acts else Migration(p) for p in plans]
+    findings = [f for m in migrations for f, _ in _migration_findings(call, m, rt, now)]
+    return findings, [_migration_summary(m) for m in migrations]
+
+
 def _migration_summary(m: Migration) -> dict[str, Any]:
     return {
         "vpc_id": m.plan.vpc_id,

@@ -37,6 +37,7 @@ from perimeter.model_eval import (
     vpc_without_runtime_endpoint,
     vpcs_of,
 )
+from perimeter.policy import Policy
 from perimeter.posture import Evaluation, Issue, Judged, arn_resource
 from perimeter.posture_service import act_and_report, flow_log_evaluation, plan_report, vpc_resource
 from perimeter.report import Outcome, build_finding, iso_now
@@ -251,7 +252,10 @@ def _endpoint_models(
 
 
 def _gather_notebook(call: ApiCall, rt: Runtime, g: Gathered, sm: Any) -> None:
-    name = str(_req(call.request, "notebookInstanceName"))
+    _judge_notebook(call, rt, g, sm, str(_req(call.request, "notebookInstanceName")))
+
+
+def _judge_notebook(call: ApiCall, rt: Runtime, g: Gathered, sm: Any, name: str) -> None:
     nb = sm.notebook(name)
     if nb is None or nb.status == "Deleting":
         g.gone.append(f"notebook {name}")
@@ -264,6 +268,7 @@ def _gather_notebook(call: ApiCall, rt: Runtime, g: Gathered, sm: Any) -> None:
         return
     g.judged.append(f"notebook {name}")
     chain = (f"notebook {name}",)
+    g.notes.setdefault("notebook_groups", []).extend(nb.security_groups)
     g.issues.extend(notebook_issues(nb, chain))
     g.cover(
         "PER-VPC-1",
@@ -318,6 +323,15 @@ def _judge_models(
         _judge_groups(call, rt, g, group_chains, group_vpc)
 
 
+def as_model_tier(ctx: GroupContext, policy: Policy) -> GroupContext:
+    """A group that serves a model is judged as the model tier, whatever its tag says (the
+    sweep judges such groups the same way)."""
+    if ctx.tier(policy) == "model":
+        return ctx
+    model_value = sorted(policy.tiers.values["model"])[0]
+    return replace(ctx, tags={**ctx.tags, policy.tiers.tag_key: model_value})
+
+
 def _judge_groups(
     call: ApiCall,
     rt: Runtime,
@@ -337,7 +351,6 @@ def _judge_groups(
     enis = net.enis_in_groups(contexts)
     others = {o for e in enis for o in e.group_ids if o not in contexts}
     other_tags = {gid: info.tags for gid, info in net.groups(others).items()}
-    model_value = sorted(policy.tiers.values["model"])[0]
     g.group_chains.update(chains)
     for sg, ctx in contexts.items():
         tier = ctx.tier(policy)
@@ -368,14 +381,36 @@ def _judge_groups(
                 arn_resource("AwsEc2SecurityGroup", ctx.arn, sg, {"GroupId": sg}),
                 f"security group {sg} serves the model tier only.",
             )
-        # Judge the group's standing rules as the model tier it serves, whatever its tag says.
-        as_model = (
-            ctx if tier == "model" else replace(ctx, tags={**ctx.tags, policy.tiers.tag_key: model_value})
-        )
         decision = decide(
-            GroupChange(sg, (), whole_group=True), as_model, policy, principal_arn=call.actor.arn
+            GroupChange(sg, (), whole_group=True),
+            as_model_tier(ctx, policy),
+            policy,
+            principal_arn=call.actor.arn,
         )
         g.sg_decisions.append(decision)
+
+
+def sweep_models(call: ApiCall, rt: Runtime) -> Gathered:
+    """The sweep's way in: every SageMaker model and notebook of the region, judged by the
+    same code as their events (SageMaker has no batch describe: one DescribeModel each).
+    ``group_chains`` names the groups that serve a model; ``sg_decisions`` are left to the
+    sweep's own pass over every group (one finding per group and control)."""
+    g = Gathered()
+    if all(rt.policy.mode(c) == "off" for c in ("PER-VPC-1", "PER-VPC-2", "PER-TIER-1")):
+        return g
+    sm = _sagemaker(rt)
+    facts: list[tuple[tuple[str, ...], ModelFacts]] = []
+    for name in sm.model_names():
+        m = sm.model(name)
+        if m is not None:
+            facts.append(((f"model {name}",), m))
+            g.judged.append(f"model {name}")
+    if facts:
+        _judge_models(call, rt, g, facts, kind="sagemaker")
+    for name in sm.notebook_names():
+        _judge_notebook(call, rt, g, sm, name)
+    g.sg_decisions.clear()
+    return g
 
 
 # --- Bedrock ----------------------------------------------------------------------------

@@ -174,6 +174,16 @@ def _create_flow_log(call: ApiCall, j: Judged, rt: Runtime, now: str) -> Judged:
     return replace(j, action="created", remediation_detail=detail)
 
 
+def remediate(call: ApiCall, judged: Sequence[Judged], rt: Runtime, now: str) -> list[Judged]:
+    """What ``enforce`` allows posture controls to change: the missing flow logs, created."""
+    done: list[Judged] = []
+    for j in judged:
+        if j.issue.control_id == "PER-FL-1" and j.mode == "enforce" and j.exemption is None:
+            j = _create_flow_log(call, j, rt, now)
+        done.append(j)
+    return done
+
+
 def act_and_report(
     call: ApiCall,
     judged: Sequence[Judged],
@@ -192,11 +202,7 @@ def act_and_report(
     whose resource is now clean or gone, each with why; ``existing`` the stored findings of the
     issues (their first-seen and creation times are kept)."""
     now = iso_now()
-    done: list[Judged] = []
-    for j in judged:
-        if may_create and j.issue.control_id == "PER-FL-1" and j.mode == "enforce" and j.exemption is None:
-            j = _create_flow_log(call, j, rt, now)
-        done.append(j)
+    done = remediate(call, judged, rt, now) if may_create else list(judged)
     if existing is None:
         existing = rt.securityhub.existing([_id_of(call, j.issue) for j in done])
     findings = [

@@ -39,6 +39,8 @@ class Settings:
     dry_run: bool
     self_roles: frozenset[str]
     idempotency_ttl_seconds: int = 86400
+    #: the sweep's review state (PER-REV-1 first sightings); only SweepFunction has it
+    review_table: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +59,7 @@ class Settings:
             self_roles=frozenset(
                 r.strip() for r in e.get("PERIMETER_SELF_ROLES", "").split(",") if r.strip()
             ),
+            review_table=e.get("PERIMETER_REVIEW_TABLE") or None,
         )
 
 

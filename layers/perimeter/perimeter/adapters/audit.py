@@ -9,7 +9,8 @@ restore`` can always put back what a record lists. Its key is deterministic
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -19,13 +20,31 @@ class AuditAdapter:
         self._table = table_name
 
     def put(self, record: Mapping[str, Any]) -> None:
-        item = {
+        self._ddb.put_item(TableName=self._table, Item=self._item(record))
+
+    def put_many(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Write-ahead for many changes at once (the sweep): BatchWriteItem, 25 a call,
+        unprocessed items retried with backoff until written."""
+        for start in range(0, len(records), 25):
+            pending = {
+                self._table: [{"PutRequest": {"Item": self._item(r)}} for r in records[start : start + 25]]
+            }
+            for attempt in range(8):
+                pending = self._ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            if pending:
+                raise RuntimeError("audit: records left unprocessed; nothing was changed")
+
+    @staticmethod
+    def _item(record: Mapping[str, Any]) -> dict[str, Any]:
+        return {
             "pk": {"S": str(record["audit_id"])},
             "time": {"S": str(record["time"])},
             "group_id": {"S": str(record.get("group_id", ""))},
             "body": {"S": json.dumps(record, sort_keys=True, default=str)},
         }
-        self._ddb.put_item(TableName=self._table, Item=item)
 
     def get(self, audit_id: str) -> dict[str, Any] | None:
         resp = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": audit_id}}, ConsistentRead=True)

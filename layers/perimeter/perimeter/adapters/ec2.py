@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from perimeter.context import GroupContext, VpcFacts
+from perimeter.context import GroupContext, VpcFacts, vpc_facts_from_tables
 from perimeter.rules import Rule, rule_from_api_rule, rules_of_group
 
 GROUP_GONE = {"InvalidGroup.NotFound", "InvalidGroupId.NotFound", "InvalidGroupId.Malformed"}
@@ -58,17 +58,12 @@ class Ec2Adapter:
             return GroupContext(group_id=group_id, account=account, region=region, exists=False)
         g = groups[0]
         vpc = self.vpc_facts(g["VpcId"]) if with_vpc and g.get("VpcId") else None
-        return GroupContext(
-            group_id=g["GroupId"],
-            account=account,
-            region=region,
-            group_name=g.get("GroupName"),
-            vpc_id=g.get("VpcId"),
-            tags={t["Key"]: t.get("Value", "") for t in g.get("Tags", [])},
-            vpc_cidrs=vpc.cidrs if vpc else (),
-            internet_routed=vpc.internet_routed if vpc else None,
-            current_rules=tuple(rules_of_group(g)),
-        )
+        return context_of_group(g, account=account, region=region, vpc=vpc)
+
+    def remember_vpcs(self, facts: dict[str, VpcFacts]) -> None:
+        """VPC facts read by a region-wide listing (the sweep): later lookups hit the cache."""
+        now = self._clock()
+        self._vpcs.update({vpc: (now, f) for vpc, f in facts.items()})
 
     def vpc_facts(self, vpc_id: str) -> VpcFacts:
         """A VPC's CIDRs and internet routing, from its route tables: every table carries the
@@ -78,19 +73,13 @@ class Ec2Adapter:
         hit = self._vpcs.get(vpc_id)
         if hit and now - hit[0] < self.VPC_TTL_SECONDS:
             return hit[1]
-        cidrs: set[str] = set()
-        routed = False
         paginator = self._ec2.get_paginator("describe_route_tables")
-        for page in paginator.paginate(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]):
-            for table in page.get("RouteTables", []):
-                for route in table.get("Routes", []):
-                    gateway = str(route.get("GatewayId", ""))
-                    dest = route.get("DestinationCidrBlock") or route.get("DestinationIpv6CidrBlock")
-                    if gateway == "local" and dest:
-                        cidrs.add(dest)
-                    elif gateway.startswith("igw-") and route.get("State", "active") == "active":
-                        routed = True
-        facts = VpcFacts(vpc_id, tuple(sorted(cidrs)), routed if cidrs else None)
+        tables = [
+            t
+            for page in paginator.paginate(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
+            for t in page.get("RouteTables", [])
+        ]
+        facts = vpc_facts_from_tables(tables).get(vpc_id) or VpcFacts(vpc_id, (), None)
         self._vpcs[vpc_id] = (now, facts)
         return facts
 
@@ -147,6 +136,23 @@ class Ec2Adapter:
                 continue
             result.revoked.extend(pending)
             return
+
+
+def context_of_group(
+    g: dict[str, Any], *, account: str, region: str, vpc: VpcFacts | None
+) -> GroupContext:
+    """A group as DescribeSecurityGroups returns it, with its VPC's facts, as the controls see it."""
+    return GroupContext(
+        group_id=g["GroupId"],
+        account=account,
+        region=region,
+        group_name=g.get("GroupName"),
+        vpc_id=g.get("VpcId"),
+        tags={t["Key"]: t.get("Value", "") for t in g.get("Tags", []) or []},
+        vpc_cidrs=vpc.cidrs if vpc else (),
+        internet_routed=vpc.internet_routed if vpc else None,
+        current_rules=tuple(rules_of_group(g)),
+    )
 
 
 def _ids_named_in(message: str, rules: Iterable[Rule]) -> list[Rule]:

@@ -95,3 +95,18 @@ class SageMakerAdapter:
                 if e.get("EndpointStatus") not in ("Deleting", "Failed")
             )
         return names
+
+    def model_names(self) -> list[str]:
+        """Every model of the region (ListModels, paginated)."""
+        return [
+            str(m["ModelName"])
+            for page in self._sm.get_paginator("list_models").paginate()
+            for m in page.get("Models", [])
+        ]
+
+    def notebook_names(self) -> list[str]:
+        return [
+            str(n["NotebookInstanceName"])
+            for page in self._sm.get_paginator("list_notebook_instances").paginate()
+            for n in page.get("NotebookInstances", [])
+        ]

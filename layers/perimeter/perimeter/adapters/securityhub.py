@@ -79,3 +79,25 @@ class SecurityHubAdapter:
                 if not token:
                     break
         return out
+
+    def active_findings(self, product_arn: str) -> list[dict[str, Any]]:
+        """Perimeter's active findings in this account and region (GetFindings, 100 a page).
+        The filters are repeated on the results: a filter Security Hub ignored (moto does)
+        must not make the sweep touch another product's findings."""
+        filters = {
+            "ProductArn": [{"Value": product_arn, "Comparison": "EQUALS"}],
+            "RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}],
+            "GeneratorId": [{"Value": "PER-", "Comparison": "PREFIX"}],
+        }
+        out: list[dict[str, Any]] = []
+        paginator = self._hub.get_paginator("get_findings")
+        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": MAX_BATCH}):
+            for f in page.get("Findings", []):
+                generator = str(f.get("GeneratorId", ""))
+                if (
+                    f.get("ProductArn") == product_arn
+                    and f.get("RecordState") == "ACTIVE"
+                    and generator.startswith("PER-")
+                ):
+                    out.append(f)
+        return out

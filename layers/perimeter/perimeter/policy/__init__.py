@@ -208,6 +208,13 @@ class Quarantine:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewPolicy:
+    """The sweep's review controls: how long a group may stay unused before PER-REV-1 reports it."""
+
+    unused_grace_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class DefaultSgPolicy:
     quarantine: Quarantine = field(default_factory=Quarantine)
 
@@ -227,6 +234,7 @@ class Policy:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     flow_logs: FlowLogPolicy = field(default_factory=lambda: FlowLogPolicy())
     guardrails: GuardrailPolicy = field(default_factory=lambda: GuardrailPolicy())
+    review: ReviewPolicy = field(default_factory=lambda: ReviewPolicy())
 
     def mode(self, control_id: str) -> str:
         """The effective mode: dry-run turns every ``enforce`` into ``detect``."""
@@ -428,6 +436,7 @@ TOP_LEVEL = (
     "flow_logs",
     "guardrails",
     "default_sg",
+    "review",
 )
 
 
@@ -488,6 +497,14 @@ def _guardrails(value: Any, path: str) -> GuardrailPolicy:
     return GuardrailPolicy(frozenset(kinds))
 
 
+def _review(value: Any, path: str) -> ReviewPolicy:
+    m = _mapping(value, path, ("unused_grace_days",))
+    days = _int(
+        m.get("unused_grace_days", ReviewPolicy().unused_grace_days), f"{path}.unused_grace_days", 0, 3650
+    )
+    return ReviewPolicy(days)
+
+
 def parse_policy(doc: Any) -> Policy:
     """Validate a policy document (already loaded from YAML) and build a ``Policy``.
 
@@ -533,6 +550,7 @@ def parse_policy(doc: Any) -> Policy:
         raw=m,
         flow_logs=_flow_logs(m.get("flow_logs", {}) or {}, "flow_logs"),
         guardrails=_guardrails(m.get("guardrails", {}) or {}, "guardrails"),
+        review=_review(m.get("review", {}) or {}, "review"),
     )
 
 

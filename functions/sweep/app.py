@@ -1,0 +1,23 @@
+"""Sweep: the scheduled review of the whole region (an EventBridge schedule, or `perimeter sweep`).
+
+Thin on purpose: listing, judging, acting and reconciling Security Hub live in
+``perimeter.review.service``. Errors are not caught here: Lambda retries, then the event goes
+to the dead-letter queue (every step of a sweep is safe to repeat).
+"""
+
+import gc
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from perimeter.review import service
+from perimeter.runtime import get_runtime
+from perimeter.telemetry import logger, metrics
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return service.handle(event, get_runtime(), context)
+
+
+gc.freeze()

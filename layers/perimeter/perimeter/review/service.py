@@ -1,0 +1,493 @@
+"""The sweep: judge every resource of the region with the event path's evaluations, act per
+mode, and make Security Hub tell the truth (DESIGN §4b, "one evaluation, two ways in").
+
+Reads, all paginated listings (``adapters/inventory.py``): security groups, ENIs, VPCs, route
+tables; for the review controls VPC endpoints, launch templates and peering connections, then
+DescribeStaleSecurityGroups for peered VPCs only; rule ids only for the groups a revoke needs;
+SageMaker models and notebooks (SageMaker has no batch describe: one DescribeModel each); the
+flow logs of every VPC; Perimeter's active findings; the review state.
+
+Then, per resource kind, the event path's own code: ``decide`` for every group (a group that
+serves a model as the model tier, as ModelPosture judges it), ``dsg_service`` for default
+groups that have rules or dependants, ``flow_log_issues`` for every VPC, ``model_service`` for
+models and notebooks; and the review controls PER-REV-1/2 (``review.evaluate``).
+
+Writes, only what modes allow: at most one revoke per offending group and direction (rules by
+id, audit record first), default-SG migrations, flow logs, unused groups deleted (PER-REV-1
+enforce, audit record first); findings in batches of 100: every current violation (first
+sighting kept), and every active Perimeter finding in the sweep's scope that it did not raise
+again, resolved (PASSED/ARCHIVED); one SNS message when something is new, changed or resolved.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from perimeter.adapters.ec2 import context_of_group
+from perimeter.adapters.inventory import InventoryAdapter, Listing
+from perimeter.context import GroupContext
+from perimeter.decide import GroupDecision
+from perimeter.events import Actor, ApiCall
+from perimeter.posture import Issue, Judged, issue_finding, judge
+from perimeter.report import (
+    Outcome,
+    build_audit_record,
+    build_finding,
+    call_notification,
+    iso_now,
+    worst,
+)
+from perimeter.review.evaluate import (
+    compliant,
+    covered,
+    dangling_rules,
+    judge_group,
+    keep_first_sighting,
+    merge_stale,
+    resolved,
+    review_unused,
+    stale_issue,
+    to_resolve,
+    unused_groups,
+    unused_issue,
+    with_ids,
+)
+from perimeter.rules import Rule
+from perimeter.runtime import ConfigError, Runtime
+from perimeter.telemetry import logger, record_findings
+
+SWEEP_EVENT = "PerimeterSweep"
+
+
+def sweep_call(rt: Runtime, event: Mapping[str, Any] | None, now: str, account: str) -> ApiCall:
+    """The sweep as the reports see it: no CloudTrail event, Perimeter itself found it."""
+    sweep_id = str((event or {}).get("id") or f"sweep-{uuid.uuid4()}")
+    if not sweep_id.startswith("sweep-"):
+        sweep_id = f"sweep-{sweep_id}"
+    return ApiCall(
+        event_id=sweep_id,
+        event_name=SWEEP_EVENT,
+        event_source="perimeter",
+        event_time=now,
+        region=rt.settings.region,
+        account=account,
+        actor=Actor(None, "PerimeterSweep", account, "unknown (found by Perimeter's sweep)", None, None),
+        request={},
+        response={},
+        error_code=None,
+        error_message=None,
+    )
+
+
+@dataclass
+class Sweep:
+    call: ApiCall
+    now: str
+    listing: Listing
+    contexts: dict[str, GroupContext]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    revoked: dict[str, list[str]] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) -> dict[str, Any]:
+    """Sweep the region (a scheduled EventBridge event, or the CLI)."""
+    now = iso_now()
+    inv = InventoryAdapter(rt.client("ec2"))
+    policy = rt.policy
+    review_on = any(policy.mode(c) != "off" for c in ("PER-REV-1", "PER-REV-2"))
+    listing = inv.listing(review=review_on)
+    account = rt.settings.account_id or next(
+        (str(g["OwnerId"]) for g in listing.groups if g.get("OwnerId")), ""
+    )
+    if not account:
+        raise ConfigError("PERIMETER_ACCOUNT_ID is not set and the region has no security group to tell it")
+    call = sweep_call(rt, event, now, account)
+    logger.set_correlation_id(call.event_id)
+    rt.ec2.remember_vpcs(listing.vpc_facts)  # the default-SG path reads them again: from cache
+    contexts = {
+        str(g["GroupId"]): context_of_group(
+            g, account=account, region=call.region, vpc=listing.vpc_facts.get(str(g.get("VpcId", "")))
+        )
+        for g in listing.groups
+    }
+    s = Sweep(call, now, listing, contexts)
+    model_groups, model_judged = _models(s, rt)
+    _groups(s, rt, inv, model_groups)
+    _default_groups(s, rt)
+    _flow_logs(s, rt)
+    s.findings.extend(model_judged)
+    if policy.mode("PER-REV-1") != "off":
+        _unused(s, rt, inv)
+    return _report(s, rt)
+
+
+# --- security groups: PER-SG-1..4 and PER-REV-2 ------------------------------------------------
+
+
+def _models(s: Sweep, rt: Runtime) -> tuple[set[str], list[dict[str, Any]]]:
+    """SageMaker models and notebooks through ModelPosture's own evaluation. Returns the
+    groups that serve a model (judged as the model tier) and the posture findings."""
+    from perimeter.model_service import sweep_models
+
+    gathered = sweep_models(s.call, rt)
+    judged = judge([i for i in gathered.issues if i.control_id != "PER-FL-1"], rt.policy, principal_arn=None)
+    s.details["models"] = gathered.judged
+    findings = [issue_finding(s.call, j, now=s.now) for j in judged]
+    s.lines.extend(_line(j) for j in judged)
+    return set(gathered.group_chains), findings
+
+
+def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]) -> None:
+    from perimeter.model_service import as_model_tier
+
+    policy = rt.policy
+    decisions: list[GroupDecision] = []
+    for gid, ctx in s.contexts.items():
+        judged_as = as_model_tier(ctx, policy) if gid in model_groups else ctx
+        decisions.append(judge_group(judged_as, policy))
+    stale = _stale(s, inv) if policy.mode("PER-REV-2") != "off" else {}
+    stale_judged = {
+        gid: judge([stale_issue(s.contexts[gid], rules)], policy, principal_arn=None)
+        for gid, rules in stale.items()
+    }
+    stale_judged = {g: j for g, j in stale_judged.items() if j}
+    # One revoke per offending group (and direction): the SG controls' rules and, in enforce,
+    # the stale ones, with ids looked up in one filtered listing per 200 groups.
+    plan: dict[str, list[Rule]] = {}
+    for d in decisions:
+        if d.to_revoke:
+            plan.setdefault(d.ctx.group_id, []).extend(d.to_revoke)
+    for gid, (j,) in stale_judged.items():
+        if j.mode == "enforce" and j.exemption is None:
+            plan.setdefault(gid, []).extend(stale[gid])
+    removed = _remove(s, rt, inv, plan, {d.ctx.group_id: d for d in decisions})
+    for d in decisions:
+        if not d.violations:
+            continue
+        gone = removed.get(d.ctx.group_id, ())
+        audit_id = _audit_id(s, d.ctx.group_id) if gone else None
+        outcome = Outcome(
+            d,
+            revoked=tuple(r for r in gone if r.key in {v.rule.key for v in d.violations}),
+            audit_id=audit_id,
+        )
+        for control_id, vs in d.by_control().items():
+            f = build_finding(s.call, control_id, vs, outcome, now=s.now)
+            s.findings.append(f)
+            s.lines.append(
+                f"{f['Severity']['Label']:<8} {control_id:<9} {f['ProductFields']['perimeter/action']:<9} "
+                f"{d.ctx.group_id}: " + "; ".join(v.rule.describe() for v in vs)
+            )
+    for gid, (j,) in stale_judged.items():
+        gone_keys = {r.key for r in removed.get(gid, ())}
+        done = bool(gone_keys) and all(r.key in gone_keys for r in stale[gid])
+        f = issue_finding(s.call, j, now=s.now)
+        if done:
+            f = compliant(f, "revoked")
+        s.findings.append(f)
+        s.lines.append(_line(j, "revoked" if done else None))
+    s.details["groups"] = {
+        "judged": len(decisions),
+        "violating": sum(1 for d in decisions if d.violations),
+        "stale": sorted(stale_judged),
+        "revoked": {g: [r.rule_id for r in rs] for g, rs in removed.items()},
+    }
+
+
+def _stale(s: Sweep, inv: InventoryAdapter) -> dict[str, list[Rule]]:
+    """PER-REV-2: rules naming a group the listing lacks, and what AWS reports stale across
+    the peerings of this region's VPCs."""
+    our_vpcs = set(s.listing.vpc_ids)
+    from_api = {
+        sg.group_id: list(sg.rules) for sg in inv.stale_groups(s.listing.peered_vpcs & our_vpcs) if sg.rules
+    }
+    stale = merge_stale(dangling_rules(s.listing.groups, account=s.call.account), from_api)
+    return {g: r for g, r in stale.items() if g in s.contexts}
+
+
+def _remove(
+    s: Sweep,
+    rt: Runtime,
+    inv: InventoryAdapter,
+    plan: dict[str, list[Rule]],
+    decisions: dict[str, GroupDecision],
+) -> dict[str, tuple[Rule, ...]]:
+    """Rule ids for the planned groups only (one filtered listing per 200 groups), every audit
+    record written first (25 a request), then one revoke per group and direction."""
+    ids = inv.rule_ids(plan) if plan else {}
+    to_remove = {
+        gid: rules
+        for gid, wanted in plan.items()
+        if (rules := with_ids(list({r.key: r for r in wanted}.values()), ids))
+    }
+    records = {gid: _audit_record(s, decisions[gid], rules) for gid, rules in to_remove.items()}
+    if records:
+        rt.audit.put_many(list(records.values()))  # write-ahead: never change what is not recorded
+    return {gid: _revoke(s, rt, records[gid], rules) for gid, rules in to_remove.items()}
+
+
+def _audit_id(s: Sweep, resource: str) -> str:
+    return f"{s.call.event_id}#{resource}"
+
+
+def _audit_record(s: Sweep, d: GroupDecision, rules: tuple[Rule, ...]) -> dict[str, Any]:
+    record = build_audit_record(s.call, d, _audit_id(s, d.ctx.group_id), s.now)
+    extra = {"PER-REV-2"} if {r.key for r in rules} - {r.key for r in d.to_revoke} else set()
+    record["controls"] = sorted(set(record["controls"]) | extra)
+    record["rules"] = [r.to_dict() for r in rules]
+    record["restore"] = {
+        "ingress": [r.to_permission() for r in rules if not r.egress],
+        "egress": [r.to_permission() for r in rules if r.egress],
+    }
+    return record
+
+
+def _revoke(s: Sweep, rt: Runtime, record: dict[str, Any], rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    gid = str(record["group_id"])
+    result = rt.ec2.revoke(gid, rules)
+    if result.already_gone:
+        # Someone removed these between our read and our revoke: the record names only what
+        # Perimeter removed, so a restore puts back nothing else.
+        record["rules"] = [r.to_dict() for r in result.revoked]
+        record["restore"] = {
+            "ingress": [r.to_permission() for r in result.revoked if not r.egress],
+            "egress": [r.to_permission() for r in result.revoked if r.egress],
+        }
+        rt.audit.put(record)
+    s.revoked[gid] = [str(r.rule_id) for r in result.revoked]
+    return tuple(result.revoked)
+
+
+# --- default groups, flow logs ----------------------------------------------------------------
+
+
+def _default_groups(s: Sweep, rt: Runtime) -> None:
+    """Default groups with rules or dependants, through DefaultSgGuard's own plan."""
+    if all(rt.policy.mode(c) == "off" for c in ("PER-DSG-1", "PER-DSG-2")):
+        return
+    on_default = {e.vpc_id for e in s.listing.enis if e.default_group_id}
+    vpcs = [
+        str(ctx.vpc_id)
+        for ctx in s.contexts.values()
+        if ctx.is_default and ctx.vpc_id and (ctx.current_rules or ctx.vpc_id in on_default)
+    ]
+    if not vpcs:
+        return
+    from perimeter.dsg_service import judge_default_groups
+
+    # Read after the SG controls' revokes: the plan sees the default groups as they now are.
+    findings, summaries = judge_default_groups(s.call, vpcs, rt)
+    s.findings.extend(findings)
+    s.details["default_groups"] = summaries
+    for f in findings:
+        s.lines.append(
+            f"{f['Severity']['Label']:<8} {f['GeneratorId']:<9} {f['ProductFields']['perimeter/action']:<9} "
+            f"{f['Resources'][0]['Id'].rsplit('/', 1)[-1]}"
+        )
+
+
+def _flow_logs(s: Sweep, rt: Runtime) -> None:
+    from perimeter.posture_service import flow_log_issues, remediate
+
+    issues = flow_log_issues(s.call, rt, s.listing.vpc_ids)
+    done = remediate(s.call, judge(issues, rt.policy, principal_arn=None), rt, s.now)
+    for j in done:
+        s.findings.append(issue_finding(s.call, j, now=s.now))
+        s.lines.append(_line(j))
+    s.details["flow_logs"] = {"vpcs": len(s.listing.vpc_ids), "without": [j.issue.vpc_id for j in done]}
+
+
+def _line(j: Judged, action: str | None = None) -> str:
+    i: Issue = j.issue
+    return f"{j.severity:<8} {i.control_id:<9} {action or j.action:<9} {i.resource.short_id}: {i.summary}"
+
+
+# --- PER-REV-1 ---------------------------------------------------------------------------------
+
+
+def _review_state(rt: Runtime) -> Any:
+    from perimeter.adapters.review_state import ReviewStateAdapter
+
+    if not rt.settings.review_table:
+        raise ConfigError("PERIMETER_REVIEW_TABLE is not set: PER-REV-1 needs its first sightings")
+    return ReviewStateAdapter(rt.client("dynamodb"), rt.settings.review_table)
+
+
+def _unused(s: Sweep, rt: Runtime, inv: InventoryAdapter) -> None:
+    policy = rt.policy
+    listing = s.listing
+    also = listing.endpoint_groups | listing.template_groups
+    unused = unused_groups(listing.groups, (g for e in listing.enis for g in e.group_ids), also)
+    state = _review_state(rt)
+    review = review_unused(
+        unused, state.unused_since(), now=s.now, grace_days=policy.review.unused_grace_days
+    )
+    state.update(review.first_seen, review.cleared)
+    raw = {str(g["GroupId"]): g for g in listing.groups}
+    issues = [
+        unused_issue(
+            s.contexts[gid],
+            since,
+            grace_days=policy.review.unused_grace_days,
+            description=str(raw[gid].get("Description", "")),
+        )
+        for gid, since in review.overdue
+    ]
+    for j in judge(issues, policy, principal_arn=None):
+        gid = str(j.issue.group_id)
+        action = None
+        if j.mode == "enforce" and j.exemption is None:
+            action = _delete(s, rt, inv, raw[gid], s.contexts[gid])
+        f = issue_finding(s.call, j, now=s.now)
+        if action == "deleted":
+            f = compliant(f, "deleted")
+            f["Description"] = (
+                f"Perimeter deleted {gid}. Undo: perimeter restore {_audit_id(s, gid)}. " + f["Description"]
+            )[:1024]
+            f["ProductFields"]["perimeter/audit_id"] = _audit_id(s, gid)
+        s.findings.append(f)
+        s.lines.append(_line(j, action))
+    s.details["unused"] = {
+        "unused": unused,
+        "first_seen_now": sorted(review.first_seen),
+        "overdue": [g for g, _ in review.overdue],
+        "deleted": s.deleted,
+    }
+
+
+def _delete(s: Sweep, rt: Runtime, inv: InventoryAdapter, raw: Mapping[str, Any], ctx: GroupContext) -> str:
+    """Delete an unused group, recorded first with everything ``perimeter restore`` needs."""
+    gid = ctx.group_id
+    record = {
+        "audit_id": _audit_id(s, gid),
+        "time": s.now,
+        "action": "delete-security-group",
+        "event_id": s.call.event_id,
+        "event_name": s.call.event_name,
+        "actor": s.call.actor.display,
+        "account": ctx.account,
+        "region": ctx.region,
+        "group_id": gid,
+        "vpc_id": ctx.vpc_id,
+        "controls": ["PER-REV-1"],
+        "rules": [r.to_dict() for r in ctx.current_rules],
+        "group": {
+            "name": raw.get("GroupName"),
+            "description": raw.get("Description") or raw.get("GroupName"),
+            "vpc_id": ctx.vpc_id,
+            "tags": dict(ctx.tags),
+        },
+        "restore": {
+            "ingress": [r.to_permission() for r in ctx.current_rules if not r.egress],
+            "egress": [r.to_permission() for r in ctx.current_rules if r.egress],
+        },
+        "status": "pending",
+    }
+    rt.audit.put(record)  # write-ahead
+    outcome = inv.delete_group(gid)
+    record["status"] = outcome
+    rt.audit.put(record)
+    if outcome == "deleted":
+        s.deleted.append(gid)
+    return outcome
+
+
+# --- Security Hub and the message ----------------------------------------------------------------
+
+
+def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
+    call = s.call
+    partition = _partition(call.region)
+    product = f"arn:{partition}:securityhub:{call.region}:{call.account}:product/{call.account}/default"
+    existing = {f["Id"]: f for f in rt.securityhub.active_findings(product)}
+    raised = [keep_first_sighting(f, existing.get(f["Id"])) for f in s.findings]
+    raised_ids = {f["Id"] for f in raised}
+    if len(raised_ids) != len(raised):
+        dupes = sorted({f["Id"] for f in raised if sum(1 for g in raised if g["Id"] == f["Id"]) > 1})
+        raise RuntimeError(f"two findings with one Id in a sweep: {dupes[:5]}")
+    known = _known_resources(s)
+    resolutions = []
+    for f in to_resolve(
+        existing.values(), raised_ids, covered(rt.policy), account=call.account, region=call.region
+    ):
+        short = str(f["Id"]).split("/", 4)[-1]
+        why = (
+            "the resource no longer exists"
+            if short not in known
+            else "the resource no longer violates the control"
+        )
+        resolutions.append(resolved(f, now=s.now, why=why, sweep_id=str(call.event_id)))
+    new = [f for f in raised if f["RecordState"] == "ACTIVE" and f["Id"] not in existing]
+    changed = [f for f in raised if f["RecordState"] == "ARCHIVED"]
+    everything = raised + resolutions
+    if everything:
+        rt.securityhub.import_findings(everything)
+    record_findings(raised)
+    note = None
+    if (new or changed or resolutions) and rt.sns is not None:
+        lines = [*s.lines, *(_resolved_line(f) for f in resolutions)]
+        severity = worst(f["Severity"]["Label"] for f in new + changed) if new or changed else "INFORMATIONAL"
+        note = call_notification(
+            call,
+            subject=(
+                f"[Perimeter] sweep: {len(new)} new, {len(changed)} remediated, {len(resolutions)} resolved"
+            ),
+            lines=lines,
+            details={
+                "sweep": True,
+                "new": [f["Id"] for f in new],
+                "remediated": [f["Id"] for f in changed],
+                "resolved": [f["Id"] for f in resolutions],
+            },
+            attributes={"control": "SWEEP", "severity": severity, "action": "sweep"},
+            findings=raised,
+        )
+        rt.sns.publish(note)
+    summary = {
+        "status": "swept",
+        "sweep_id": call.event_id,
+        "account": call.account,
+        "region": call.region,
+        "counts": {
+            "security_groups": len(s.listing.groups),
+            "network_interfaces": len(s.listing.enis),
+            "vpcs": len(s.listing.vpc_ids),
+            "findings_raised": len(raised),
+            "findings_active": sum(1 for f in raised if f["RecordState"] == "ACTIVE"),
+            "findings_new": len(new),
+            "findings_resolved": len(resolutions),
+            "rules_revoked": sum(len(v) for v in s.revoked.values()),
+            "groups_deleted": len(s.deleted),
+        },
+        "revoked": s.revoked,
+        "deleted": s.deleted,
+        "resolved": [f["Id"] for f in resolutions],
+        "active": sorted(f["Id"] for f in raised if f["RecordState"] == "ACTIVE"),
+        "lines": s.lines,
+        **s.details,
+        "notification": note.subject if note else None,
+    }
+    logger.info("sweep", extra={"summary": {k: v for k, v in summary.items() if k != "lines"}})
+    return summary
+
+
+def _resolved_line(f: Mapping[str, Any]) -> str:
+    short = str(f["Id"]).split("/", 4)[-1]
+    return f"resolved  {f['GeneratorId']:<9} {short}: {f['ProductFields']['perimeter/resolved_because']}"
+
+
+def _known_resources(s: Sweep) -> set[str]:
+    models = {str(m).replace(" ", "/", 1) for m in s.details.get("models", [])}
+    return set(s.contexts) | set(s.listing.vpc_ids) | {e.eni_id for e in s.listing.enis} | models
+
+
+def _partition(region: str) -> str:
+    from perimeter.arns import partition_of
+
+    return partition_of(region)
