@@ -3,6 +3,7 @@
     perimeter invoke SgGuardFunction -e events/AuthorizeSecurityGroupIngress--world-ssh.json
     perimeter invoke -e events/AuthorizeSecurityGroupIngress--world-ssh.json   # route by rules
     perimeter invoke --embedded -e ...                                          # own moto server
+    perimeter sweep [--embedded]                                                # review the region
     perimeter demo
     perimeter audit list | perimeter restore AUDIT_ID
     perimeter replay DIR | s3://bucket/prefix | --lake-results FILE   # history, dry run
@@ -116,6 +117,58 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def scheduled_event(account: str, region: str, rule_name: str) -> dict[str, Any]:
+    """The event an EventBridge schedule delivers (``Scheduled Event`` from ``aws.events``)."""
+    import datetime as dt
+    import uuid
+
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{account}:rule/{rule_name}"],
+        "detail": {},
+    }
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from perimeter_local.account import prepare
+    from perimeter_local.invoke import invoke
+    from perimeter_local.template import functions
+
+    with _account(args.embedded):
+        session = _session()
+        template_path = Path(args.template)
+        template, resolver = prepare(
+            session,
+            template_path,
+            stack_name=args.stack_name,
+            parameters=_parameters(args.parameter_overrides),
+        )
+        account, region = resolver.pseudo["AWS::AccountId"], resolver.pseudo["AWS::Region"]
+        if args.embedded:
+            from perimeter_local.review_seed import seed_review
+
+            seeded = seed_review(session, account, resolver)
+            print(f"perimeter: embedded account seeded: {json.dumps(seeded)}", file=sys.stderr)
+        spec = next((s for s in functions(template, resolver, template_path.parent) if s.schedules), None)
+        if spec is None:
+            print(f"perimeter: no scheduled function in {template_path}", file=sys.stderr)
+            return 2
+        event = scheduled_event(account, region, f"{args.stack_name}-sweep")
+        res = invoke(spec, event, account=account, region=region)
+    summary = {"function": spec.logical_id, "schedule": list(spec.schedules), **res}
+    print(json.dumps(summary, indent=2, default=str))
+    if not res["ok"]:
+        print(f"perimeter: {spec.logical_id} failed: {res['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from perimeter_local.demo import run_demo
 
@@ -165,6 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--stack-name", default="perimeter")
     inv.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
     inv.set_defaults(func=cmd_invoke)
+
+    sw = sub.add_parser("sweep", help="review the whole region now, as the scheduled SweepFunction does")
+    sw.add_argument(
+        "--embedded",
+        action="store_true",
+        help="start an embedded moto server, seeded with a deployment worth reviewing",
+    )
+    sw.add_argument("-t", "--template", default=DEFAULT_TEMPLATE)
+    sw.add_argument("--stack-name", default="perimeter")
+    sw.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    sw.set_defaults(func=cmd_sweep)
 
     demo = sub.add_parser(
         "demo", help="embedded account, a DeepSeek-R1 deployment, risky changes, Perimeter at work"

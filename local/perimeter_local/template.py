@@ -185,6 +185,8 @@ class FunctionSpec:
     function_name: str
     timeout: int
     memory: int
+    #: schedule expressions (``Type: Schedule`` events): the sweep runs on one, not on a rule
+    schedules: tuple[str, ...] = ()
 
     @property
     def module_path(self) -> Path:
@@ -208,7 +210,11 @@ def functions(template: Mapping[str, Any], resolver: Resolver, root: Path) -> li
         env.update(res.get("Properties", {}).get("Environment", {}).get("Variables", {}))
         resolved_env = {k: str(v) for k, v in resolver.resolve(env).items()}
         rules = []
+        schedules = []
         for event_id, ev in (props.get("Events") or {}).items():
+            if ev.get("Type") in ("Schedule", "ScheduleV2"):
+                schedules.append(str(resolver.resolve(ev.get("Properties", {}).get("Schedule"))))
+                continue
             if ev.get("Type") not in ("EventBridgeRule", "CloudWatchEvent"):
                 continue
             p = ev.get("Properties", {})
@@ -225,6 +231,7 @@ def functions(template: Mapping[str, Any], resolver: Resolver, root: Path) -> li
                 function_name=str(resolver.resolve(name)) if name else logical_id,
                 timeout=int(props.get("Timeout", 3)),
                 memory=int(props.get("MemorySize", 128)),
+                schedules=tuple(schedules),
             )
         )
     return out

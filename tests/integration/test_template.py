@@ -150,9 +150,9 @@ def test_every_function_fails_into_the_dead_letter_queue(spec: Any) -> None:
     assert on_failure["Type"] == "SQS"
     assert on_failure["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     assert 0 <= props["EventInvokeConfig"]["MaximumRetryAttempts"] <= 2
-    assert spec.rules, "a function without a rule never runs"
+    assert spec.rules or spec.schedules, "a function without a rule or a schedule never runs"
     for event in props["Events"].values():
-        if event["Type"] == "EventBridgeRule":
+        if event["Type"] in ("EventBridgeRule", "Schedule"):
             assert event["Properties"]["DeadLetterConfig"]["Destination"] == {
                 "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
             }
@@ -186,7 +186,15 @@ def test_samples_exist_for_every_function() -> None:
     for path in _samples():
         event = wrap_in_envelope(json.loads(path.read_text()))
         routed |= {s.logical_id for s in FUNCTIONS for r in s.rules if matches(r.pattern, event)}
-    assert routed == {s.logical_id for s in FUNCTIONS}
+    assert routed == {s.logical_id for s in FUNCTIONS if s.rules}
+
+
+def test_the_sweep_runs_on_a_schedule_parameter_defaulting_to_daily() -> None:
+    sweep = next(s for s in FUNCTIONS if s.logical_id == "SweepFunction")
+    assert sweep.schedules == ("rate(1 day)",) and not sweep.rules
+    assert TEMPLATE["Parameters"]["SweepSchedule"]["Default"] == "rate(1 day)"
+    schedule = RESOURCES["SweepFunction"]["Properties"]["Events"]["Review"]["Properties"]["Schedule"]
+    assert schedule == {"Ref": "SweepSchedule"}
 
 
 @pytest.mark.parametrize("path", _samples(), ids=lambda p: p.name)

@@ -65,6 +65,4 @@ def vpc_facts_from_tables(tables: Iterable[Mapping[str, Any]]) -> dict[str, VpcF
                 cidrs[vpc].add(dest)
             elif gateway.startswith("igw-") and route.get("State", "active") == "active":
                 routed[vpc] = True
-    return {
-        vpc: VpcFacts(vpc, tuple(sorted(c)), routed[vpc] if c else None) for vpc, c in cidrs.items()
-    }
+    return {vpc: VpcFacts(vpc, tuple(sorted(c)), routed[vpc] if c else None) for vpc, c in cidrs.items()}

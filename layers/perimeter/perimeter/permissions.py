@@ -126,3 +126,42 @@ FUNCTIONS["FlowLogGuardFunction"] = (
     | AUDIT
     | POLICY
 )
+# Issue 8 (the sweep): region-wide listings, the event path's own actions for what it
+# remediates (revoke, default-SG migration, flow logs), deleting unused groups (PER-REV-1),
+# reading and resolving findings, the review state. No idempotency table: every step of a
+# sweep is safe to repeat.
+FUNCTIONS["SweepFunction"] = (
+    frozenset(
+        {
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSecurityGroupRules",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeRouteTables",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeVpcEndpoints",
+            "ec2:DescribeVpcPeeringConnections",
+            "ec2:DescribeStaleSecurityGroups",
+            "ec2:DescribeLaunchTemplateVersions",
+            "ec2:RevokeSecurityGroupIngress",
+            "ec2:RevokeSecurityGroupEgress",
+            "ec2:DeleteSecurityGroup",
+            "ec2:CreateSecurityGroup",
+            "ec2:CreateTags",
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:AuthorizeSecurityGroupEgress",
+            "ec2:ModifyNetworkInterfaceAttribute",
+            "sagemaker:ListModels",
+            "sagemaker:DescribeModel",
+            "sagemaker:ListNotebookInstances",
+            "sagemaker:DescribeNotebookInstance",
+            "securityhub:GetFindings",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:Scan",
+        }
+    )
+    | FLOW_LOG_CREATE
+    | REPORTING
+    | AUDIT
+    | POLICY
+)

@@ -138,9 +138,7 @@ class Ec2Adapter:
             return
 
 
-def context_of_group(
-    g: dict[str, Any], *, account: str, region: str, vpc: VpcFacts | None
-) -> GroupContext:
+def context_of_group(g: dict[str, Any], *, account: str, region: str, vpc: VpcFacts | None) -> GroupContext:
     """A group as DescribeSecurityGroups returns it, with its VPC's facts, as the controls see it."""
     return GroupContext(
         group_id=g["GroupId"],

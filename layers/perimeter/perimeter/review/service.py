@@ -93,6 +93,10 @@ class Sweep:
     deleted: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    #: groups a SageMaker model names (judged as the model tier, as ModelPosture does)
+    model_groups: set[str] = field(default_factory=set)
+    #: groups a model or a notebook names (in use, for PER-REV-1)
+    used_by_models: set[str] = field(default_factory=set)
 
 
 def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) -> dict[str, Any]:
@@ -117,8 +121,8 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
         for g in listing.groups
     }
     s = Sweep(call, now, listing, contexts)
-    model_groups, model_judged = _models(s, rt)
-    _groups(s, rt, inv, model_groups)
+    s.model_groups, model_judged = _models(s, rt)
+    _groups(s, rt, inv, s.model_groups)
     _default_groups(s, rt)
     _flow_logs(s, rt)
     s.findings.extend(model_judged)
@@ -132,7 +136,8 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
 
 def _models(s: Sweep, rt: Runtime) -> tuple[set[str], list[dict[str, Any]]]:
     """SageMaker models and notebooks through ModelPosture's own evaluation. Returns the
-    groups that serve a model (judged as the model tier) and the posture findings."""
+    groups that serve a model (judged as the model tier) and the posture findings; notes the
+    groups models and notebooks use."""
     from perimeter.model_service import sweep_models
 
     gathered = sweep_models(s.call, rt)
@@ -140,6 +145,7 @@ def _models(s: Sweep, rt: Runtime) -> tuple[set[str], list[dict[str, Any]]]:
     s.details["models"] = gathered.judged
     findings = [issue_finding(s.call, j, now=s.now) for j in judged]
     s.lines.extend(_line(j) for j in judged)
+    s.used_by_models = set(gathered.group_chains) | set(gathered.notes.get("notebook_groups", []))
     return set(gathered.group_chains), findings
 
 
@@ -322,7 +328,7 @@ def _review_state(rt: Runtime) -> Any:
 def _unused(s: Sweep, rt: Runtime, inv: InventoryAdapter) -> None:
     policy = rt.policy
     listing = s.listing
-    also = listing.endpoint_groups | listing.template_groups
+    also = listing.endpoint_groups | listing.template_groups | s.used_by_models
     unused = unused_groups(listing.groups, (g for e in listing.enis for g in e.group_ids), also)
     state = _review_state(rt)
     review = review_unused(
@@ -469,6 +475,7 @@ def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
         "deleted": s.deleted,
         "resolved": [f["Id"] for f in resolutions],
         "active": sorted(f["Id"] for f in raised if f["RecordState"] == "ACTIVE"),
+        "raised": sorted(raised_ids),
         "lines": s.lines,
         **s.details,
         "notification": note.subject if note else None,
