@@ -41,6 +41,10 @@ def restore(session: Any, record: Mapping[str, Any]) -> dict[str, Any]:
             "egress": egress,
             "warning": "Perimeter will revoke these again unless the policy exempts the group.",
         }
+    if action == "delete-security-group":
+        from perimeter_local.restore_group import restore_deleted_group
+
+        return restore_deleted_group(session, record)
     if action == "create-flow-log":
         from perimeter_local.restore_flowlog import restore_flow_log
 

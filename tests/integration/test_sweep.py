@@ -1,0 +1,362 @@
+"""The sweep through its real handler (SweepFunction, as the template configures it) on moto.
+
+Each scenario makes the account's state by hand, as a person or a missed event would, runs
+the sweep and reads the outcome back through the API: the rules left, the findings'
+Compliance.Status and RecordState (get_findings), the audit records, the review state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from perimeter_local import cloudtrail
+from perimeter_local.account import prepare
+from perimeter_local.cli import scheduled_event
+from perimeter_local.invoke import forget_containers, invoke
+from perimeter_local.restore import restore
+from perimeter_local.review_seed import remember_unused
+from perimeter_local.template import functions
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT, REGION = "123456789012", "us-east-1"
+WORLD_SSH = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+OFFICE_SSH = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "198.51.100.7/32"}]}
+
+
+@pytest.fixture
+def session(monkeypatch: Any) -> Any:
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+    }.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    forget_containers()
+    with mock_aws():
+        yield boto3.session.Session()
+    forget_containers()
+
+
+def run(
+    session: Any, function: str = "SweepFunction", event: dict[str, Any] | None = None, **params: str
+) -> Any:
+    template, resolver = prepare(session, ROOT / "template.yaml", parameters=params)
+    spec = next(s for s in functions(template, resolver, ROOT) if s.logical_id == function)
+    res = invoke(
+        spec, event or scheduled_event(ACCOUNT, REGION, "perimeter-sweep"), account=ACCOUNT, region=REGION
+    )
+    assert res["ok"], res.get("traceback")
+    return res["result"], resolver
+
+
+def policy_with(session: Any, **modes: str) -> str:
+    text = (ROOT / "policy" / "default.yaml").read_text()
+    for control, mode in modes.items():
+        cid = control.replace("_", "-")
+        start = text.index(f"  {cid}: {{mode: ")
+        end = text.index("}", start)
+        text = text[:start] + f"  {cid}: {{mode: {mode}" + text[end:]
+    session.client("ssm").put_parameter(Name="/perimeter/policy", Value=text, Type="String", Overwrite=True)
+    return "/perimeter/policy"
+
+
+def vpc_and_group(session: Any, name: str = "app", cidr: str = "10.60.0.0/16") -> tuple[str, str]:
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+    gid = ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc)["GroupId"]
+    return vpc, gid
+
+
+def in_use(session: Any, vpc: str, *groups: str) -> str:
+    """An ENI on these groups (in a subnet of its own): the groups are in use."""
+    ec2 = session.client("ec2")
+    base = ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["CidrBlock"].rsplit(".", 2)[0]
+    taken = {
+        s["CidrBlock"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    }
+    cidr = next(c for i in range(10, 250) if (c := f"{base}.{i}.0/24") not in taken)
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet, Groups=list(groups))["NetworkInterface"]
+    return str(eni["NetworkInterfaceId"])
+
+
+def ingress(session: Any, gid: str) -> list[dict[str, Any]]:
+    rules = session.client("ec2").describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [gid]}]
+    )
+    return [r for r in rules["SecurityGroupRules"] if not r["IsEgress"]]
+
+
+def findings(session: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for page in session.client("securityhub").get_paginator("get_findings").paginate():
+        out.update({f["Id"]: f for f in page["Findings"]})
+    return out
+
+
+def finding(session: Any, control: str, resource: str) -> dict[str, Any]:
+    return findings(session)[f"perimeter/{control}/{ACCOUNT}/{REGION}/{resource}"]
+
+
+def state(f: dict[str, Any]) -> tuple[str, str]:
+    return f["Compliance"]["Status"], f["RecordState"]
+
+
+def audit(session: Any, resolver: Any) -> list[dict[str, Any]]:
+    items = session.client("dynamodb").scan(TableName=resolver.physical["AuditTable"]["Ref"])["Items"]
+    return [json.loads(i["body"]["S"]) for i in items]
+
+
+# --- the SG controls: what no event reported ---------------------------------------------------
+
+
+def test_a_world_open_rule_made_while_nothing_listened_is_revoked(session: Any) -> None:
+    vpc, gid = vpc_and_group(session)
+    in_use(session, vpc, gid)
+    ec2 = session.client("ec2")
+    ec2.authorize_security_group_ingress(
+        GroupId=gid,
+        IpPermissions=[
+            WORLD_SSH,
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+        ],
+    )
+    out, resolver = run(session)
+    left = ingress(session, gid)
+    assert [(r["FromPort"], r["CidrIpv4"]) for r in left] == [(443, "0.0.0.0/0")]  # public port kept
+    assert out["revoked"] == {gid: [out["revoked"][gid][0]]}
+    assert state(finding(session, "PER-SG-1", gid)) == ("PASSED", "ARCHIVED")
+    records = [r for r in audit(session, resolver) if r.get("group_id") == gid]
+    assert len(records) == 1 and records[0]["action"] == "revoke-security-group-rules"
+    assert [r["from_port"] for r in records[0]["rules"]] == [22]
+    # The audit record undoes it exactly.
+    restore(session, records[0])
+    assert sorted(r["FromPort"] for r in ingress(session, gid)) == [22, 443]
+
+
+def test_a_violation_without_a_finding_gets_one_and_a_second_sweep_keeps_its_first_sighting(
+    session: Any,
+) -> None:
+    vpc, gid = vpc_and_group(session)
+    in_use(session, vpc, gid)
+    session.client("ec2").authorize_security_group_ingress(GroupId=gid, IpPermissions=[WORLD_SSH])
+    run(session, DryRun="true")
+    first = finding(session, "PER-SG-1", gid)
+    assert state(first) == ("FAILED", "ACTIVE")
+    assert len(ingress(session, gid)) == 1  # dry run: detect only
+    out, _ = run(session, DryRun="true")
+    again = finding(session, "PER-SG-1", gid)
+    assert state(again) == ("FAILED", "ACTIVE")
+    assert again["FirstObservedAt"] == first["FirstObservedAt"] and again["CreatedAt"] == first["CreatedAt"]
+    assert again["UpdatedAt"] >= first["UpdatedAt"]
+    assert out["counts"]["findings_new"] == 0  # known already: no second "new" finding
+
+
+def test_a_finding_fixed_by_hand_is_resolved(session: Any) -> None:
+    """SSH from one external /32 scores below the enforce threshold: SgGuard reports it
+    (ACTIVE) and leaves it. A person then removes the rule; no event is routed for that on
+    this branch (RevokeSecurityGroupIngress is not in SgGuard's rule), so the sweep resolves it."""
+    vpc, gid = vpc_and_group(session)
+    in_use(session, vpc, gid)
+    ec2 = session.client("ec2")
+    before = {r["SecurityGroupRuleId"] for r in ingress(session, gid)}
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[OFFICE_SSH])
+    created = [r for r in ingress(session, gid) if r["SecurityGroupRuleId"] not in before]
+    event = cloudtrail.authorize_event(
+        account=ACCOUNT, region=REGION, group_id=gid, permissions=[OFFICE_SSH], created_rules=created
+    )
+    run(session, "SgGuardFunction", event)
+    assert state(finding(session, "PER-SG-2", gid)) == ("FAILED", "ACTIVE")
+    ec2.revoke_security_group_ingress(GroupId=gid, SecurityGroupRuleIds=[created[0]["SecurityGroupRuleId"]])
+    out, _ = run(session)
+    f = finding(session, "PER-SG-2", gid)
+    assert state(f) == ("PASSED", "ARCHIVED")
+    assert "no longer violates" in f["Description"]
+    assert f["ProductFields"]["perimeter/resolved_by"] == out["sweep_id"]
+
+
+def test_a_deleted_groups_findings_are_archived(session: Any) -> None:
+    vpc, gid = vpc_and_group(session)
+    session.client("ec2").authorize_security_group_ingress(GroupId=gid, IpPermissions=[WORLD_SSH])
+    run(session, DryRun="true")
+    assert state(finding(session, "PER-SG-1", gid)) == ("FAILED", "ACTIVE")
+    assert state(finding(session, "PER-SG-2", gid)) == ("FAILED", "ACTIVE")
+    session.client("ec2").delete_security_group(GroupId=gid)
+    out, _ = run(session, DryRun="true")
+    for control in ("PER-SG-1", "PER-SG-2"):
+        f = finding(session, control, gid)
+        assert state(f) == ("PASSED", "ARCHIVED")
+        assert "no longer exists" in f["Description"]
+    assert f"perimeter/PER-SG-1/{ACCOUNT}/{REGION}/{gid}" in out["resolved"]
+
+
+def test_findings_of_other_products_and_controls_the_sweep_does_not_judge_are_left_alone(
+    session: Any,
+) -> None:
+    vpc, gid = vpc_and_group(session)
+    in_use(session, vpc, gid)
+    run(session)  # the stack exists (Security Hub on)
+    hub = session.client("securityhub")
+    base = {
+        "SchemaVersion": "2018-10-08",
+        "AwsAccountId": ACCOUNT,
+        "Types": ["Software and Configuration Checks"],
+        "CreatedAt": "2026-01-01T00:00:00.000Z",
+        "UpdatedAt": "2026-01-01T00:00:00.000Z",
+        "Severity": {"Label": "HIGH"},
+        "Title": "t",
+        "Description": "d",
+        "Resources": [{"Type": "AwsIamRole", "Id": f"arn:aws:iam::{ACCOUNT}:role/r"}],
+        "RecordState": "ACTIVE",
+        "Compliance": {"Status": "FAILED"},
+    }
+    product = f"arn:aws:securityhub:{REGION}:{ACCOUNT}:product/{ACCOUNT}/default"
+    iam_id = f"perimeter/PER-IAM-1/{ACCOUNT}/{REGION}/role/r"
+    hub.batch_import_findings(
+        Findings=[
+            {**base, "Id": iam_id, "ProductArn": product, "GeneratorId": "PER-IAM-1"},
+            {**base, "Id": "other/1", "ProductArn": product, "GeneratorId": "aws-foundational"},
+        ]
+    )
+    run(session)
+    everything = findings(session)
+    assert state(everything[iam_id]) == ("FAILED", "ACTIVE")
+    assert state(everything["other/1"]) == ("FAILED", "ACTIVE")
+
+
+# --- PER-REV-1 ---------------------------------------------------------------------------------
+
+
+def test_an_unused_group_is_reported_only_after_the_grace_period(session: Any) -> None:
+    ec2 = session.client("ec2")
+    vpc, unused = vpc_and_group(session, "unused")
+    used_by_eni = ec2.create_security_group(GroupName="eni", Description="eni", VpcId=vpc)["GroupId"]
+    in_use(session, vpc, used_by_eni)
+    referenced = ec2.create_security_group(GroupName="ref", Description="ref", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=used_by_eni,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 5432,
+                "ToPort": 5432,
+                "UserIdGroupPairs": [{"GroupId": referenced}],
+            }
+        ],
+    )
+    templated = ec2.create_security_group(GroupName="lt", Description="lt", VpcId=vpc)["GroupId"]
+    ec2.create_launch_template(LaunchTemplateName="web", LaunchTemplateData={"SecurityGroupIds": [templated]})
+
+    out, resolver = run(session)
+    assert out["unused"]["first_seen_now"] == [unused]  # the others are in use
+    rev1 = f"perimeter/PER-REV-1/{ACCOUNT}/{REGION}/{unused}"
+    assert rev1 not in findings(session)  # within the grace period: nothing yet
+    table = resolver.physical["ReviewStateTable"]["Ref"]
+    items = session.client("dynamodb").scan(TableName=table)["Items"]
+    assert [i["pk"]["S"] for i in items] == [f"unused#{unused}"]
+
+    remember_unused(session, resolver, unused, 31)  # as if the first sweep ran 31 days ago
+    run(session)
+    assert state(findings(session)[rev1]) == ("FAILED", "ACTIVE")
+    assert ec2.describe_security_groups(GroupIds=[unused])["SecurityGroups"]  # detect: kept
+
+    in_use(session, vpc, unused)  # someone uses it again
+    run(session)
+    assert state(findings(session)[rev1]) == ("PASSED", "ARCHIVED")
+    assert session.client("dynamodb").scan(TableName=table)["Items"] == []
+
+
+def test_enforce_deletes_an_unused_group_after_recording_it_and_restore_recreates_it(session: Any) -> None:
+    ec2 = session.client("ec2")
+    vpc, gid = vpc_and_group(session, "old-bastion")
+    ec2.create_tags(Resources=[gid], Tags=[{"Key": "team", "Value": "ops"}])
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[OFFICE_SSH])
+    _, resolver = run(session)
+    remember_unused(session, resolver, gid, 45)
+    out, resolver = run(session, PolicyParameterName=policy_with(session, PER_REV_1="enforce"))
+    assert out["deleted"] == [gid]
+    assert gid not in {g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+    f = finding(session, "PER-REV-1", gid)
+    assert state(f) == ("PASSED", "ARCHIVED") and f["ProductFields"]["perimeter/action"] == "deleted"
+    (record,) = [r for r in audit(session, resolver) if r["action"] == "delete-security-group"]
+    assert record["status"] == "deleted" and record["group"]["name"] == "old-bastion"
+
+    restored = restore(session, record)
+    new = ec2.describe_security_groups(GroupIds=[restored["group_id"]])["SecurityGroups"][0]
+    assert new["GroupName"] == "old-bastion" and new["VpcId"] == vpc
+    assert {t["Key"]: t["Value"] for t in new["Tags"]} == {"team": "ops"}
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [new["GroupId"]]}])
+    got = sorted(
+        (r["IsEgress"], r["IpProtocol"], r.get("FromPort"), r.get("CidrIpv4"))
+        for r in rules["SecurityGroupRules"]
+    )
+    assert got == [(False, "tcp", 22, "198.51.100.7/32"), (True, "-1", -1, "0.0.0.0/0")]
+
+
+# --- PER-REV-2 ---------------------------------------------------------------------------------
+
+
+def test_a_rule_naming_a_deleted_group_is_stale(session: Any) -> None:
+    """moto lets a group that another group's rule names be deleted (AWS refuses within a
+    VPC, and leaves such rules stale across a peering): the listing no longer has it."""
+    ec2 = session.client("ec2")
+    vpc, db = vpc_and_group(session, "db")
+    in_use(session, vpc, db)
+    etl = ec2.create_security_group(GroupName="etl", Description="etl", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=db,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": etl}]}
+        ],
+    )
+    ec2.delete_security_group(GroupId=etl)
+    run(session)
+    f = finding(session, "PER-REV-2", db)
+    assert state(f) == ("FAILED", "ACTIVE") and etl in f["Description"]
+    assert len(ingress(session, db)) == 1  # detect by default
+
+    out, resolver = run(session, PolicyParameterName=policy_with(session, PER_REV_2="enforce"))
+    assert ingress(session, db) == []
+    assert state(finding(session, "PER-REV-2", db)) == ("PASSED", "ARCHIVED")
+    (record,) = [r for r in audit(session, resolver) if r.get("group_id") == db]
+    assert record["controls"] == ["PER-REV-2"] and record["rules"][0]["referenced_group_id"] == etl
+
+
+# --- other kinds: default groups, flow logs, models ------------------------------------------------
+
+
+def test_default_groups_flow_logs_and_models_go_through_their_own_evaluations(session: Any) -> None:
+    ec2 = session.client("ec2")
+    vpc, model_sg = vpc_and_group(session, "model")
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.60.1.0/24")["Subnet"]["SubnetId"]
+    default = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}]
+    )["SecurityGroups"][0]["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=default, IpPermissions=[OFFICE_SSH])
+    role = session.client("iam").create_role(RoleName="sm", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    session.client("sagemaker").create_model(
+        ModelName="m",
+        ExecutionRoleArn=role,
+        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1"},
+        VpcConfig={"Subnets": [subnet], "SecurityGroupIds": [model_sg]},
+    )
+    out, _ = run(session)
+    # DefaultSgGuard's plan: the default group emptied (nothing depends on it).
+    assert ingress(session, default) == []
+    assert state(finding(session, "PER-DSG-1", default)) == ("PASSED", "ARCHIVED")
+    # FlowLogGuard's evaluation and remediation: a flow log created for the VPC.
+    logs = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc]}])["FlowLogs"]
+    assert [fl["TrafficType"] for fl in logs] == ["ALL"]
+    # ModelPosture's evaluation: the group that serves the model is judged as the model tier
+    # (PER-SG-4 on its allow-all egress) and is not "unused".
+    assert state(finding(session, "PER-SG-4", model_sg)) == ("FAILED", "ACTIVE")
+    assert model_sg not in out["unused"]["unused"]
+    assert out["models"] == ["model m"]
