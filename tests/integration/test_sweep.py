@@ -184,7 +184,7 @@ def test_a_finding_fixed_by_hand_is_resolved(session: Any) -> None:
 
 
 def test_a_deleted_groups_findings_are_archived(session: Any) -> None:
-    vpc, gid = vpc_and_group(session)
+    _vpc, gid = vpc_and_group(session)
     session.client("ec2").authorize_security_group_ingress(GroupId=gid, IpPermissions=[WORLD_SSH])
     run(session, DryRun="true")
     assert state(finding(session, "PER-SG-1", gid)) == ("FAILED", "ACTIVE")
@@ -323,7 +323,7 @@ def test_a_rule_naming_a_deleted_group_is_stale(session: Any) -> None:
     assert state(f) == ("FAILED", "ACTIVE") and etl in f["Description"]
     assert len(ingress(session, db)) == 1  # detect by default
 
-    out, resolver = run(session, PolicyParameterName=policy_with(session, PER_REV_2="enforce"))
+    _out, resolver = run(session, PolicyParameterName=policy_with(session, PER_REV_2="enforce"))
     assert ingress(session, db) == []
     assert state(finding(session, "PER-REV-2", db)) == ("PASSED", "ARCHIVED")
     (record,) = [r for r in audit(session, resolver) if r.get("group_id") == db]
