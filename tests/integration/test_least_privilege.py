@@ -200,3 +200,74 @@ def test_every_sample_stays_within_its_functions_permissions(account: Any, monke
                 recorder.on = False
             extra = recorder.calls - set(permissions.FUNCTIONS[spec.logical_id])
             assert not extra, f"{path.name} -> {spec.logical_id} called undeclared {extra}"
+
+
+def test_sweep_calls_only_its_declared_actions(account: Any, monkeypatch: Any) -> None:
+    """A sweep that acts on everything it can: a world-open rule, a stale rule (REV-2
+    enforce), an unused group past its grace (REV-1 enforce), a default SG with a rule and an
+    ENI on it (the migration), a VPC without a flow log, a SageMaker model and a notebook."""
+    from perimeter_local.cli import scheduled_event
+    from perimeter_local.review_seed import remember_unused
+
+    recorder = Recorder()
+    recorder.install(monkeypatch)
+    ec2 = account.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.51.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.51.1.0/24")["Subnet"]["SubnetId"]
+    app = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
+    gone = ec2.create_security_group(GroupName="gone", Description="gone", VpcId=vpc)["GroupId"]
+    unused = ec2.create_security_group(GroupName="unused", Description="unused", VpcId=vpc)["GroupId"]
+    world22 = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    ec2.authorize_security_group_ingress(
+        GroupId=app,
+        IpPermissions=[
+            world22,
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": gone}]},
+        ],
+    )
+    ec2.delete_security_group(GroupId=gone)
+    ec2.create_network_interface(SubnetId=subnet, Groups=[app])
+    ec2.create_network_interface(SubnetId=subnet)  # lands on the default SG
+    default = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}]
+    )["SecurityGroups"][0]["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=default, IpPermissions=[{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": default}]}]
+    )
+    role = account.client("iam").create_role(RoleName="sm", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    sm = account.client("sagemaker")
+    sm.create_model(
+        ModelName="m",
+        ExecutionRoleArn=role,
+        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1"},
+        VpcConfig={"Subnets": [subnet], "SecurityGroupIds": [app]},
+    )
+    sm.create_notebook_instance(NotebookInstanceName="nb", InstanceType="ml.t3.medium", RoleArn=role)
+    policy = (ROOT / "policy" / "default.yaml").read_text()
+    for control in ("PER-REV-1", "PER-REV-2"):
+        policy = policy.replace(f"{control}: {{mode: detect}}", f"{control}: {{mode: enforce}}")
+    account.client("ssm").put_parameter(Name="/perimeter/policy", Value=policy, Type="String")
+    _, resolver = prepare(
+        account, ROOT / "template.yaml", parameters={"PolicyParameterName": "/perimeter/policy"}
+    )
+    remember_unused(account, resolver, unused, 60)
+    event = scheduled_event("123456789012", "us-east-1", "perimeter-sweep")
+    res = _run(account, recorder, event, "SweepFunction", PolicyParameterName="/perimeter/policy")
+    assert res["ok"], res.get("traceback")
+    out = res["result"]
+    assert out["deleted"] == [unused] and out["revoked"]
+    assert any(v["moved"] for v in out["default_groups"])
+
+    declared = set(permissions.FUNCTIONS["SweepFunction"])
+    assert recorder.calls <= declared, f"called but not declared: {recorder.calls - declared}"
+    # Declared, not called here, each for a stated reason:
+    not_called = {
+        "ec2:DescribeStaleSecurityGroups",  # only for peered VPCs; moto lacks it (Stubber test)
+        "ec2:CreateTags",  # authorizes the tags on CreateSecurityGroup, no call of its own
+        # the interim group's egress is the default SG's allow-all, which a new group has already
+        "ec2:AuthorizeSecurityGroupEgress",
+        "iam:PassRole",  # authorizes CreateFlowLogs' delivery role, no call of its own
+        "logs:CreateLogDelivery",  # authorize flow logs to S3 (the policy's other destination)
+        "logs:DeleteLogDelivery",
+    }
+    assert declared - recorder.calls == not_called

@@ -360,3 +360,87 @@ def test_default_groups_flow_logs_and_models_go_through_their_own_evaluations(se
     assert state(finding(session, "PER-SG-4", model_sg)) == ("FAILED", "ACTIVE")
     assert model_sg not in out["unused"]["unused"]
     assert out["models"] == ["model m"]
+
+
+# --- requests: listings, not one describe per resource ------------------------------------------
+
+
+class Calls:
+    """Counts ``service:Operation`` of every AWS call made while on (botocore's client entry)."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        from botocore.client import BaseClient
+
+        self.counts: dict[str, int] = {}
+        self.on = False
+        original = BaseClient._make_api_call
+        calls = self
+
+        def spy(client: Any, operation: str, params: Any) -> Any:
+            if calls.on:
+                key = f"{client.meta.service_model.signing_name}:{operation}"
+                calls.counts[key] = calls.counts.get(key, 0) + 1
+            return original(client, operation, params)
+
+        monkeypatch.setattr(BaseClient, "_make_api_call", spy)
+
+
+def _sweep_counted(session: Any, calls: Calls, n: int) -> dict[str, int]:
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.70.0.0/16")["Vpc"]["VpcId"]
+    groups = [
+        ec2.create_security_group(GroupName=f"g{i}", Description="g", VpcId=vpc)["GroupId"] for i in range(n)
+    ]
+    in_use(session, vpc, *groups[:5])
+    for gid in groups[::2]:  # half of them world-open
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[WORLD_SSH])
+    run(session)  # the stack's resources exist, the policy and clients are warm
+    for gid in groups[::2]:
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[WORLD_SSH])
+    template, resolver = prepare(session, ROOT / "template.yaml")
+    spec = next(s for s in functions(template, resolver, ROOT) if s.logical_id == "SweepFunction")
+    calls.counts.clear()
+    calls.on = True
+    try:
+        res = invoke(
+            spec, scheduled_event(ACCOUNT, REGION, "perimeter-sweep"), account=ACCOUNT, region=REGION
+        )
+    finally:
+        calls.on = False
+    out = res["result"]
+    assert out["counts"]["rules_revoked"] == len(groups[::2])
+    return dict(calls.counts)
+
+
+@pytest.mark.parametrize("n", [6, 30])
+def test_reads_do_not_grow_with_the_number_of_groups_and_each_offender_costs_one_revoke(
+    session: Any, monkeypatch: Any, n: int
+) -> None:
+    calls = Calls(monkeypatch)
+    counts = _sweep_counted(session, calls, n)
+    offenders = len(range(0, n, 2))
+    assert counts.pop("ec2:RevokeSecurityGroupIngress") == offenders
+    assert "ec2:RevokeSecurityGroupEgress" not in counts
+    reads = {
+        k: v for k, v in counts.items() if any(op in k for op in (":Describe", ":List", ":Get", ":Scan"))
+    }
+    # One page each (moto returns one page whatever the size), whatever n is.
+    assert reads == {
+        "ec2:DescribeSecurityGroups": 1,
+        "ec2:DescribeNetworkInterfaces": 1,
+        "ec2:DescribeVpcs": 1,
+        "ec2:DescribeRouteTables": 1,
+        "ec2:DescribeVpcEndpoints": 1,
+        "ec2:DescribeLaunchTemplateVersions": 1,
+        "ec2:DescribeVpcPeeringConnections": 1,
+        "ec2:DescribeSecurityGroupRules": 1,  # ids of the offending groups only
+        "ec2:DescribeFlowLogs": 1,
+        "sagemaker:ListModels": 1,
+        "sagemaker:ListNotebookInstances": 1,
+        "securityhub:GetFindings": 1,
+        "dynamodb:Scan": 1,  # review state
+    }
+    findings = 2 * offenders  # PER-SG-1 and PER-SG-2 per group
+    assert counts["securityhub:BatchImportFindings"] == -(-findings // 100)
+    assert counts["dynamodb:BatchWriteItem"] == -(-offenders // 25)  # write-ahead audit, 25 a request
+    assert "dynamodb:PutItem" not in counts  # no record per group
