@@ -103,14 +103,14 @@ class InventoryAdapter:
                     out.add(str(vpc))
         return out
 
-    def listing(self, *, review: bool) -> Listing:
-        """Everything the sweep judges. ``review``: also what PER-REV-1/2 need to know."""
-        out = Listing(
-            groups=self.security_groups(),
-            enis=self.network_interfaces(),
-            vpc_ids=self.vpc_ids(),
-            vpc_facts=self.vpc_facts(),
-        )
+    def listing(self, *, enis: bool = True, vpcs: bool = True, review: bool = True) -> Listing:
+        """What the sweep judges: groups and route tables always; ENIs, the VPC list and the
+        review's listings only when a control in the policy needs them."""
+        out = Listing(groups=self.security_groups(), vpc_facts=self.vpc_facts())
+        if enis:
+            out.enis = self.network_interfaces()
+        if vpcs:
+            out.vpc_ids = self.vpc_ids()
         if review:
             out.endpoint_groups = self.endpoint_groups()
             out.template_groups = self.launch_template_groups()

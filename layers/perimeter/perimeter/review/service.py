@@ -104,8 +104,12 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
     now = iso_now()
     inv = InventoryAdapter(rt.client("ec2"))
     policy = rt.policy
-    review_on = any(policy.mode(c) != "off" for c in ("PER-REV-1", "PER-REV-2"))
-    listing = inv.listing(review=review_on)
+    on = {c for c in policy.modes if policy.mode(c) != "off"}
+    listing = inv.listing(
+        enis=bool(on & {"PER-DSG-1", "PER-DSG-2", "PER-REV-1"}),
+        vpcs="PER-FL-1" in on,
+        review=bool(on & {"PER-REV-1", "PER-REV-2"}),
+    )
     account = rt.settings.account_id or next(
         (str(g["OwnerId"]) for g in listing.groups if g.get("OwnerId")), ""
     )
@@ -209,7 +213,7 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
 def _stale(s: Sweep, inv: InventoryAdapter) -> dict[str, list[Rule]]:
     """PER-REV-2: rules naming a group the listing lacks, and what AWS reports stale across
     the peerings of this region's VPCs."""
-    our_vpcs = set(s.listing.vpc_ids)
+    our_vpcs = set(s.listing.vpc_facts)  # every VPC has a route table
     from_api = {
         sg.group_id: list(sg.rules) for sg in inv.stale_groups(s.listing.peered_vpcs & our_vpcs) if sg.rules
     }
@@ -301,6 +305,8 @@ def _default_groups(s: Sweep, rt: Runtime) -> None:
 def _flow_logs(s: Sweep, rt: Runtime) -> None:
     from perimeter.posture_service import flow_log_issues, remediate
 
+    if rt.policy.mode("PER-FL-1") == "off":
+        return
     issues = flow_log_issues(s.call, rt, s.listing.vpc_ids)
     done = remediate(s.call, judge(issues, rt.policy, principal_arn=None), rt, s.now)
     for j in done:
@@ -463,7 +469,7 @@ def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
         "counts": {
             "security_groups": len(s.listing.groups),
             "network_interfaces": len(s.listing.enis),
-            "vpcs": len(s.listing.vpc_ids),
+            "vpcs": len(set(s.listing.vpc_ids) | set(s.listing.vpc_facts)),
             "findings_raised": len(raised),
             "findings_active": sum(1 for f in raised if f["RecordState"] == "ACTIVE"),
             "findings_new": len(new),
@@ -491,7 +497,8 @@ def _resolved_line(f: Mapping[str, Any]) -> str:
 
 def _known_resources(s: Sweep) -> set[str]:
     models = {str(m).replace(" ", "/", 1) for m in s.details.get("models", [])}
-    return set(s.contexts) | set(s.listing.vpc_ids) | {e.eni_id for e in s.listing.enis} | models
+    vpcs = set(s.listing.vpc_ids) | set(s.listing.vpc_facts)
+    return set(s.contexts) | vpcs | {e.eni_id for e in s.listing.enis} | models
 
 
 def _partition(region: str) -> str:
