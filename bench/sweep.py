@@ -18,8 +18,7 @@ Both runs must leave no world-open rule, or the run fails. Printed per run: requ
 operation, wall time, and the floor:
 
 - listing pages: one per listing page the job needs (moto returns every listing in one page:
-  security groups, route tables, the offending groups' rule ids (200 groups a page), Perimeter's
-  active findings);
+  security groups, route tables, Perimeter's active findings);
 - one revoke per offending group;
 - the writes the project requires for each change: findings in batches of 100 (one per control
   and group), the write-ahead audit records (25 a batch) and one SNS message per sweep.
@@ -190,7 +189,6 @@ def floor(p: dict[str, Any], offending: int) -> dict[str, int]:
     listings = {
         "DescribeSecurityGroups": 1,
         "DescribeRouteTables": 1,
-        "DescribeSecurityGroupRules": math.ceil(offending / 200),
         "GetFindings": 1,
     }
     return {

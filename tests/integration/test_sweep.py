@@ -433,7 +433,6 @@ def test_reads_do_not_grow_with_the_number_of_groups_and_each_offender_costs_one
         "ec2:DescribeVpcEndpoints": 1,
         "ec2:DescribeLaunchTemplateVersions": 1,
         "ec2:DescribeVpcPeeringConnections": 1,
-        "ec2:DescribeSecurityGroupRules": 1,  # ids of the offending groups only
         "ec2:DescribeFlowLogs": 1,
         "sagemaker:ListModels": 1,
         "sagemaker:ListNotebookInstances": 1,

@@ -1,6 +1,7 @@
 """The sweep's listings follow every page, with botocore's Stubber.
 
-moto ignores ``MaxResults`` on these calls and lacks DescribeStaleSecurityGroups (FACTS.md),
+moto ignores ``MaxResults`` on these calls, lacks DescribeStaleSecurityGroups (FACTS.md) and
+answers a revoke without ``RevokedSecurityGroupRules``/``UnknownIpPermissions``,
 so a moto test never sees a second page nor a stale peering: Stubber serves pages shaped and
 validated by botocore's service model, and checks the exact requests made.
 """
@@ -117,30 +118,77 @@ def test_stale_groups_are_asked_per_peered_vpc_and_paged(ec2: Any) -> None:
     assert (rule.referenced_group_id, rule.from_port, rule.egress) == ("sg-peer", 5432, False)
 
 
-def test_rule_ids_are_read_for_the_planned_groups_only_200_a_request(ec2: Any) -> None:
-    groups = [f"sg-{i:04d}" for i in range(450)]
+def test_a_revoke_is_one_call_per_group_by_content_and_unknown_rules_count_as_gone(ec2: Any) -> None:
+    """AWS's current answer names what it removed (with ids) and what it did not find; moto
+    answers neither, so the shape comes from botocore's model here."""
+    from perimeter.rules import Rule
+
+    ssh = Rule("sg-1", False, "tcp", 22, 22, cidr="0.0.0.0/0", description="temp")
+    rdp = Rule("sg-1", False, "tcp", 3389, 3389, cidr="0.0.0.0/0")
     with Stubber(ec2) as stub:
-        for chunk in (groups[:200], groups[200:400], groups[400:]):
-            stub.add_response(
-                "describe_security_group_rules",
-                {
-                    "SecurityGroupRules": [
-                        {
-                            "SecurityGroupRuleId": f"sgr-{chunk[0]}",
-                            "GroupId": chunk[0],
-                            "IsEgress": False,
-                            "IpProtocol": "tcp",
-                            "FromPort": 22,
-                            "ToPort": 22,
-                            "CidrIpv4": "0.0.0.0/0",
-                        }
-                    ]
-                },
-                {"Filters": [{"Name": "group-id", "Values": chunk}]},
-            )
-        ids = InventoryAdapter(ec2).rule_ids(groups)
+        stub.add_response(
+            "revoke_security_group_ingress",
+            {
+                "Return": True,
+                "RevokedSecurityGroupRules": [
+                    {
+                        "SecurityGroupRuleId": "sgr-1",
+                        "GroupId": "sg-1",
+                        "IsEgress": False,
+                        "IpProtocol": "tcp",
+                        "FromPort": 22,
+                        "ToPort": 22,
+                        "CidrIpv4": "0.0.0.0/0",
+                    }
+                ],
+                "UnknownIpPermissions": [
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": 3389,
+                        "ToPort": 3389,
+                        "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                    }
+                ],
+            },
+            {
+                "GroupId": "sg-1",
+                "IpPermissions": [
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": 22,
+                        "ToPort": 22,
+                        "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                    },
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": 3389,
+                        "ToPort": 3389,
+                        "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                    },
+                ],
+            },
+        )
+        result = InventoryAdapter(ec2).revoke("sg-1", [ssh, rdp])
         stub.assert_no_pending_responses()
-    assert sorted(ids.values()) == ["sgr-sg-0000", "sgr-sg-0200", "sgr-sg-0400"]
+    assert [(r.from_port, r.rule_id) for r in result.revoked] == [(22, "sgr-1")]
+    assert [r.from_port for r in result.already_gone] == [3389]
+
+
+def test_an_older_not_found_answer_is_settled_rule_by_rule(ec2: Any) -> None:
+    from perimeter.rules import Rule
+
+    ssh = Rule("sg-1", False, "tcp", 22, 22, cidr="0.0.0.0/0")
+    rdp = Rule("sg-1", False, "tcp", 3389, 3389, cidr="0.0.0.0/0")
+    with Stubber(ec2) as stub:
+        stub.add_client_error("revoke_security_group_ingress", "InvalidPermission.NotFound")
+        stub.add_response(
+            "revoke_security_group_ingress", {"Return": True}, {"GroupId": "sg-1", "IpPermissions": [ANY]}
+        )
+        stub.add_client_error("revoke_security_group_ingress", "InvalidPermission.NotFound")
+        result = InventoryAdapter(ec2).revoke("sg-1", [ssh, rdp])
+        stub.assert_no_pending_responses()
+    assert [r.from_port for r in result.revoked] == [22]
+    assert [r.from_port for r in result.already_gone] == [3389]
 
 
 def test_active_findings_follow_pages_and_filter_what_security_hub_returned(monkeypatch: Any) -> None:

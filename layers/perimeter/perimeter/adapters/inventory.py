@@ -10,12 +10,12 @@ only way a rule can go stale across VPCs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from perimeter.adapters.ec2 import GROUP_GONE, error_code
+from perimeter.adapters.ec2 import GROUP_GONE, RULE_GONE, RevokeResult, error_code
 from perimeter.context import VpcFacts, vpc_facts_from_tables
 from perimeter.dsg_plan import Eni, eni_from_api
 from perimeter.rules import Rule, rule_from_api_rule, rules_from_permission
@@ -131,10 +131,12 @@ class InventoryAdapter:
         return out
 
     def rule_ids(self, group_ids: Iterable[str]) -> dict[tuple[Any, ...], str]:
-        """Rule id by rule content for these groups only: one filtered listing per 200 groups
-        (DescribeSecurityGroups has no rule ids; a revoke by id needs them)."""
+        """Rule id by rule content for these groups only, 200 groups a request: for rules a
+        revoke cannot name by content (a reference to a group that no longer exists)."""
         out: dict[tuple[Any, ...], str] = {}
-        for chunk in _chunks(sorted(set(group_ids))):
+        ids = sorted(set(group_ids))
+        for start in range(0, len(ids), FILTER_CHUNK):
+            chunk = ids[start : start + FILTER_CHUNK]
             for raw in self._pages(
                 "describe_security_group_rules",
                 "SecurityGroupRules",
@@ -146,6 +148,72 @@ class InventoryAdapter:
         return out
 
     # --- writes --------------------------------------------------------------------------
+    def revoke(self, group_id: str, rules: Sequence[Rule]) -> RevokeResult:
+        """Revoke these rules by their content, as the listing read them: one call per
+        direction (rules that carry an id, references to deleted groups, go by id). A rule
+        changed since the read (ModifySecurityGroupRules) no longer matches
+        and stays, where a revoke by id would remove the changed rule. A rule already gone is
+        done: AWS names it in ``UnknownIpPermissions`` (or, in older behaviour and in moto,
+        fails the call, which is then settled rule by rule)."""
+        result = RevokeResult()
+        for egress in (False, True):
+            batch = [r for r in rules if bool(r.egress) == egress]
+            by_id = [r for r in batch if r.rule_id]
+            by_content = [r for r in batch if not r.rule_id]
+            if by_content:
+                self._revoke(group_id, egress, by_content, result)
+            if by_id:
+                self._revoke_ids(group_id, egress, by_id, result)
+        return result
+
+    def _revoke_ids(self, group_id: str, egress: bool, batch: list[Rule], result: RevokeResult) -> None:
+        call = self._ec2.revoke_security_group_egress if egress else self._ec2.revoke_security_group_ingress
+        try:
+            call(GroupId=group_id, SecurityGroupRuleIds=[str(r.rule_id) for r in batch])
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in RULE_GONE and len(batch) > 1:
+                for rule in batch:  # settle each rule on its own: only the gone ones fail
+                    self._revoke_ids(group_id, egress, [rule], result)
+                return
+            if code in RULE_GONE | GROUP_GONE:
+                result.already_gone.extend(batch)
+                return
+            raise
+        result.revoked.extend(batch)
+
+    def _revoke(self, group_id: str, egress: bool, batch: list[Rule], result: RevokeResult) -> None:
+        call = self._ec2.revoke_security_group_egress if egress else self._ec2.revoke_security_group_ingress
+        try:
+            resp = call(GroupId=group_id, IpPermissions=[_bare(r) for r in batch])
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in GROUP_GONE:
+                result.already_gone.extend(batch)
+                return
+            if code not in RULE_GONE:
+                raise
+            if len(batch) == 1:
+                result.already_gone.extend(batch)
+                return
+            for rule in batch:
+                self._revoke(group_id, egress, [rule], result)
+            return
+        unknown = {
+            r.key
+            for perm in resp.get("UnknownIpPermissions", []) or []
+            for r in rules_from_permission(group_id, egress, perm)
+        }
+        ids = {
+            rule_from_api_rule(x).key: x.get("SecurityGroupRuleId")
+            for x in resp.get("RevokedSecurityGroupRules", []) or []
+        }
+        for r in batch:
+            if r.key in unknown:
+                result.already_gone.append(r)
+            else:
+                result.revoked.append(r if r.rule_id else r.with_id(ids.get(r.key)))
+
     def delete_group(self, group_id: str) -> str:
         """``deleted``, ``gone`` (already), or ``in-use`` (something joined it since the read)."""
         try:
@@ -158,3 +226,8 @@ class InventoryAdapter:
                 return "in-use"
             raise
         return "deleted"
+
+
+def _bare(rule: Rule) -> dict[str, Any]:
+    """The rule's permission without its description (a revoke matches on content only)."""
+    return replace(rule, description=None).to_permission()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from perimeter.arns import ec2_arn
@@ -344,13 +344,3 @@ def compliant(finding: dict[str, Any], action: str) -> dict[str, Any]:
 
 def group_resource_id(ctx: GroupContext) -> str:
     return ec2_arn(ctx.region, ctx.account, "security-group", ctx.group_id)
-
-
-def with_ids(rules: Sequence[Rule], ids: Mapping[Any, str]) -> tuple[Rule, ...]:
-    """Rules from DescribeSecurityGroups (no ids) with their ids; those without one are gone."""
-    out = []
-    for r in rules:
-        rid = r.rule_id or ids.get(r.key)
-        if rid:
-            out.append(replace(r, rule_id=rid))
-    return tuple(out)

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from perimeter.adapters.ec2 import context_of_group
 from perimeter.adapters.inventory import InventoryAdapter, Listing
+from perimeter.arns import partition_of
 from perimeter.context import GroupContext
 from perimeter.decide import GroupDecision
 from perimeter.events import Actor, ApiCall
@@ -53,7 +55,6 @@ from perimeter.review.evaluate import (
     to_resolve,
     unused_groups,
     unused_issue,
-    with_ids,
 )
 from perimeter.rules import Rule
 from perimeter.runtime import ConfigError, Runtime
@@ -93,6 +94,9 @@ class Sweep:
     deleted: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    #: Perimeter's active findings and the review state, when read beside the listing
+    existing: dict[str, dict[str, Any]] | None = None
+    unused_state: dict[str, str] | None = None
     #: groups a SageMaker model names (judged as the model tier, as ModelPosture does)
     model_groups: set[str] = field(default_factory=set)
     #: groups a model or a notebook names (in use, for PER-REV-1)
@@ -102,14 +106,19 @@ class Sweep:
 def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) -> dict[str, Any]:
     """Sweep the region (a scheduled EventBridge event, or the CLI)."""
     now = iso_now()
-    inv = InventoryAdapter(rt.client("ec2"))
+    inv = InventoryAdapter(rt.client("ec2"))  # built here, before another thread uses the session
     policy = rt.policy
     on = {c for c in policy.modes if policy.mode(c) != "off"}
-    listing = inv.listing(
-        enis=bool(on & {"PER-DSG-1", "PER-DSG-2", "PER-REV-1"}),
-        vpcs="PER-FL-1" in on,
-        review=bool(on & {"PER-REV-1", "PER-REV-2"}),
-    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # While EC2 lists the region, the other clients are built and the findings and review
+        # state the sweep ends with are read: neither depends on the listing.
+        early = pool.submit(_early_reads, rt, rt.settings.account_id, "PER-REV-1" in on)
+        listing = inv.listing(
+            enis=bool(on & {"PER-DSG-1", "PER-DSG-2", "PER-REV-1"}),
+            vpcs="PER-FL-1" in on,
+            review=bool(on & {"PER-REV-1", "PER-REV-2"}),
+        )
+        existing, unused_state = early.result()
     account = rt.settings.account_id or next(
         (str(g["OwnerId"]) for g in listing.groups if g.get("OwnerId")), ""
     )
@@ -124,7 +133,7 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
         )
         for g in listing.groups
     }
-    s = Sweep(call, now, listing, contexts)
+    s = Sweep(call, now, listing, contexts, existing=existing, unused_state=unused_state)
     s.model_groups, model_judged = _models(s, rt)
     _groups(s, rt, inv, s.model_groups)
     _default_groups(s, rt)
@@ -133,6 +142,24 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
     if policy.mode("PER-REV-1") != "off":
         _unused(s, rt, inv)
     return _report(s, rt)
+
+
+def _product_arn(account: str, region: str) -> str:
+    return f"arn:{partition_of(region)}:securityhub:{region}:{account}:product/{account}/default"
+
+
+def _early_reads(
+    rt: Runtime, account: str | None, review: bool
+) -> tuple[dict[str, dict[str, Any]] | None, dict[str, str] | None]:
+    for service in ("dynamodb", "securityhub", "sns"):
+        rt.client(service)
+    existing = None
+    if account:
+        existing = {
+            f["Id"]: f for f in rt.securityhub.active_findings(_product_arn(account, rt.settings.region))
+        }
+    state = _review_state(rt).unused_since() if review else None
+    return existing, state
 
 
 # --- security groups: PER-SG-1..4 and PER-REV-2 ------------------------------------------------
@@ -228,18 +255,27 @@ def _remove(
     plan: dict[str, list[Rule]],
     decisions: dict[str, GroupDecision],
 ) -> dict[str, tuple[Rule, ...]]:
-    """Rule ids for the planned groups only (one filtered listing per 200 groups), every audit
-    record written first (25 a request), then one revoke per group and direction."""
-    ids = inv.rule_ids(plan) if plan else {}
-    to_remove = {
-        gid: rules
-        for gid, wanted in plan.items()
-        if (rules := with_ids(list({r.key: r for r in wanted}.values()), ids))
-    }
+    """Every audit record written first (25 a request), then one revoke per group and
+    direction, by the rules' content as the listing read them (no rule-id lookup: a rule
+    changed since the read is left alone; see ``InventoryAdapter.revoke``)."""
+    to_remove = {gid: tuple({r.key: r for r in wanted}.values()) for gid, wanted in plan.items()}
+    # A reference to a group that no longer exists cannot be named by content: those few go by id.
+    refs = [gid for gid, rules in to_remove.items() if any(r.referenced_group_id for r in rules)]
+    if refs:
+        ids = inv.rule_ids(refs)
+        to_remove = {
+            gid: tuple(
+                r.with_id(ids.get(r.key)) if r.referenced_group_id and not r.rule_id else r for r in rules
+            )
+            for gid, rules in to_remove.items()
+        }
+        to_remove = {
+            g: tuple(r for r in rs if r.rule_id or not r.referenced_group_id) for g, rs in to_remove.items()
+        }
     records = {gid: _audit_record(s, decisions[gid], rules) for gid, rules in to_remove.items()}
     if records:
         rt.audit.put_many(list(records.values()))  # write-ahead: never change what is not recorded
-    return {gid: _revoke(s, rt, records[gid], rules) for gid, rules in to_remove.items()}
+    return {gid: _revoke(s, inv, rt, records[gid], rules) for gid, rules in to_remove.items()}
 
 
 def _audit_id(s: Sweep, resource: str) -> str:
@@ -258,9 +294,11 @@ def _audit_record(s: Sweep, d: GroupDecision, rules: tuple[Rule, ...]) -> dict[s
     return record
 
 
-def _revoke(s: Sweep, rt: Runtime, record: dict[str, Any], rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+def _revoke(
+    s: Sweep, inv: InventoryAdapter, rt: Runtime, record: dict[str, Any], rules: tuple[Rule, ...]
+) -> tuple[Rule, ...]:
     gid = str(record["group_id"])
-    result = rt.ec2.revoke(gid, rules)
+    result = inv.revoke(gid, rules)
     if result.already_gone:
         # Someone removed these between our read and our revoke: the record names only what
         # Perimeter removed, so a restore puts back nothing else.
@@ -270,7 +308,10 @@ def _revoke(s: Sweep, rt: Runtime, record: dict[str, Any], rules: tuple[Rule, ..
             "egress": [r.to_permission() for r in result.revoked if r.egress],
         }
         rt.audit.put(record)
-    s.revoked[gid] = [str(r.rule_id) for r in result.revoked]
+    if any(r.rule_id for r in result.revoked):
+        record["rules"] = [r.to_dict() for r in result.revoked]  # AWS named the ids it removed
+        rt.audit.put(record)
+    s.revoked[gid] = [r.rule_id or r.describe() for r in result.revoked]
     return tuple(result.revoked)
 
 
@@ -338,7 +379,10 @@ def _unused(s: Sweep, rt: Runtime, inv: InventoryAdapter) -> None:
     unused = unused_groups(listing.groups, (g for e in listing.enis for g in e.group_ids), also)
     state = _review_state(rt)
     review = review_unused(
-        unused, state.unused_since(), now=s.now, grace_days=policy.review.unused_grace_days
+        unused,
+        s.unused_state if s.unused_state is not None else state.unused_since(),
+        now=s.now,
+        grace_days=policy.review.unused_grace_days,
     )
     state.update(review.first_seen, review.cleared)
     raw = {str(g["GroupId"]): g for g in listing.groups}
@@ -415,9 +459,11 @@ def _delete(s: Sweep, rt: Runtime, inv: InventoryAdapter, raw: Mapping[str, Any]
 
 def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
     call = s.call
-    partition = _partition(call.region)
-    product = f"arn:{partition}:securityhub:{call.region}:{call.account}:product/{call.account}/default"
-    existing = {f["Id"]: f for f in rt.securityhub.active_findings(product)}
+    existing = s.existing
+    if existing is None:
+        existing = {
+            f["Id"]: f for f in rt.securityhub.active_findings(_product_arn(call.account, call.region))
+        }
     raised = [keep_first_sighting(f, existing.get(f["Id"])) for f in s.findings]
     raised_ids = {f["Id"] for f in raised}
     if len(raised_ids) != len(raised):
@@ -499,9 +545,3 @@ def _known_resources(s: Sweep) -> set[str]:
     models = {str(m).replace(" ", "/", 1) for m in s.details.get("models", [])}
     vpcs = set(s.listing.vpc_ids) | set(s.listing.vpc_facts)
     return set(s.contexts) | vpcs | {e.eni_id for e in s.listing.enis} | models
-
-
-def _partition(region: str) -> str:
-    from perimeter.arns import partition_of
-
-    return partition_of(region)
