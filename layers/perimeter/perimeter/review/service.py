@@ -29,11 +29,15 @@ from typing import Any
 
 from perimeter.adapters.ec2 import context_of_group
 from perimeter.adapters.inventory import InventoryAdapter, Listing
+from perimeter.adapters.review_state import ReviewStateAdapter
 from perimeter.arns import partition_of
 from perimeter.context import GroupContext
 from perimeter.decide import GroupDecision
+from perimeter.dsg_service import judge_default_groups
 from perimeter.events import Actor, ApiCall
+from perimeter.model_service import as_model_tier, sweep_models
 from perimeter.posture import Issue, Judged, issue_finding, judge
+from perimeter.posture_service import flow_log_issues, remediate
 from perimeter.report import (
     Outcome,
     build_audit_record,
@@ -61,6 +65,7 @@ from perimeter.runtime import ConfigError, Runtime
 from perimeter.telemetry import logger, record_findings
 
 SWEEP_EVENT = "PerimeterSweep"
+REVOKE_WORKERS = 4
 
 
 def sweep_call(rt: Runtime, event: Mapping[str, Any] | None, now: str, account: str) -> ApiCall:
@@ -169,8 +174,6 @@ def _models(s: Sweep, rt: Runtime) -> tuple[set[str], list[dict[str, Any]]]:
     """SageMaker models and notebooks through ModelPosture's own evaluation. Returns the
     groups that serve a model (judged as the model tier) and the posture findings; notes the
     groups models and notebooks use."""
-    from perimeter.model_service import sweep_models
-
     gathered = sweep_models(s.call, rt)
     judged = judge([i for i in gathered.issues if i.control_id != "PER-FL-1"], rt.policy, principal_arn=None)
     s.details["models"] = gathered.judged
@@ -181,8 +184,6 @@ def _models(s: Sweep, rt: Runtime) -> tuple[set[str], list[dict[str, Any]]]:
 
 
 def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]) -> None:
-    from perimeter.model_service import as_model_tier
-
     policy = rt.policy
     decisions: list[GroupDecision] = []
     for gid, ctx in s.contexts.items():
@@ -275,7 +276,14 @@ def _remove(
     records = {gid: _audit_record(s, decisions[gid], rules) for gid, rules in to_remove.items()}
     if records:
         rt.audit.put_many(list(records.values()))  # write-ahead: never change what is not recorded
-    return {gid: _revoke(s, inv, rt, records[gid], rules) for gid, rules in to_remove.items()}
+    # Groups are independent: a few revokes in flight at once (clients are thread-safe; the
+    # standard retry mode backs off if EC2 throttles).
+    with ThreadPoolExecutor(max_workers=REVOKE_WORKERS) as pool:
+        groups = list(to_remove)
+        removed = pool.map(lambda g: _revoke(inv, rt, records[g], to_remove[g]), groups)
+        done = dict(zip(groups, removed, strict=True))
+    s.revoked.update({gid: [r.rule_id or r.describe() for r in rules] for gid, rules in done.items()})
+    return done
 
 
 def _audit_id(s: Sweep, resource: str) -> str:
@@ -295,10 +303,9 @@ def _audit_record(s: Sweep, d: GroupDecision, rules: tuple[Rule, ...]) -> dict[s
 
 
 def _revoke(
-    s: Sweep, inv: InventoryAdapter, rt: Runtime, record: dict[str, Any], rules: tuple[Rule, ...]
+    inv: InventoryAdapter, rt: Runtime, record: dict[str, Any], rules: tuple[Rule, ...]
 ) -> tuple[Rule, ...]:
-    gid = str(record["group_id"])
-    result = inv.revoke(gid, rules)
+    result = inv.revoke(str(record["group_id"]), rules)
     if result.already_gone:
         # Someone removed these between our read and our revoke: the record names only what
         # Perimeter removed, so a restore puts back nothing else.
@@ -308,10 +315,6 @@ def _revoke(
             "egress": [r.to_permission() for r in result.revoked if r.egress],
         }
         rt.audit.put(record)
-    if any(r.rule_id for r in result.revoked):
-        record["rules"] = [r.to_dict() for r in result.revoked]  # AWS named the ids it removed
-        rt.audit.put(record)
-    s.revoked[gid] = [r.rule_id or r.describe() for r in result.revoked]
     return tuple(result.revoked)
 
 
@@ -330,8 +333,6 @@ def _default_groups(s: Sweep, rt: Runtime) -> None:
     ]
     if not vpcs:
         return
-    from perimeter.dsg_service import judge_default_groups
-
     # Read after the SG controls' revokes: the plan sees the default groups as they now are.
     findings, summaries = judge_default_groups(s.call, vpcs, rt)
     s.findings.extend(findings)
@@ -344,8 +345,6 @@ def _default_groups(s: Sweep, rt: Runtime) -> None:
 
 
 def _flow_logs(s: Sweep, rt: Runtime) -> None:
-    from perimeter.posture_service import flow_log_issues, remediate
-
     if rt.policy.mode("PER-FL-1") == "off":
         return
     issues = flow_log_issues(s.call, rt, s.listing.vpc_ids)
@@ -365,8 +364,6 @@ def _line(j: Judged, action: str | None = None) -> str:
 
 
 def _review_state(rt: Runtime) -> Any:
-    from perimeter.adapters.review_state import ReviewStateAdapter
-
     if not rt.settings.review_table:
         raise ConfigError("PERIMETER_REVIEW_TABLE is not set: PER-REV-1 needs its first sightings")
     return ReviewStateAdapter(rt.client("dynamodb"), rt.settings.review_table)
