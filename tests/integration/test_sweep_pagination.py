@@ -32,10 +32,14 @@ def _group(gid: str) -> dict[str, Any]:
 def test_security_groups_and_enis_follow_next_tokens(ec2: Any) -> None:
     with Stubber(ec2) as stub:
         stub.add_response(
-            "describe_security_groups", {"SecurityGroups": [_group("sg-1")], "NextToken": "t1"}, {}
+            "describe_security_groups",
+            {"SecurityGroups": [_group("sg-1")], "NextToken": "t1"},
+            {"MaxResults": 1000},
         )
         stub.add_response(
-            "describe_security_groups", {"SecurityGroups": [_group("sg-2")]}, {"NextToken": "t1"}
+            "describe_security_groups",
+            {"SecurityGroups": [_group("sg-2")]},
+            {"MaxResults": 1000, "NextToken": "t1"},
         )
         stub.add_response(
             "describe_network_interfaces",
@@ -43,7 +47,7 @@ def test_security_groups_and_enis_follow_next_tokens(ec2: Any) -> None:
                 "NetworkInterfaces": [{"NetworkInterfaceId": "eni-1", "VpcId": "vpc-1", "Groups": []}],
                 "NextToken": "n",
             },
-            {},
+            {"MaxResults": 1000},
         )
         stub.add_response(
             "describe_network_interfaces",
@@ -52,7 +56,7 @@ def test_security_groups_and_enis_follow_next_tokens(ec2: Any) -> None:
                     {"NetworkInterfaceId": "eni-2", "VpcId": "vpc-1", "Groups": [{"GroupId": "sg-2"}]}
                 ]
             },
-            {"NextToken": "n"},
+            {"MaxResults": 1000, "NextToken": "n"},
         )
         inv = InventoryAdapter(ec2)
         assert [g["GroupId"] for g in inv.security_groups()] == ["sg-1", "sg-2"]

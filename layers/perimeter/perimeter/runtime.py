@@ -84,10 +84,12 @@ class Runtime:
 
         # Standard retry mode backs off on throttling; short timeouts keep a stuck call from
         # eating the Lambda's whole budget (the event is retried instead).
+        # The sweep reads whole-region listings and is given longer (PERIMETER_READ_TIMEOUT).
+        read_timeout = int(os.environ.get("PERIMETER_READ_TIMEOUT") or 10)
         return Config(
             retries={"mode": "standard", "max_attempts": 5},
             connect_timeout=3,
-            read_timeout=10,
+            read_timeout=read_timeout,
             tcp_keepalive=True,
         )
 

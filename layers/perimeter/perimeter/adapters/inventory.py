@@ -20,6 +20,8 @@ from perimeter.context import VpcFacts, vpc_facts_from_tables
 from perimeter.dsg_plan import Eni, eni_from_api
 from perimeter.rules import Rule, rule_from_api_rule, rules_from_permission
 
+#: The largest page DescribeSecurityGroups and DescribeNetworkInterfaces serve (MaxResults).
+PAGE = {"PageSize": 1000}
 #: EC2 accepts up to 200 values per filter.
 FILTER_CHUNK = 200
 DEPENDENCY = {"DependencyViolation"}
@@ -63,10 +65,11 @@ class InventoryAdapter:
 
     # --- listings ------------------------------------------------------------------------
     def security_groups(self) -> list[dict[str, Any]]:
-        return list(self._pages("describe_security_groups", "SecurityGroups"))
+        return list(self._pages("describe_security_groups", "SecurityGroups", PaginationConfig=PAGE))
 
     def network_interfaces(self) -> list[Eni]:
-        return [eni_from_api(raw) for raw in self._pages("describe_network_interfaces", "NetworkInterfaces")]
+        raw = self._pages("describe_network_interfaces", "NetworkInterfaces", PaginationConfig=PAGE)
+        return [eni_from_api(r) for r in raw]
 
     def vpc_ids(self) -> list[str]:
         return [str(v["VpcId"]) for v in self._pages("describe_vpcs", "Vpcs")]
