@@ -37,7 +37,7 @@ from perimeter.dsg_service import judge_default_groups
 from perimeter.events import Actor, ApiCall
 from perimeter.model_service import as_model_tier, sweep_models
 from perimeter.posture import Issue, Judged, issue_finding, judge
-from perimeter.posture_service import flow_log_issues, remediate
+from perimeter.posture_service import flow_log_evaluation, remediate
 from perimeter.report import (
     Outcome,
     build_audit_record,
@@ -106,6 +106,8 @@ class Sweep:
     model_groups: set[str] = field(default_factory=set)
     #: groups a model or a notebook names (in use, for PER-REV-1)
     used_by_models: set[str] = field(default_factory=set)
+    #: VPCs that hold a model or a notebook (PER-FL-1's default scope)
+    model_vpcs: set[str] = field(default_factory=set)
 
 
 def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) -> dict[str, Any]:
@@ -180,6 +182,7 @@ def _models(s: Sweep, rt: Runtime) -> tuple[set[str], list[dict[str, Any]]]:
     findings = [issue_finding(s.call, j, now=s.now) for j in judged]
     s.lines.extend(_line(j) for j in judged)
     s.used_by_models = set(gathered.group_chains) | set(gathered.notes.get("notebook_groups", []))
+    s.model_vpcs = set(gathered.vpcs)
     return set(gathered.group_chains), findings
 
 
@@ -347,7 +350,11 @@ def _default_groups(s: Sweep, rt: Runtime) -> None:
 def _flow_logs(s: Sweep, rt: Runtime) -> None:
     if rt.policy.mode("PER-FL-1") == "off":
         return
-    issues = flow_log_issues(s.call, rt, s.listing.vpc_ids)
+    # The policy's scope (flow_logs.scope), as FlowLogGuard applies it: a VPC outside it is
+    # never reported, and its finding is resolved.
+    scope = rt.policy.flow_logs
+    judged = [v for v in s.listing.vpc_ids if scope.in_scope(v, s.model_vpcs)]
+    issues = flow_log_evaluation(s.call, rt, s.listing.vpc_ids, judged=judged).issues
     done = remediate(s.call, judge(issues, rt.policy, principal_arn=None), rt, s.now)
     for j in done:
         s.findings.append(issue_finding(s.call, j, now=s.now))
