@@ -443,3 +443,38 @@ def test_reads_do_not_grow_with_the_number_of_groups_and_each_offender_costs_one
     assert counts["securityhub:BatchImportFindings"] == -(-findings // 100)
     assert counts["dynamodb:BatchWriteItem"] == -(-offenders // 25)  # write-ahead audit, 25 a request
     assert "dynamodb:PutItem" not in counts  # no record per group
+
+
+def test_the_message_of_a_large_sweep_names_the_first_items_and_counts_the_rest(
+    session: Any, monkeypatch: Any
+) -> None:
+    """SNS refuses messages over 256 KB (5000 groups overflowed it): the list is cut, counted."""
+    from perimeter.review import service
+
+    monkeypatch.setattr(service, "NOTE_ITEMS", 3)
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.71.0.0/16")["Vpc"]["VpcId"]
+    groups = [
+        ec2.create_security_group(GroupName=f"g{i}", Description="g", VpcId=vpc)["GroupId"] for i in range(5)
+    ]
+    in_use(session, vpc, *groups)
+    for gid in groups:
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[WORLD_SSH])
+    _, resolver = run(session, DryRun="true")  # the stack exists; findings raised
+    sqs, sns = session.client("sqs"), session.client("sns")
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(
+        TopicArn=resolver.physical["FindingsTopic"]["Ref"],
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    for gid in groups:
+        ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[WORLD_SSH])
+    out, _ = run(session, DryRun="true")  # ten findings resolved
+    assert out["counts"]["findings_resolved"] == 10
+    (msg,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    body = json.loads(msg["Body"])
+    assert body["counts"]["resolved"] == 10 and len(body["resolved"]) == 3
+    assert len(body["finding_ids"]) <= 3

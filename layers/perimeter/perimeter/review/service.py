@@ -66,6 +66,8 @@ from perimeter.telemetry import logger, record_findings
 
 SWEEP_EVENT = "PerimeterSweep"
 REVOKE_WORKERS = 4
+#: items of each list an SNS message names (SNS messages are at most 256 KB)
+NOTE_ITEMS = 100
 
 
 def sweep_call(rt: Runtime, event: Mapping[str, Any] | None, now: str, account: str) -> ApiCall:
@@ -495,6 +497,13 @@ def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
     if (new or changed or resolutions) and rt.sns is not None:
         lines = [*s.lines, *(_resolved_line(f) for f in resolutions)]
         severity = worst(f["Severity"]["Label"] for f in new + changed) if new or changed else "INFORMATIONAL"
+        # SNS takes 256 KB: a sweep of a large account tells the first NOTE_ITEMS of each list
+        # and how many there are; Security Hub holds every one.
+        if len(lines) > NOTE_ITEMS:
+            lines = [
+                *lines[:NOTE_ITEMS],
+                f"... and {len(lines) - NOTE_ITEMS} more (Security Hub has them all)",
+            ]
         note = call_notification(
             call,
             subject=(
@@ -503,12 +512,13 @@ def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
             lines=lines,
             details={
                 "sweep": True,
-                "new": [f["Id"] for f in new],
-                "remediated": [f["Id"] for f in changed],
-                "resolved": [f["Id"] for f in resolutions],
+                "counts": {"new": len(new), "remediated": len(changed), "resolved": len(resolutions)},
+                "new": [f["Id"] for f in new[:NOTE_ITEMS]],
+                "remediated": [f["Id"] for f in changed[:NOTE_ITEMS]],
+                "resolved": [f["Id"] for f in resolutions[:NOTE_ITEMS]],
             },
             attributes={"control": "SWEEP", "severity": severity, "action": "sweep"},
-            findings=raised,
+            findings=raised[:NOTE_ITEMS],
         )
         rt.sns.publish(note)
     summary = {
