@@ -350,6 +350,9 @@ def lake_sql(
         [
             "SELECT eventid, eventtime, eventsource, eventname, awsregion, recipientaccountid, errorcode,",
             "       useridentity.arn AS useridentity_arn, useridentity.type AS useridentity_type,",
+            "       useridentity.accountid AS useridentity_accountid,",
+            "       useridentity.principalid AS useridentity_principalid,",
+            "       useridentity.invokedby AS useridentity_invokedby,",
             *nested,
             f"FROM {table}",
             f"WHERE eventsource IN ({sources})",

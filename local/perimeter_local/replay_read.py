@@ -17,8 +17,8 @@ Shapes accepted:
   (format = 'JSON')`` or an export). Columns are the record's field names, case-insensitive
   (``eventsource``, ``eventname``, ``awsregion``, ``recipientaccountid``, ``eventid``,
   ``eventtime``, ``errorcode``), with ``useridentity``, ``requestparameters`` and
-  ``responseelements`` as JSON text, or ``useridentity_arn`` / ``useridentity_type`` when the
-  query selects only those fields. A record-valued ``eventjson`` column is used as it is.
+  ``responseelements`` as JSON text, or ``useridentity_arn`` / ``_type`` / ``_accountid`` /
+  ``_principalid`` / ``_invokedby`` when the query selects only those fields. A record-valued ``eventjson`` column is used as it is.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import datetime as dt
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -280,8 +281,11 @@ def _lake_page(records: list[dict[str, Any]]) -> dict[str, Any]:
             "eventname": r["eventName"],
             "awsregion": r.get("awsRegion"),
             "recipientaccountid": r.get("recipientAccountId"),
+            "errorcode": r.get("errorCode"),
             "useridentity_arn": r.get("userIdentity", {}).get("arn"),
             "useridentity_type": r.get("userIdentity", {}).get("type"),
+            "useridentity_accountid": r.get("userIdentity", {}).get("accountId"),
+            "useridentity_invokedby": r.get("userIdentity", {}).get("invokedBy"),
             # Lake keeps requestparameters as map<string,string>: nested values are JSON text
             "requestparameters": json.dumps(
                 {
@@ -346,6 +350,11 @@ def test_cli_prints_the_lake_sql_of_routed_calls(capsys: pytest.CaptureFixture[s
     sql = capsys.readouterr().out
     assert "'AuthorizeSecurityGroupIngress'" in sql and "'PutRolePolicy'" in sql
     assert "errorcode IS NULL" in sql and "DescribeInstances" not in sql
+    # every column the SQL selects is one record_from_row reads
+    selected = re.findall(r"AS (\w+)|^SELECT (\w+)|, (\w+)(?=,|$)", sql, flags=re.M)
+    assert {"useridentity_arn", "useridentity_accountid", "requestparameters"} <= {
+        c for g in selected for c in g
+    }
 
 
 # --- progress and malformed records ------------------------------------------------------
@@ -431,3 +440,16 @@ def test_perimeters_own_roles_are_ignored_like_the_loop_guard(router: Router) ->
     other_stack = self_role_pattern(ROOT / "template.yaml", "someone-else")
     judged = replay(records, router, load_default_policy(), today=TODAY, self_roles=other_stack)
     assert judged.own_role == 0 and judged.functions
+
+
+def test_cli_reads_lake_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    records = [json.loads(p.read_text()) for p in sorted(corpus_dir().rglob("*.json"))]
+    records = [r.get("detail", r) for r in records]
+    (tmp_path / "lake-0.json").write_text(json.dumps(_lake_page(records)))
+    args = ["replay", "--lake-results", str(tmp_path / "lake-0.json"), "-t", str(ROOT / "template.yaml")]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    _, routed = _corpus_expectations()
+    # Lake's query already drops failed calls; the page holds them anyway and routing drops them.
+    assert (report["records"], report["routed"]) == (len(records), routed)
+    assert report["controls"]["PER-SG-1"]["would_remediate_events"] == 4
