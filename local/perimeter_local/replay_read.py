@@ -18,7 +18,8 @@ Shapes accepted:
   (``eventsource``, ``eventname``, ``awsregion``, ``recipientaccountid``, ``eventid``,
   ``eventtime``, ``errorcode``), with ``useridentity``, ``requestparameters`` and
   ``responseelements`` as JSON text, or ``useridentity_arn`` / ``_type`` / ``_accountid`` /
-  ``_principalid`` / ``_invokedby`` when the query selects only those fields. A record-valued ``eventjson`` column is used as it is.
+  ``_principalid`` / ``_invokedby`` when the query selects only those fields. A record-valued
+  ``eventjson`` column is used as it is.
 """
 
 from __future__ import annotations
