@@ -225,11 +225,34 @@ def _judge_model(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) ->
             issue = marketplace_outside_vpc(arn, ep, (f"Marketplace endpoint {ep}",))
             out.hits.extend(_posture_hits([issue], call, policy))
         out.undetermined.append(f"{name}: the account's guardrails (PER-GR-1) are account state")
-    else:
+    elif name not in REMOVALS:
         out.undetermined.append(_NEEDS_STATE.get(name, f"{name}: judged from account state only"))
 
 
+#: Calls that only take something away (a grant, a model, a VPC) or add the missing control (a
+#: flow log): the event path resolves findings on them and never remediates, so their delta
+#: violates nothing. DeleteFlowLogs and DeleteGuardrail remove a protection: not listed.
+REMOVALS = frozenset(
+    {
+        "DetachRolePolicy",
+        "DeleteRolePolicy",
+        "DeleteRole",
+        "DetachUserPolicy",
+        "DeleteUserPolicy",
+        "DeleteUser",
+        "DeletePolicyVersion",
+        "DeletePolicy",
+        "DeleteModel",
+        "DeleteEndpoint",
+        "DeleteNotebookInstance",
+        "DeleteMarketplaceModelEndpoint",
+        "CreateFlowLogs",
+        "DeleteVpc",
+    }
+)
+
 _NEEDS_STATE = {
+    "UpdateNotebookInstance": "UpdateNotebookInstance: the notebook's network settings are read back",
     "CreateEndpointConfig": "CreateEndpointConfig: its models' network settings are read from the models",
     "CreateEndpoint": "CreateEndpoint: the models it serves are read from its endpoint config",
     "UpdateEndpoint": "UpdateEndpoint: the models it serves are read from its endpoint config",
@@ -273,8 +296,10 @@ def _judge_iam(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> N
         )
         if any(is_admin(s) for s in statements(doc)):
             admin_why = f"{name}: admin policy; the roles using it are account state"
-    elif name == "AttachRolePolicy":
-        admin_why = f"{name}: the managed policy's document and the role's trust policy are account state"
+    elif name in ("AttachRolePolicy", "AttachUserPolicy", "SetDefaultPolicyVersion"):
+        admin_why = f"{name}: the managed policy's document (and a role's trust policy) are account state"
+    elif name not in REMOVALS:
+        admin_why = f"{name}: not judged from the record"
     if admin_why:
         out.undetermined.append(admin_why)
 
@@ -285,9 +310,15 @@ def _judge_flow_log(call: ApiCall, policy: Policy, today: dt.date, out: Verdict)
         vpc_id = ((resp.get("vpc") or (resp.get("CreateVpcResponse") or {}).get("vpc")) or {}).get("vpcId")
         if not vpc_id:
             raise MalformedEvent("CreateVpc record names no VPC (responseElements.vpc.vpcId)")
-        # A VPC has no flow log at the moment it is created: the record says all there is.
+        # A VPC has no flow log, and holds no model-tier group, at the moment it is created:
+        # the record says all there is. It is judged when the policy's scope takes it in
+        # (flow_logs.scope all-vpcs, or the VPC listed), as the event path does.
+        if not policy.flow_logs.in_scope(vpc_id, ()):
+            return
         issue = vpc_issue(vpc_id, [], account=call.account, region=call.region, why="It was just created.")
         out.hits.extend(_posture_hits([issue] if issue else [], call, policy))
+    elif call.event_name in REMOVALS:
+        return
     else:
         out.undetermined.append(_NEEDS_STATE.get(call.event_name, f"{call.event_name}: not judged"))
 

@@ -32,6 +32,7 @@ SERVICE_ROLES = [
 ]
 
 #: kind -> (controls violated, controls enforce would remediate) under policy/default.yaml
+#: (with ``flow_logs.scope: all-vpcs`` a new VPC also violates PER-FL-1, which enforce remediates)
 EXPECTED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # tcp/22 from 0.0.0.0/0: world-open on a non-public port, and a high-risk port from outside
     "world_ssh": (frozenset({"PER-SG-1", "PER-SG-2"}), frozenset({"PER-SG-1", "PER-SG-2"})),
@@ -52,8 +53,8 @@ EXPECTED: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # a model without VpcConfig and without network isolation: PER-VPC-1 and PER-VPC-2, detect
     "model_public": (frozenset({"PER-VPC-1", "PER-VPC-2"}), frozenset()),
     "model_private": (frozenset(), frozenset()),
-    # a new VPC has no flow log: PER-FL-1, enforce creates one
-    "new_vpc": (frozenset({"PER-FL-1"}), frozenset({"PER-FL-1"})),
+    # a new VPC has no flow log, but holds no model yet: outside flow_logs.scope (model-vpcs)
+    "new_vpc": (frozenset(), frozenset()),
     "run_instances": (frozenset(), frozenset()),  # default-SG checks need account state
     "failed_authorize": (frozenset(), frozenset()),  # errorCode: EventBridge never routes it
 }

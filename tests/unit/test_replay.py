@@ -172,8 +172,8 @@ CORPUS_VERDICTS: dict[str, list[tuple[str, set[str], set[str]]]] = {
     "CreateSecurityGroup/reflex-1.json": [("SgGuardFunction", set(), set())],
     # no VpcConfig, no EnableNetworkIsolation: detect-only controls
     "CreateModel/awsdocs-sagemaker-1.json": [("ModelPostureFunction", {"PER-VPC-1", "PER-VPC-2"}, set())],
-    # a VPC is created without a flow log; PER-FL-1 enforce creates one
-    "CreateVpc/panther-1.json": [("FlowLogGuardFunction", {"PER-FL-1"}, {"PER-FL-1"})],
+    # a VPC is created without a flow log, and without a model: outside flow_logs.scope
+    "CreateVpc/panther-1.json": [("FlowLogGuardFunction", set(), set())],
 }
 
 
@@ -197,14 +197,14 @@ def test_corpus_replay_decides_every_routed_record(router: Router) -> None:
     assert (whole.records, whole.routed) == (total, routed)
     sg = {c: (t.events, t.remediate_events) for c, t in whole.controls.items()}
     assert sg["PER-SG-1"] == (4, 4) and sg["PER-SG-2"] == (3, 3) and sg["PER-SG-3"] == (1, 1)
-    assert sg["PER-FL-1"] == (1, 1) and sg["PER-VPC-1"] == (1, 0) and sg["PER-VPC-2"] == (1, 0)
+    assert "PER-FL-1" not in sg and sg["PER-VPC-1"] == (1, 0) and sg["PER-VPC-2"] == (1, 0)
     # RunInstances/c7n-1, c7n-2 and CreateNetworkInterface/awsdocs-efs-1 name a group "default"
     # in their responses; the default-SG move plan itself needs account state.
     attaches = sum(n for why, n in whole.undetermined.items() if "attaches a default SG" in why)
     assert attaches == 3
     # AttachRolePolicy (x2) and DeleteFlowLogs (x2) cannot be judged without account state.
     assert whole.functions["IamGuardFunction"].outcomes == {"undetermined": 2}
-    assert whole.functions["FlowLogGuardFunction"].outcomes == {"violating": 1, "undetermined": 2}
+    assert whole.functions["FlowLogGuardFunction"].outcomes == {"clean": 1, "undetermined": 2}
 
 
 # --- a generated history: the counts the generator wrote ---------------------------------
@@ -414,7 +414,7 @@ SAMPLE_VERDICTS = {
     "PutRolePolicy--invoke-on-star.json": ("IamGuardFunction", {"PER-IAM-1"}),
     "PutUserPolicy--bedrock-invoke-star.json": ("IamGuardFunction", {"PER-IAM-1"}),
     "CreatePolicyVersion--invoke-on-star.json": ("IamGuardFunction", {"PER-IAM-1"}),
-    "CreateVpc--new-vpc.json": ("FlowLogGuardFunction", {"PER-FL-1"}),
+    "CreateVpc--new-vpc.json": ("FlowLogGuardFunction", set()),  # outside flow_logs.scope
 }
 
 
@@ -453,3 +453,43 @@ def test_cli_reads_lake_results(tmp_path: Path, capsys: pytest.CaptureFixture[st
     # Lake's query already drops failed calls; the page holds them anyway and routing drops them.
     assert (report["records"], report["routed"]) == (len(records), routed)
     assert report["controls"]["PER-SG-1"]["would_remediate_events"] == 4
+
+
+def _all_vpcs_policy() -> Any:
+    doc = yaml.safe_load(default_policy_text())
+    doc.setdefault("flow_logs", {})["scope"] = "all-vpcs"
+    return parse_policy(doc)
+
+
+def test_new_vpcs_violate_fl1_when_the_scope_takes_every_vpc(
+    router: Router, history: tuple[Path, Any]
+) -> None:
+    root, written = history
+    tally = replay(read_local(root), router, _all_vpcs_policy(), today=TODAY)
+    fl1 = tally.controls["PER-FL-1"]
+    assert fl1.events == fl1.remediate_events == written.kinds["new_vpc"] > 0
+    corpus = replay(read_local(corpus_dir() / "CreateVpc"), router, _all_vpcs_policy(), today=TODAY)
+    assert (corpus.controls["PER-FL-1"].events, corpus.controls["PER-FL-1"].remediate_events) == (1, 1)
+
+
+def test_removals_and_fixes_violate_nothing(router: Router) -> None:
+    from perimeter_local.replay_judge import REMOVALS
+
+    routed_names = {name for _, name in router.event_keys}
+    assert routed_names >= REMOVALS  # every removal replay knows is one the template routes
+    records = [
+        {
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": "eu-west-1",
+            "recipientAccountId": "111122223333",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/u"},
+            "requestParameters": {},
+            "responseElements": None,
+        }
+        for source, name in router.event_keys
+        if name in REMOVALS
+    ]
+    tally = replay(records, router, load_default_policy(), today=TODAY)
+    assert tally.routed == len(records) > 0
+    assert not tally.controls and not tally.undetermined and not tally.malformed
