@@ -96,7 +96,9 @@ class Worker:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            tail = self.logfile.read_text(errors="replace").splitlines()[-25:] if self.logfile.exists() else []
+            tail = (
+                self.logfile.read_text(errors="replace").splitlines()[-25:] if self.logfile.exists() else []
+            )
             raise RuntimeError(f"{self.name} worker died; its log ends:\n" + "\n".join(tail))
         out: dict[str, Any] = json.loads(line)
         return out
@@ -121,14 +123,18 @@ class Worker:
 
 def perimeter_worker(endpoint: str, logdir: Path) -> Worker:
     log = logdir / "perimeter.log"
-    return Worker("Perimeter", [sys.executable, str(BENCH / "perimeter_worker.py"), "serve", str(log)], endpoint, log)
+    return Worker(
+        "Perimeter", [sys.executable, str(BENCH / "perimeter_worker.py"), "serve", str(log)], endpoint, log
+    )
 
 
 def c7n_worker(endpoint: str, logdir: Path) -> Worker:
     if not C7N_PYTHON.exists():
         raise SystemExit(f"Cloud Custodian venv missing ({C7N_PYTHON}): run `make bench-deps`")
     log = logdir / "c7n.log"
-    return Worker("c7n", [str(C7N_PYTHON), str(BENCH / "c7n_worker.py"), "serve", endpoint, str(log)], endpoint, log)
+    return Worker(
+        "c7n", [str(C7N_PYTHON), str(BENCH / "c7n_worker.py"), "serve", endpoint, str(log)], endpoint, log
+    )
 
 
 @contextlib.contextmanager
