@@ -62,12 +62,11 @@ class Context:
 def serve(logfile: str) -> int:
     proto = lambda_like_stdio(logfile)
     sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "layers" / "perimeter"), str(FUNCTION_DIR)]
-    from callclock import CallClock, depth_until
+    from callclock import CallClock
 
     clock = CallClock().install()  # before any session exists
 
     import boto3
-    from perimeter_local import cloudtrail
     from perimeter_local.account import prepare
     from perimeter_local.template import functions
 
@@ -89,41 +88,57 @@ def serve(logfile: str) -> int:
         cmd = json.loads(line)
         if cmd.get("cmd") == "quit":
             break
-        # Untimed: open the rule and build the event CloudTrail would deliver for it.
-        created = ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[world_ssh])
-        event = cloudtrail.authorize_event(
-            account=account,
-            region=region,
-            group_id=group,
-            permissions=[world_ssh],
-            created_rules=created["SecurityGroupRules"],
+        if cmd.get("cmd") == "batch":  # memory: n events, each still checked, RSS at the end
+            for _ in range(int(cmd["n"])):
+                one_event(ec2, group, world_ssh, account, region, spec.function_name, app, clock)
+            proto.write(json.dumps({"rss_kib": rss_kib()}) + "\n")
+            continue
+        proto.write(
+            json.dumps(one_event(ec2, group, world_ssh, account, region, spec.function_name, app, clock))
+            + "\n"
         )
-        clock.take()
-        clock.enabled = True
-        t0 = time.perf_counter()
-        try:
-            out = app.lambda_handler(event, Context(spec.function_name))
-        finally:
-            t1 = time.perf_counter()
-            clock.enabled = False
-        calls = clock.take()
-        # Untimed: the rule must be gone, or this was not a measurement.
-        if out.get("status") != "remediated":
-            raise SystemExit(f"not remediated: {out}")
-        left = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
-        if left:
-            raise SystemExit(f"rule still present after the handler: {left}")
-        revoke = next((c for c in calls if c.name.startswith("ec2.Revoke")), None)
-        result = {
-            "ms": (t1 - t0) * 1000,
-            "exposure_ms": ((revoke.end or t1) - t0) * 1000 if revoke else None,
-            "depth_to_revoke": depth_until(calls, "ec2.Revoke"),
-            "calls": [c.name for c in calls],
-        }
-        if cmd.get("rss"):
-            result["rss_kib"] = rss_kib()
-        proto.write(json.dumps(result) + "\n")
     return 0
+
+
+def one_event(
+    ec2: Any, group: str, world_ssh: Any, account: str, region: str, name: str, app: Any, clock: Any
+) -> dict[str, Any]:
+    """Open the rule (untimed), time the handler on its event, check the rule is gone (untimed)."""
+    from callclock import depth_until
+    from perimeter_local import cloudtrail
+
+    # Untimed: open the rule and build the event CloudTrail would deliver for it.
+    created = ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[world_ssh])
+    event = cloudtrail.authorize_event(
+        account=account,
+        region=region,
+        group_id=group,
+        permissions=[world_ssh],
+        created_rules=created["SecurityGroupRules"],
+    )
+    clock.take()
+    clock.enabled = True
+    t0 = time.perf_counter()
+    try:
+        out = app.lambda_handler(event, Context(name))
+    finally:
+        t1 = time.perf_counter()
+        clock.enabled = False
+    calls = clock.take()
+    # Untimed: the rule must be gone, or this was not a measurement.
+    if out.get("status") != "remediated":
+        raise SystemExit(f"not remediated: {out}")
+    left = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
+    if left:
+        raise SystemExit(f"rule still present after the handler: {left}")
+    revoke = next((c for c in calls if c.name.startswith("ec2.Revoke")), None)
+    result: dict[str, Any] = {
+        "ms": (t1 - t0) * 1000,
+        "exposure_ms": ((revoke.end or t1) - t0) * 1000 if revoke else None,
+        "depth_to_revoke": depth_until(calls, "ec2.Revoke"),
+        "calls": [c.name for c in calls],
+    }
+    return result
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ here: Lambda retries the event, then sends it to the dead-letter queue.
 """
 
 import gc
+
+# A cold start builds long-lived objects only (modules, service models, clients): collecting
+# while it does is wasted work. Back on, with all of it frozen, at the end of this module.
+gc.disable()
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -24,3 +28,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 init_container(("sagemaker", "ec2", "bedrock", "logs", "dynamodb", "securityhub", "sns"))
 # Everything imported so far lives as long as the container: keep the collector off it.
 gc.freeze()
+gc.enable()

@@ -25,11 +25,13 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 
 from perimeter.policy import Policy, PolicyError, load_default_policy, load_policy_text
 
 T = TypeVar("T")
+MODELS = Path(__file__).resolve().parent / "models"
 
 
 class ConfigError(RuntimeError):
@@ -84,11 +86,18 @@ class Runtime:
 
     @cached_property
     def session(self) -> Any:
+        """A boto3 session when one was given (tests, the local runner), else a botocore session:
+        only clients are needed, and ``import boto3`` would also import s3transfer."""
         if self._session is not None:
             return self._session
-        import boto3
+        import botocore.session
 
-        return boto3.session.Session(region_name=self.settings.region)
+        # The layer's trimmed models (tools/trim_models.py) come before botocore's own: building
+        # an EC2 client then loads 16 operations, not 700.
+        core = botocore.session.get_session()
+        paths = [str(MODELS), *filter(None, [core.get_config_variable("data_path")])]
+        core.set_config_variable("data_path", os.pathsep.join(paths))
+        return core
 
     @cached_property
     def client_config(self) -> Any:
@@ -108,7 +117,10 @@ class Runtime:
     def client(self, service: str) -> Any:
         client = self._clients.get(service)
         if client is None:
-            client = self._clients[service] = self.session.client(service, config=self.client_config)
+            session = self.session
+            build = session.client if hasattr(session, "client") else session.create_client
+            client = build(service, region_name=self.settings.region, config=self.client_config)
+            self._clients[service] = client
         return client
 
     @cached_property
@@ -209,7 +221,6 @@ class Runtime:
                 raise err
         return [f.result() for f in futures]
 
-
     def warm(self, services: tuple[str, ...]) -> Runtime:
         """Build these services' clients now, and load the policy if it is the packaged one."""
         for service in services:
@@ -221,14 +232,12 @@ class Runtime:
     def restored(self) -> Runtime:
         """A runtime for a container restored from a snapshot: same settings and loaded service
         models, new session (credentials resolved again), new clients and connections."""
-        import boto3
         import botocore.session
 
         core = botocore.session.get_session()
-        old = self.session._session  # the boto3 session's botocore session
+        old = getattr(self.session, "_session", self.session)  # a boto3 session wraps botocore's
         core.register_component("data_loader", old.get_component("data_loader"))
-        session = boto3.session.Session(botocore_session=core, region_name=self.settings.region)
-        fresh = Runtime(self.settings, session=session)
+        fresh = Runtime(self.settings, session=core)
         if not self.settings.policy_parameter and "policy" in self.__dict__:
             fresh.__dict__["policy"] = self.policy
         fresh.warm(tuple(self._clients))
