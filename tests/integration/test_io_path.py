@@ -129,3 +129,17 @@ def test_a_failed_write_fails_the_invocation_and_the_retry_loses_nothing(
     assert env.invoke(event) == retry
     assert set(env.ops()) <= {"DescribeSecurityGroups", "PutItem", "GetItem"}
     assert env.messages() == []
+
+
+def test_a_retried_claim_whose_first_attempt_landed_is_still_ours(env: Env) -> None:  # noqa: F811
+    """botocore retries a call whose answer was lost (a timeout, a reset connection); if the
+    first attempt wrote the claim, the retry's condition fails on our own record: still ours."""
+    from perimeter.once import Claim, EventInProgress, OnceStore
+
+    store = OnceStore(env.ddb, IDEMPOTENCY_TABLE, "fn")
+    mine = Claim(store, "fn#e1", 60_000)
+    mine.take()
+    mine.take()  # the "retry": no error, still claimed
+    assert mine.claimed
+    with pytest.raises(EventInProgress):
+        Claim(store, "fn#e1", 60_000).take()  # another invocation's claim is refused

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import json
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -64,12 +65,16 @@ class Claim:
         self.in_progress_ms = in_progress_ms
         self.claimed = False
         self.completed = False
+        # Marks the claim as this invocation's: if botocore retries a claim whose first attempt
+        # landed (a timeout, a reset connection), the condition fails on our own record.
+        self.token = uuid.uuid4().hex
 
     def _put(self) -> dict[str, Any]:
         now = time.time()
         item: dict[str, Any] = {
             "id": {"S": self.key},
             "status": {"S": INPROGRESS},
+            "claim": {"S": self.token},
             "expiration": {"N": str(int(now) + self.store.ttl_seconds)},
         }
         if self.in_progress_ms is not None:
@@ -120,6 +125,8 @@ class Claim:
             TableName=self.store.table, Key={"id": {"S": self.key}}, ConsistentRead=True
         )
         item = resp.get("Item") or {}
+        if item.get("claim", {}).get("S") == self.token and item.get("status", {}).get("S") == INPROGRESS:
+            return  # our own claim, written by an attempt whose answer was lost: it holds
         if item.get("status", {}).get("S") == COMPLETED:
             raise AlreadyDone(json.loads(item.get("data", {}).get("S") or "null"))
         raise EventInProgress(f"event {self.key} is being handled by another invocation")
