@@ -3,7 +3,9 @@
 
 One warm SgGuard "container" (``perimeter_worker.py``, the project's venv) handles N world-open
 ingress events against a moto server in its own process, each event checked as in
-``event_path.py`` (remediated, rule gone), logs written as Lambda would. Prints the worker's
+``event_path.py`` (remediated, rule gone), logs written as Lambda would. Every 200 events the
+worker empties the audit and idempotency tables (untimed; see ``perimeter_worker.prune``: moto
+copies whole tables on every transaction). Prints the worker's
 resident set size (VmRSS) after 200 events and after N. Target (issue 10): flat, i.e. RSS at N
 within 5 % (and 8 MiB) of RSS at 200.
 
@@ -31,7 +33,7 @@ def main() -> int:
     with moto_process() as endpoint, log_dir() as logs:
         worker = perimeter_worker(endpoint, logs)
         try:
-            at_first = worker.ask(cmd="batch", n=FIRST)["rss_kib"]
+            at_first = worker.ask(cmd="batch", n=FIRST, prune=True)["rss_kib"]
             marks = [(FIRST, at_first)]
             print(
                 f"  {FIRST} events: RSS {at_first / 1024:.1f} MiB ({time.monotonic() - started:.0f} s)",
@@ -41,7 +43,7 @@ def main() -> int:
             while done < args.events:
                 step = min(1000, args.events - done)
                 done += step
-                marks.append((done, worker.ask(cmd="batch", n=step)["rss_kib"]))
+                marks.append((done, worker.ask(cmd="batch", n=step, prune=True)["rss_kib"]))
                 rss, spent = marks[-1][1] / 1024, time.monotonic() - started
                 print(f"  {done} events: RSS {rss:.1f} MiB ({spent:.0f} s)", flush=True)
         finally:
