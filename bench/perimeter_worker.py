@@ -98,6 +98,8 @@ def serve(logfile: str) -> int:
                     prune(ddb, tables)
             proto.write(json.dumps({"rss_kib": rss_kib()}) + "\n")
             continue
+        if cmd.get("prune"):
+            prune(ddb, tables)
         proto.write(
             json.dumps(one_event(ec2, group, world_ssh, account, region, spec.function_name, app, clock))
             + "\n"
