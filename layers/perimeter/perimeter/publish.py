@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from perimeter import once
 from perimeter.events import ApiCall
 from perimeter.report import Notification
 from perimeter.runtime import Runtime
@@ -30,8 +31,6 @@ def publish(
     remediated: bool,
     details: Mapping[str, Any],
 ) -> dict[str, Any]:
-    from perimeter import once
-
     claim = once.current()
     if claim is not None and not claim.claimed:
         claim.take()  # nothing written ahead (detect only): claim before telling anyone

@@ -17,6 +17,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from perimeter import once
+
 
 class AuditAdapter:
     def __init__(self, client: Any, table_name: str) -> None:
@@ -24,8 +26,6 @@ class AuditAdapter:
         self._table = table_name
 
     def put(self, record: Mapping[str, Any]) -> None:
-        from perimeter import once
-
         item = self._item(record)
         claim = once.current()
         if claim is not None and not claim.claimed:
