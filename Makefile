@@ -14,7 +14,7 @@ help:
 	@echo "make demo    - run Perimeter on an embedded AWS (moto) and show what it does"
 	@echo "make test    - the whole test suite (unit, integration, e2e, template checks)"
 	@echo "make lint    - ruff"
-	@echo "make bench   - benchmarks (calls per event, handler time vs Cloud Custodian, cold import)"
+	@echo "make bench   - benchmarks vs Cloud Custodian (event path, exposure window, cold start), imports, memory"
 	@echo "make bench-replay - perimeter replay over a generated million-record CloudTrail history"
 	@echo "make validate / make build - sam validate --lint / sam build"
 
@@ -55,9 +55,16 @@ build: $(SAM_VENV)/.installed
 
 bench-deps: $(VENV)/.installed $(C7N_VENV)/.installed
 
+# Each prints its figures with their goals and ends with one verdict line; all run, and the
+# target fails if any missed its goal.
+BENCHES := \
+	"bench/event_path.py --events 200 --runs 3" \
+	"bench/cold_start.py --runs 7" \
+	"bench/cold_import.py" \
+	"bench/memory.py --events 10000"
+
 bench: bench-deps
-	$(PY) bench/event_path.py --events 200
-	$(PY) bench/cold_import.py
+	@status=0; for b in $(BENCHES); do echo "== $$b"; $(PY) $$b || status=1; done; exit $$status
 
 bench-replay: $(VENV)/.installed
 	$(PY) bench/replay.py

@@ -23,7 +23,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     def spy(client: BaseClient, operation: str, params: Any) -> Any:
         model = client.meta.service_model
-        seen[f"{model.signing_name or model.endpoint_prefix}:{operation}"] += 1
+        seen.update(
+            permissions.actions_of_call(model.signing_name or model.endpoint_prefix, operation, params)
+        )
         return original(client, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", spy)

@@ -82,7 +82,7 @@ class Recorder:
             if recorder.on:
                 model = client.meta.service_model
                 prefix = model.signing_name or model.endpoint_prefix
-                recorder.calls.add(f"{prefix}:{operation}")
+                recorder.calls |= permissions.actions_of_call(prefix, operation, params)
             return original(client, operation, params)
 
         monkeypatch.setattr(BaseClient, "_make_api_call", spy)

@@ -348,8 +348,7 @@ def test_aws_calls_per_event(acct: Acct, monkeypatch: pytest.MonkeyPatch) -> Non
     ]
     assert writes == sorted(
         [
-            "dynamodb:PutItem",  # idempotency claim
-            "dynamodb:PutItem",  # write-ahead audit
+            "dynamodb:TransactWriteItems",  # idempotency claim + write-ahead audit, one write
             "logs:CreateLogGroup",
             "logs:PutRetentionPolicy",
             "ec2:CreateFlowLogs",

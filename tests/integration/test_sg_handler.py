@@ -580,11 +580,13 @@ def test_security_hub_failure_then_retry_reports_from_audit(env: Env) -> None:
     fail_first(env, "BatchImportFindings")
     with pytest.raises(ClientError, match="ThrottlingException"):
         env.invoke(event)
-    # the revoke happened and was recorded first; nothing was reported yet
+    # the revoke happened and was recorded first; the finding was refused. The notification is
+    # an independent write that runs beside the import, so it may have gone out: at least
+    # once, never lost (the retry sends it again)
     assert env.rules(gid) == {DEFAULT_EGRESS}
     record = env.audit(f"{event_id(event)}#{gid}")
     assert record is not None and len(record["rules"]) == 1
-    assert env.findings(gid) == {} and env.messages() == []
+    assert env.findings(gid) == {} and len(env.messages()) <= 1
 
     env.ops()
     retry = env.invoke(event)  # Lambda's retry of the same event

@@ -8,7 +8,12 @@ adapter call means a line here and a line in ``template.yaml``, or the test fail
 
 from __future__ import annotations
 
-# Powertools idempotency: put (claim), get (duplicate), update (complete), delete (failure).
+from collections.abc import Mapping
+from typing import Any
+
+# Idempotency (perimeter.once): put (claim, alone or in a TransactWriteItems with the write-ahead
+# audit record, which IAM authorizes as PutItem per item), get (duplicate), update (complete),
+# delete (release after a failure).
 IDEMPOTENCY = frozenset(
     {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 )
@@ -165,3 +170,21 @@ FUNCTIONS["SweepFunction"] = (
     | AUDIT
     | POLICY
 )
+
+
+# DynamoDB authorizes each item of a TransactWriteItems by the item's own action ("Using IAM
+# with DynamoDB transactions"): there is no action named after the transaction itself.
+_TRANSACT_ITEM_ACTION = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+def actions_of_call(prefix: str, operation: str, params: Mapping[str, Any]) -> set[str]:
+    """The IAM actions one API call needs (``prefix`` is the service's signing name)."""
+    if prefix == "dynamodb" and operation == "TransactWriteItems":
+        kinds = {kind for item in params.get("TransactItems", []) for kind in item}
+        return {f"dynamodb:{_TRANSACT_ITEM_ACTION[k]}" for k in kinds}
+    return {f"{prefix}:{operation}"}

@@ -1,10 +1,22 @@
 """Per-container state: settings read once from the environment, AWS clients built once, the
 policy loaded and validated once.
 
-Nothing here runs at import time: clients are created on first use (moto can patch them, and a
-cold start pays only for what the event needs). ``get_runtime()`` returns the container's
-``Runtime``; ``reset()`` drops it (the local runner does so between functions, tests between
-cases).
+Nothing here runs at import time by itself. In Lambda, a handler module calls
+``init_container(services)`` as it is imported: during the init phase (Lambda sets
+``AWS_LAMBDA_INITIALIZATION_TYPE``) it builds the clients the function uses and loads the
+packaged policy, so the first event does not pay for them; elsewhere (tests, the local runner)
+it does nothing and clients are built on first use, where moto can patch them.
+``get_runtime()`` returns the container's ``Runtime``; ``reset()`` drops it (the local runner
+does so between functions, tests between cases).
+
+SnapStart (``SnapStart: ApplyOn: PublishedVersions`` in the template): Lambda snapshots the
+container after that init, so a restored container skips the imports, the loading of each
+service's model, the building of the clients and the policy's validation. What must not outlive
+the snapshot is refreshed by the after-restore hook (``snapshot_restore_py``, shipped in Lambda's
+Python runtimes): the clients are rebuilt from a new botocore session that shares the old one's
+loaded models (fresh credentials, no pooled connection from before the snapshot), the VPC facts
+cache is dropped (its clock is not the restored one's), and a policy kept in SSM is read on
+first use after the restore, never frozen into the snapshot.
 """
 
 from __future__ import annotations
@@ -13,11 +25,13 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 
 from perimeter.policy import Policy, PolicyError, load_default_policy, load_policy_text
 
 T = TypeVar("T")
+MODELS = Path(__file__).resolve().parent / "models"
 
 
 class ConfigError(RuntimeError):
@@ -72,11 +86,18 @@ class Runtime:
 
     @cached_property
     def session(self) -> Any:
+        """A boto3 session when one was given (tests, the local runner), else a botocore session:
+        only clients are needed, and ``import boto3`` would also import s3transfer."""
         if self._session is not None:
             return self._session
-        import boto3
+        import botocore.session
 
-        return boto3.session.Session(region_name=self.settings.region)
+        # The layer's trimmed models (tools/trim_models.py) come before botocore's own: building
+        # an EC2 client then loads 16 operations, not 700.
+        core = botocore.session.get_session()
+        paths = [str(MODELS), *filter(None, [core.get_config_variable("data_path")])]
+        core.set_config_variable("data_path", os.pathsep.join(paths))
+        return core
 
     @cached_property
     def client_config(self) -> Any:
@@ -96,7 +117,10 @@ class Runtime:
     def client(self, service: str) -> Any:
         client = self._clients.get(service)
         if client is None:
-            client = self._clients[service] = self.session.client(service, config=self.client_config)
+            session = self.session
+            build = session.client if hasattr(session, "client") else session.create_client
+            client = build(service, region_name=self.settings.region, config=self.client_config)
+            self._clients[service] = client
         return client
 
     @cached_property
@@ -154,35 +178,70 @@ class Runtime:
         return AuditAdapter(self.client("dynamodb"), self.settings.audit_table)
 
     @cached_property
-    def idempotency_store(self) -> Any:
+    def once(self) -> Any:
+        """The idempotency table (None when the function has none: every event acts)."""
         if not self.settings.idempotency_table:
             return None
-        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+        from perimeter.once import OnceStore
 
-        return DynamoDBPersistenceLayer(
-            table_name=self.settings.idempotency_table, boto3_client=self.client("dynamodb")
+        return OnceStore(
+            self.client("dynamodb"),
+            self.settings.idempotency_table,
+            os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "perimeter"),
+            self.settings.idempotency_ttl_seconds,
         )
 
     def run_once(self, key: str | None, fn: Callable[[], T], context: Any = None) -> T:
         """Run ``fn`` at most once per CloudTrail event id (EventBridge delivers at least once).
-        A duplicate returns the first run's result without calling ``fn``; a failed run leaves
-        no record, so Lambda's retry runs it again."""
-        store = self.idempotency_store
+        A duplicate returns the first run's result without acting again; a failed run releases
+        its claim, so Lambda's retry runs it again. The claim rides on the stage's first write
+        and the completion beside its report (``perimeter.once``)."""
+        store = self.once
         if store is None or not key:
             return fn()
-        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+        return store.run(key, fn, context)  # type: ignore[no-any-return]
 
-        config = IdempotencyConfig(
-            event_key_jmespath="event_id", expires_after_seconds=self.settings.idempotency_ttl_seconds
-        )
-        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-            config.register_lambda_context(context)
+    @cached_property
+    def pool(self) -> Any:
+        """Threads for a stage's independent writes (finding import, notification, completion),
+        created once per container; botocore clients are thread-safe."""
+        from concurrent.futures import ThreadPoolExecutor
 
-        @idempotent_function(data_keyword_argument="request", persistence_store=store, config=config)
-        def once(request: dict[str, Any]) -> Any:
-            return fn()
+        return ThreadPoolExecutor(max_workers=4, thread_name_prefix="perimeter-io")
 
-        return once(request={"event_id": key})  # type: ignore[no-any-return]
+    def in_parallel(self, *calls: Callable[[], Any]) -> list[Any]:
+        """Run independent writes together; wait for every one, then raise the first failure
+        (in the order given), so a failed write always fails the invocation."""
+        if len(calls) <= 1:
+            return [c() for c in calls]
+        futures = [self.pool.submit(c) for c in calls]
+        errors = [f.exception() for f in futures]
+        for err in errors:
+            if err is not None:
+                raise err
+        return [f.result() for f in futures]
+
+    def warm(self, services: tuple[str, ...]) -> Runtime:
+        """Build these services' clients now, and load the policy if it is the packaged one."""
+        for service in services:
+            self.client(service)
+        if not self.settings.policy_parameter:
+            _ = self.policy
+        return self
+
+    def restored(self) -> Runtime:
+        """A runtime for a container restored from a snapshot: same settings and loaded service
+        models, new session (credentials resolved again), new clients and connections."""
+        import botocore.session
+
+        core = botocore.session.get_session()
+        old = getattr(self.session, "_session", self.session)  # a boto3 session wraps botocore's
+        core.register_component("data_loader", old.get_component("data_loader"))
+        fresh = Runtime(self.settings, session=core)
+        if not self.settings.policy_parameter and "policy" in self.__dict__:
+            fresh.__dict__["policy"] = self.policy
+        fresh.warm(tuple(self._clients))
+        return fresh
 
 
 _RUNTIME: Runtime | None = None
@@ -199,3 +258,21 @@ def reset(runtime: Runtime | None = None) -> None:
     """Drop (or replace) the container's runtime: the next call reads the environment again."""
     global _RUNTIME
     _RUNTIME = runtime
+
+
+def init_container(services: tuple[str, ...]) -> Runtime | None:
+    """Called by a handler module at import. In Lambda's init phase, build the clients now and
+    register the SnapStart hooks; anywhere else, do nothing (clients come on first use)."""
+    if not os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"):
+        return None
+    rt = get_runtime().warm(services)
+    try:
+        from snapshot_restore_py import register_after_restore  # Lambda's Python runtimes ship it
+    except ImportError:
+        return rt
+
+    def after_restore() -> None:
+        reset(get_runtime().restored())
+
+    register_after_restore(after_restore)
+    return rt

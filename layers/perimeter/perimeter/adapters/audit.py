@@ -4,6 +4,10 @@ The record is written *before* the change (write-ahead): if the Lambda dies betw
 report, the retry finds the record and still reports what was removed, and ``perimeter
 restore`` can always put back what a record lists. Its key is deterministic
 (``<eventID>#<group>``), so a retried write overwrites rather than duplicates.
+
+The first record an acting stage writes carries the stage's idempotency claim in the same
+``TransactWriteItems`` (``perimeter.once``): one round trip between the read and the revoke, not
+two; a duplicate delivery fails the transaction and so writes no record.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from perimeter import once
+
 
 class AuditAdapter:
     def __init__(self, client: Any, table_name: str) -> None:
@@ -20,7 +26,12 @@ class AuditAdapter:
         self._table = table_name
 
     def put(self, record: Mapping[str, Any]) -> None:
-        self._ddb.put_item(TableName=self._table, Item=self._item(record))
+        item = self._item(record)
+        claim = once.current()
+        if claim is not None and not claim.claimed:
+            claim.take({"TableName": self._table, "Item": item})
+        else:
+            self._ddb.put_item(TableName=self._table, Item=item)
 
     def put_many(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Write-ahead for many changes at once (the sweep): BatchWriteItem, 25 a call,

@@ -1,0 +1,145 @@
+"""The SgGuard event path's I/O (issue 10): how many AWS round trips stand between the handler's
+entry and the revoke returning, and that every write of the acting stage, though the
+independent ones run together, still fails the invocation when it fails, so that Lambda's retry
+finishes the work and nothing is lost.
+
+Round trips are counted with botocore ``before-call`` / ``after-call`` hooks numbered from one
+counter (an order, never a time): a call is one round trip after every call that returned
+before it started. Faults are injected with a ``before-call`` hook that raises, i.e. a failure
+that outlasted botocore's retries.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.integration.test_sg_handler import (  # noqa: F401 - env is a fixture
+    DEFAULT_EGRESS,
+    IDEMPOTENCY_TABLE,
+    Env,
+    authorize,
+    env,
+    event_id,
+    tcp,
+)
+
+
+class Order:
+    """Each call's (name, started, returned) as positions in one sequence."""
+
+    def __init__(self, session: Any) -> None:
+        """Hook ``session`` before the runtime builds its clients from it (a client copies its
+        session's hooks when it is created)."""
+        self.calls: list[list[Any]] = []
+        self._tick = itertools.count()
+        self._lock = threading.Lock()
+        self._open = threading.local()
+        session.events.register("before-call", self._before)
+        session.events.register("after-call", self._after)
+        session.events.register("after-call-error", self._after)
+
+    def _before(self, event_name: str, **_: Any) -> None:
+        with self._lock:
+            call = [event_name.rsplit(".", 1)[-1], next(self._tick), None]
+            self.calls.append(call)
+        self._open.call = call
+
+    def _after(self, **_: Any) -> None:
+        with self._lock:
+            self._open.call[2] = next(self._tick)
+
+    def depth(self, name: str) -> int:
+        """Sequential round trips up to and including the first call ``name``."""
+        depth: list[int] = []
+        for i, (op, start, _) in enumerate(self.calls):
+            earlier = [depth[j] for j, c in enumerate(self.calls[:i]) if c[2] is not None and c[2] < start]
+            depth.append(1 + max(earlier, default=0))
+            if op == name:
+                return depth[i]
+        raise AssertionError(f"{name} never called: {[c[0] for c in self.calls]}")
+
+
+def test_the_revoke_returns_within_three_sequential_round_trips(env: Env) -> None:  # noqa: F811
+    order = Order(env.session)
+    gid = env.group()
+    env.invoke(authorize(env, gid, [tcp(22)]))  # a warm container: the VPC's routes are cached
+    order.calls.clear()
+    event = authorize(env, gid, [tcp(3389)])
+    assert env.invoke(event)["status"] == "remediated"
+    assert order.depth("RevokeSecurityGroupIngress") <= 3
+    before = [c[0] for c in order.calls[: [c[0] for c in order.calls].index("RevokeSecurityGroupIngress")]]
+    # read, then the idempotency claim and the write-ahead audit record as one transaction
+    assert before == ["DescribeSecurityGroups", "TransactWriteItems"]
+    assert env.rules(gid) == {DEFAULT_EGRESS}
+    audit = env.audit(f"{event_id(event)}#{gid}")
+    assert audit is not None and audit["rules"][0]["to_port"] == 3389
+
+
+WRITES = [
+    ("dynamodb", "TransactWriteItems"),  # claim + write-ahead audit record
+    ("ec2", "RevokeSecurityGroupIngress"),
+    ("securityhub", "BatchImportFindings"),
+    ("sns", "Publish"),
+    ("dynamodb", "UpdateItem"),  # idempotency completion
+]
+
+
+@pytest.mark.parametrize(("service", "operation"), WRITES, ids=[w[1] for w in WRITES])
+def test_a_failed_write_fails_the_invocation_and_the_retry_loses_nothing(
+    env: Env,  # noqa: F811
+    service: str,
+    operation: str,
+) -> None:
+    gid = env.group()
+    event = authorize(env, gid, [tcp(22)])
+    failures = [0]
+
+    def fail_once(**_: Any) -> None:
+        if failures[0] == 0:
+            failures[0] += 1
+            raise ClientError({"Error": {"Code": "InternalFailure", "Message": "injected"}}, operation)
+
+    env.session.events.register(f"before-call.{service}.{operation}", fail_once)
+    with pytest.raises(ClientError, match="injected"):
+        env.invoke(event)
+    assert failures[0] == 1
+    # the claim was released: Lambda's retry of the same event acts and reports in full
+    key = {"id": {"S": f"perimeter-sg-guard#{event_id(event)}"}}
+    claim = env.ddb.get_item(TableName=IDEMPOTENCY_TABLE, Key=key).get("Item")
+    assert claim is None
+    env.messages()  # whatever went out beside the failure: only the retry's message counts below
+    retry = env.invoke(event)
+    assert retry["status"] == "remediated"
+    assert env.rules(gid) == {DEFAULT_EGRESS}
+    findings = env.findings(gid)
+    assert findings and {f["Compliance"]["Status"] for f in findings.values()} == {"PASSED"}
+    (message,) = env.messages()
+    assert message["MessageAttributes"]["action"]["Value"] == "revoked"
+    assert env.audit(f"{event_id(event)}#{gid}") is not None
+    done = env.ddb.get_item(TableName=IDEMPOTENCY_TABLE, Key=key)["Item"]
+    assert done["status"]["S"] == "COMPLETED"
+    # and a third delivery is a duplicate: its claim is refused (a conditional PutItem that
+    # writes nothing) and nothing else is written or sent
+    env.ops()
+    assert env.invoke(event) == retry
+    assert set(env.ops()) <= {"DescribeSecurityGroups", "PutItem", "GetItem"}
+    assert env.messages() == []
+
+
+def test_a_retried_claim_whose_first_attempt_landed_is_still_ours(env: Env) -> None:  # noqa: F811
+    """botocore retries a call whose answer was lost (a timeout, a reset connection); if the
+    first attempt wrote the claim, the retry's condition fails on our own record: still ours."""
+    from perimeter.once import Claim, EventInProgress, OnceStore
+
+    store = OnceStore(env.ddb, IDEMPOTENCY_TABLE, "fn")
+    mine = Claim(store, "fn#e1", 60_000)
+    mine.take()
+    mine.take()  # the "retry": no error, still claimed
+    assert mine.claimed
+    with pytest.raises(EventInProgress):
+        Claim(store, "fn#e1", 60_000).take()  # another invocation's claim is refused

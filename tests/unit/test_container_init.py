@@ -1,0 +1,76 @@
+"""Init-time work and SnapStart (issue 10): in Lambda's init phase a handler builds its clients
+and loads the packaged policy; a container restored from a snapshot gets new clients (new
+credentials, no connection from before the snapshot) that reuse the loaded service models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import perimeter.runtime as runtime
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("ec2", "dynamodb", "securityhub", "sns")
+
+
+@pytest.fixture
+def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Any:
+    for k, v in {
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "PERIMETER_AUDIT_TABLE": "audit",
+        "PERIMETER_IDEMPOTENCY_TABLE": "idem",
+    }.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("PERIMETER_POLICY_PARAMETER", raising=False)
+    runtime.reset()
+    yield monkeypatch
+    runtime.reset()
+
+
+def test_outside_lambda_init_nothing_is_built(lambda_env: Any) -> None:
+    lambda_env.delenv("AWS_LAMBDA_INITIALIZATION_TYPE", raising=False)
+    assert runtime.init_container(SERVICES) is None
+    assert runtime._RUNTIME is None
+
+
+def test_lambda_init_builds_the_clients_and_the_policy(lambda_env: Any) -> None:
+    lambda_env.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+    rt = runtime.init_container(SERVICES)
+    assert rt is runtime.get_runtime()
+    assert set(rt._clients) == set(SERVICES)
+    assert "policy" in rt.__dict__
+
+
+def test_a_restored_container_gets_new_clients_on_the_same_models(lambda_env: Any) -> None:
+    lambda_env.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+    before = runtime.init_container(SERVICES)
+    assert before is not None
+    after = before.restored()
+    assert set(after._clients) == set(SERVICES)
+    for service in SERVICES:
+        assert after.client(service) is not before.client(service)
+    assert after.session is not before.session
+    assert after.session.get_component("data_loader") is before.session.get_component("data_loader")
+    assert after.policy is before.policy
+
+
+def test_every_function_is_snapstarted_through_an_alias() -> None:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    glob = template["Globals"]["Function"]
+    assert glob["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert glob["AutoPublishAlias"]
+    runtimes = {
+        r["Properties"].get("Runtime", glob["Runtime"])
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    # SnapStart for Python needs 3.12 or later
+    assert all(rt.startswith("python3.") and int(rt.split(".")[1]) >= 12 for rt in runtimes), runtimes
