@@ -11,7 +11,6 @@ belongs with it.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from perimeter_local.invoke import route
@@ -38,36 +37,38 @@ def test_the_switch_reaches_every_function(dry: World) -> None:
         assert spec.environment["PERIMETER_DRY_RUN"] == "true", function_id
 
 
-@pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
-def test_sample_event_makes_no_write_in_dry_run(dry: World, path: Path) -> None:
-    event = json.loads(path.read_text())
-    targets = [spec.logical_id for spec, _ in route(list(dry.specs.values()), event)]
-    for function_id in targets:
-        out = dry.invoke_once(function_id, event)
-        assert not resource_writes(out.calls), f"{path.name} -> {function_id}: {resource_writes(out.calls)}"
+def test_every_sample_event_makes_no_write_in_dry_run(dry: World) -> None:
+    """Every sample, to every function the template's rules send it to (one account: a
+    sample that wrote would show in the calls, whatever came before it)."""
+    reached = 0
+    for path in SAMPLES:
+        event = json.loads(path.read_text())
+        for spec, _ in route(list(dry.specs.values()), event):
+            reached += 1
+            out = dry.invoke_once(spec.logical_id, event)
+            writes = resource_writes(out.calls)
+            assert not writes, f"{path.name} -> {spec.logical_id}: {writes}"
+    assert reached >= len(SAMPLES) // 2, "most samples must reach a function"
 
 
-@pytest.mark.parametrize("name", sorted(SCENES))
-def test_scene_that_would_act_makes_no_write_and_says_dry_run(dry: World, name: str) -> None:
-    scene = SCENES[name]
-    event = scene.setup(dry)
-    before = {
-        "rules": dry.client("ec2").describe_security_group_rules()["SecurityGroupRules"],
-        "flow_logs": dry.client("ec2").describe_flow_logs()["FlowLogs"],
-    }
-    out = dry.invoke_once(scene.function_id, event)
-    assert out.ok, out.error
-    assert not resource_writes(out.calls), resource_writes(out.calls)
-    assert not [c for c in out.calls if c.startswith("ec2.Create") or c.startswith("ec2.Revoke")]
-    # AWS read back: nothing moved, nothing revoked, nothing created
-    assert len(dry.client("ec2").describe_security_group_rules()["SecurityGroupRules"]) == len(
-        before["rules"]
-    )
-    assert dry.client("ec2").describe_flow_logs()["FlowLogs"] == before["flow_logs"]
-    assert dry.audit() == [], "an audit record of a change that was not made"
-    findings = dry.findings()
-    assert findings, "dry run still reports"
-    for f in findings:
-        text = json.dumps([f.get("Description"), f.get("ProductFields", {})]).lower()
-        assert f["Compliance"]["Status"] == "FAILED", f["Id"]
-        assert "dry run" in text, f"{f['Id']} does not say dry run: {f.get('Description')}"
+def test_scenes_that_would_act_make_no_write_and_say_dry_run(dry: World) -> None:
+    for name in sorted(SCENES):
+        scene = SCENES[name]
+        event = scene.setup(dry)
+        rules_before = dry.client("ec2").describe_security_group_rules()["SecurityGroupRules"]
+        logs_before = dry.client("ec2").describe_flow_logs()["FlowLogs"]
+        seen = {f["Id"] for f in dry.findings()}
+        out = dry.invoke_once(scene.function_id, event)
+        assert out.ok, out.error
+        assert not resource_writes(out.calls), (name, resource_writes(out.calls))
+        # AWS read back: nothing moved, nothing revoked, nothing created
+        rules_after = dry.client("ec2").describe_security_group_rules()["SecurityGroupRules"]
+        assert len(rules_after) == len(rules_before), name
+        assert dry.client("ec2").describe_flow_logs()["FlowLogs"] == logs_before, name
+        assert dry.audit() == [], "an audit record of a change that was not made"
+        findings = [f for f in dry.findings() if f["Id"] not in seen]
+        assert findings, f"{name}: dry run still reports"
+        for f in findings:
+            text = json.dumps([f.get("Description"), f.get("ProductFields", {})]).lower()
+            assert f["Compliance"]["Status"] == "FAILED", f["Id"]
+            assert "dry run" in text, f"{f['Id']} does not say dry run: {f.get('Description')}"

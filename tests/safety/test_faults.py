@@ -267,7 +267,7 @@ def test_sns_down_for_all_retries_lands_in_dlq_and_redrive_notifies_once() -> No
 
 
 @pytest.mark.parametrize("name", profile(ALL, {"sg-world-ssh"}))
-@pytest.mark.parametrize("nth", [1, 2])
+@pytest.mark.parametrize("nth", profile([1, 2], {1}))
 def test_conditional_check_failure_then_retry(name: str, nth: int) -> None:
     """A PutItem refused by its condition (the idempotency claim, or a write-ahead record,
     racing another container): the invocation either finishes or fails; after Lambda's retry

@@ -161,7 +161,7 @@ def _fuzz(function_id: str, examples: int) -> None:
 
 @pytest.mark.parametrize("function_id", FUNCTION_IDS)
 def test_fuzzed_events_short(function_id: str) -> None:
-    _fuzz(function_id, 60)
+    _fuzz(function_id, 25)
 
 
 @pytest.mark.long
