@@ -118,6 +118,7 @@ def dsg_migration(world: World) -> dict[str, Any]:
 
 def flow_log_create_vpc(world: World) -> dict[str, Any]:
     v = vpc(world, "10.3.0.0/16", routed=False)
+    group(world, v, "model-fl")  # the model tier lives here: in the flow-log policy's default scope
     return world.event(
         "CreateVpc",
         "ec2.amazonaws.com",

@@ -185,6 +185,14 @@ class Story:
 
     def create_vpc(self, i: int) -> tuple[str, dict[str, Any]]:
         vpc_id, cidr = self.new_vpc(routed=False)
+        self.ec2().create_security_group(  # a model-tier VPC: in the flow-log policy's scope
+            GroupName=f"fl{i}",
+            Description="model",
+            VpcId=vpc_id,
+            TagSpecifications=[
+                {"ResourceType": "security-group", "Tags": [{"Key": "perimeter:tier", "Value": "model"}]}
+            ],
+        )
         event = self.world.event(
             "CreateVpc",
             "ec2.amazonaws.com",
