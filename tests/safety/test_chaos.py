@@ -329,6 +329,11 @@ def _compare(events: int, seed: int) -> None:
     assert got.pop("notifications") >= want.pop("notifications")
     if got != want:
         print("CHAOS-DIFF", json.dumps(differences(got, want), indent=1, default=str))
+        d = differences(got, want).get("audit", {})
+        for a, b in zip(d.get("faulted only", []), d.get("fault-free only", []), strict=False):
+            ja, jb = json.loads(a), json.loads(b)
+            keys = set(ja) | set(jb)
+            print("AUDIT-KEYS", {k: (ja.get(k), jb.get(k)) for k in keys if ja.get(k) != jb.get(k)})
     assert got == want, (stats, differences(got, want))
 
 

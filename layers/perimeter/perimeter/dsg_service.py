@@ -277,10 +277,14 @@ def _merge_record(
         "vpc_id": plan.vpc_id,
         "group_id": plan.default.group_id,
         "default_group_id": plan.default.group_id,
-        "interim": {
+        # The group an earlier attempt made is the one its ENIs joined: its record stands
+        # (a retry plans from a default group some of whose members already left).
+        "interim": (prior or {}).get("interim")
+        if (prior or {}).get("interim", {}).get("group_id")
+        else {
             "name": plan.interim_name,
-            "group_id": (prior or {}).get("interim", {}).get("group_id"),
-            "created": (prior or {}).get("interim", {}).get("created", False),
+            "group_id": None,
+            "created": False,
             "rules": [r.to_dict() for r in plan.interim_rules],
         },
         "quarantine": (prior or {}).get(
