@@ -354,6 +354,8 @@ def test_aws_calls_per_event(acct: Acct, monkeypatch: pytest.MonkeyPatch) -> Non
             "ec2:CreateFlowLogs",
             "dynamodb:PutItem",  # audit record completed with the flow-log id
             "dynamodb:PutItem",  # flow-log index: which VPC the new flow log covers
+            "dynamodb:PutItem",  # the report, kept until sent (a retry would find nothing to do)
+            "dynamodb:DeleteItem",  # ... and dropped once sent
             "securityhub:BatchImportFindings",
             "sns:Publish",
             "dynamodb:UpdateItem",  # idempotency completed

@@ -35,7 +35,8 @@ def _authorize(call: ApiCall, egress: bool) -> list[GroupChange]:
     group_id = req.get("groupId") or req.get("groupName")
     if not group_id:
         raise MalformedEvent(f"{call.event_name}: requestParameters lacks groupId")
-    group_id = str(group_id)
+    if not isinstance(group_id, str):
+        raise MalformedEvent(f"{call.event_name}: groupId is not a string")
     from_response = [
         rule_from_api_rule(r)
         for r in items(call.response.get("securityGroupRuleSet"))
@@ -147,4 +148,17 @@ def extract_group_changes(call: ApiCall) -> list[GroupChange]:
     extractor = EXTRACTORS.get(call.event_name)
     if extractor is None:
         raise MalformedEvent(f"no security-group extractor for event {call.event_name!r}")
-    return extractor(call)
+    try:
+        changes = extractor(call)
+        for change in changes:
+            if not isinstance(change.group_id, str) or not change.group_id.strip():
+                raise MalformedEvent(f"{call.event_name}: {change.group_id!r} is not a security group")
+            for rule in change.rules:
+                # read every field the controls will read: a bad port or CIDR fails here,
+                # before any AWS call, not half-way through a decision
+                rule.key, rule.ports, rule.describe()
+    except MalformedEvent:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as exc:
+        raise MalformedEvent(f"{call.event_name}: unreadable record ({type(exc).__name__}: {exc})") from exc
+    return changes

@@ -53,7 +53,7 @@ from perimeter.dsg_plan import (
 )
 from perimeter.events import ApiCall
 from perimeter.guard import admit
-from perimeter.publish import publish
+from perimeter.publish import publish, resume
 from perimeter.report import (
     SEVERITY_ORDER,
     FindingResource,
@@ -82,6 +82,8 @@ class Migration:
     moved: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     revoked: list[Rule] = field(default_factory=list)
+    #: ENIs an earlier attempt at the same event moved (a retry reports them too)
+    earlier: list[Eni] = field(default_factory=list)
 
     @property
     def emptied(self) -> bool:
@@ -117,6 +119,10 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
         logger.info("resources gone", extra={"event_name": call.event_name})
         return {"status": "resource-gone", "event_id": call.event_id}
     if not found.violating:
+        # nothing left to do: an earlier attempt may have done it and died before reporting
+        resumed = resume(call, rt)
+        if resumed is not None:
+            return resumed
         logger.info("no violation", extra={"event_name": call.event_name})
         return {"status": "compliant", "event_id": call.event_id}
     return rt.run_once(call.event_id, lambda: _act_and_report(call, found, rt, net), context)
@@ -271,10 +277,14 @@ def _merge_record(
         "vpc_id": plan.vpc_id,
         "group_id": plan.default.group_id,
         "default_group_id": plan.default.group_id,
-        "interim": {
+        # The group an earlier attempt made is the one its ENIs joined: its record stands
+        # (a retry plans from a default group some of whose members already left).
+        "interim": (prior or {}).get("interim")
+        if (prior or {}).get("interim", {}).get("group_id")
+        else {
             "name": plan.interim_name,
-            "group_id": (prior or {}).get("interim", {}).get("group_id"),
-            "created": (prior or {}).get("interim", {}).get("created", False),
+            "group_id": None,
+            "created": False,
             "rules": [r.to_dict() for r in plan.interim_rules],
         },
         "quarantine": (prior or {}).get(
@@ -361,6 +371,17 @@ def migrate(plan: MigrationPlan, call: ApiCall, rt: Runtime, net: Ec2NetworkAdap
             record["enis"][move.eni_id]["after"] = list(final)
         else:
             result.gone.append(move.eni_id)
+    # A retry resuming this migration: the ENIs an earlier attempt moved are no longer the
+    # default group's dependants, so no move above names them; they were moved all the same
+    # and the report must say so (the record holds what the earlier attempt did).
+    done = {eni for eni, _, _ in result.moved} | set(result.gone)
+    earlier = [e for e in record["enis"] if e not in done]
+    for eni in net.enis(earlier) if earlier else []:
+        if default_id not in eni.group_ids:
+            entry = record["enis"][eni.eni_id]
+            entry["after"] = entry.get("after") or list(eni.group_ids)
+            result.moved.append((eni.eni_id, tuple(entry["before"]), tuple(entry["after"])))
+            result.earlier.append(eni)
     if plan.revoke:
         outcome = rt.ec2.revoke(default_id, plan.revoke)
         result.revoked = list(outcome.revoked)
@@ -412,6 +433,7 @@ def _act_and_report(call: ApiCall, found: Assessment, rt: Runtime, net: Ec2Netwo
         _notification(call, migrations, findings, lines, top),
         remediated=any(m.moved or m.revoked for m in migrations),
         details={"vpcs": [_migration_summary(m) for m in migrations]},
+        outbox=True,
     )
 
 
@@ -506,10 +528,10 @@ def _migration_findings(
             now=now,
         )
         out.append((f, f"PER-DSG-1 {action}: {dsg} ({len(plan.default.rules)} rule(s))"))
-    if plan.dsg2_violated:
+    if plan.dsg2_violated or m.earlier:
         moved = {e: (b, a) for e, b, a in m.moved}
         fixes = {b.eni.eni_id: b.fix for b in plan.blockers}
-        for eni in plan.dependants:
+        for eni in [*plan.dependants, *m.earlier]:
             out.append(
                 _eni_finding(call, m, eni, moved.get(eni.eni_id), fixes.get(eni.eni_id), rt, now, undo)
             )

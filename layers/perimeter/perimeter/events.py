@@ -28,7 +28,7 @@ class MalformedEvent(ValueError):
 
 def _ci_get(mapping: Mapping[str, Any] | None, key: str) -> Any:
     """Case-insensitive lookup: Panther stores ``userIdentity`` with lower-cased keys."""
-    if not mapping:
+    if not isinstance(mapping, Mapping) or not mapping:
         return None
     if key in mapping:
         return mapping[key]
@@ -105,22 +105,28 @@ class ApiCall:
 def _actor(identity: Any) -> Actor:
     if not isinstance(identity, Mapping):
         return Actor(None, None, None, None, None, None)
-    arn = _ci_get(identity, "arn")
+    arn = _text(_ci_get(identity, "arn"))
     session = _ci_get(identity, "sessionContext") or {}
     issuer = _ci_get(session, "sessionIssuer") or {}
     role_name = None
     if _ci_get(issuer, "type") == "Role":
-        role_name = _ci_get(issuer, "userName")
+        role_name = _text(_ci_get(issuer, "userName"))
     if not role_name and isinstance(arn, str) and ":assumed-role/" in arn:
         role_name = arn.split(":assumed-role/", 1)[1].split("/", 1)[0]
     return Actor(
-        arn=arn if isinstance(arn, str) else None,
-        type=_ci_get(identity, "type"),
+        arn=arn,
+        type=_text(_ci_get(identity, "type")),
         account_id=_str_or_none(_ci_get(identity, "accountId")),
-        principal_id=_ci_get(identity, "principalId"),
+        principal_id=_text(_ci_get(identity, "principalId")),
         role_name=role_name,
-        invoked_by=_ci_get(identity, "invokedBy"),
+        invoked_by=_text(_ci_get(identity, "invokedBy")),
     )
+
+
+def _text(value: Any) -> str | None:
+    """A string field, or None: a record that puts an object where CloudTrail writes a string
+    says nothing we can use there (and must not reach a set lookup or a log line as one)."""
+    return value if isinstance(value, str) and value else None
 
 
 def _str_or_none(value: Any) -> str | None:

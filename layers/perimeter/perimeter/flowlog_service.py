@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from perimeter.events import ApiCall, items, unwrap
+from perimeter.events import ApiCall, MalformedEvent, items, unwrap
 from perimeter.guard import admit
 from perimeter.posture import Evaluation
 from perimeter.posture_service import (
@@ -105,7 +105,7 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
             logger.error(
                 "CreateVpc record without responseElements.vpc.vpcId", extra={"event_id": call.event_id}
             )
-            raise ValueError("CreateVpc record names no VPC (responseElements.vpc.vpcId)")
+            raise MalformedEvent("CreateVpc record names no VPC (responseElements.vpc.vpcId)")
         if not adapter.vpc_exists(vpc_id):
             logger.info("vpc gone", extra={"vpc_id": vpc_id})
             return {"status": "resource-gone", **base, "gone": [f"VPC {vpc_id}"]}

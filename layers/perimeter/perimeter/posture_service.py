@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from perimeter.events import ApiCall
-from perimeter.flowlog_eval import FlowLogTarget, create_request, vpc_issue
+from perimeter.flowlog_eval import FlowLog, FlowLogTarget, create_request, vpc_issue
 from perimeter.posture import (
     Clean,
     Evaluation,
@@ -30,7 +30,7 @@ from perimeter.posture import (
     resolved_finding,
     summary_of,
 )
-from perimeter.publish import publish
+from perimeter.publish import publish, resume
 from perimeter.report import call_notification, finding_id, iso_event_time, iso_now
 from perimeter.runtime import Runtime
 from perimeter.telemetry import logger
@@ -84,6 +84,8 @@ def flow_log_evaluation(
     found = flow_log_adapter(rt).flow_logs(ids)
     for vpc_id in ids:
         logs = found.get(vpc_id, [])
+        if _unrecorded_own(call, rt, vpc_id, logs):
+            logs = []  # judged as the first attempt saw it, so its report is made now
         issue = vpc_issue(
             vpc_id,
             logs,
@@ -103,6 +105,25 @@ def flow_log_evaluation(
         )
         ev.cover("PER-FL-1", vpc_resource(call, vpc_id), reason)
     return ev
+
+
+def _audit_id(call: ApiCall, vpc_id: str) -> str:
+    return f"{call.event_id or 'no-event-id'}#{vpc_id}"
+
+
+def _into_ours(rt: Runtime, logs: Sequence[FlowLog]) -> bool:
+    ours = (flow_log_target().log_group, rt.policy.flow_logs.s3_bucket_arn)
+    return any(fl.destination and fl.destination in ours for fl in logs)
+
+
+def _unrecorded_own(call: ApiCall, rt: Runtime, vpc_id: str, logs: Sequence[FlowLog]) -> bool:
+    """An earlier attempt at this event created a flow log and died before recording its id
+    or reporting it (the retry would otherwise find the VPC clean and say nothing). Only a
+    flow log into Perimeter's own destination costs the audit read."""
+    if rt.policy.mode("PER-FL-1") != "enforce" or not call.event_id or not _into_ours(rt, logs):
+        return False
+    record = rt.audit.get(_audit_id(call, vpc_id))
+    return bool(record) and record.get("action") == "create-flow-log" and not record.get("flow_log_ids")
 
 
 def vpc_resource(call: ApiCall, vpc_id: str) -> Any:
@@ -137,7 +158,7 @@ def _create_flow_log(call: ApiCall, j: Judged, rt: Runtime, now: str) -> Judged:
         return replace(j, remediation_detail=f"Not created: {problem}.")
     vpc_id = str(j.issue.vpc_id)
     params = create_request(vpc_id, policy, target)
-    audit_id = f"{call.event_id or 'no-event-id'}#{vpc_id}"
+    audit_id = _audit_id(call, vpc_id)
     record: dict[str, Any] = {
         "audit_id": audit_id,
         "time": now,
@@ -156,16 +177,21 @@ def _create_flow_log(call: ApiCall, j: Judged, rt: Runtime, now: str) -> Judged:
     }
     rt.audit.put(record)  # write-ahead: the record exists before the flow log does
     result = flow_log_adapter(rt).create(params, retention_days=policy.retention_days)
-    if result.flow_log_ids:
-        record["flow_log_ids"] = list(result.flow_log_ids)
-        record["restore"] = {"delete_flow_logs": list(result.flow_log_ids)}
+    created = list(result.flow_log_ids)
+    dest = params.get("LogGroupName") or params.get("LogDestination")
+    if not created and result.already_existed:
+        # A retry after the create succeeded: the flow log into our destination is ours.
+        logs = flow_log_adapter(rt).flow_logs([vpc_id]).get(vpc_id, [])
+        created = [fl.flow_log_id for fl in logs if fl.destination == dest]
+    if created:
+        record["flow_log_ids"] = created
+        record["restore"] = {"delete_flow_logs": created}
         rt.audit.put(record)
         index = flow_log_index(rt)
         if index is not None:
-            for fl in result.flow_log_ids:
+            for fl in created:
                 index.remember(fl, vpc_id, seen=now, source=f"created by Perimeter ({call.event_id})")
-    dest = params.get("LogGroupName") or params.get("LogDestination")
-    ids = ", ".join(result.flow_log_ids) or "already existed"
+    ids = ", ".join(created) or "already existed"
     detail = (
         f"Perimeter created flow log {ids} on {vpc_id}: ALL traffic to {dest}"
         + (f" (retention {policy.retention_days} days)" if policy.destination != "s3" else "")
@@ -224,6 +250,7 @@ def act_and_report(
         findings,
         note,
         remediated=any(j.action == "created" for j in done),
+        outbox=any(j.action == "created" for j in done),
         details={
             "issues": [summary_of(j) for j in told],
             "resolved": [f["Id"] for f in closing],
@@ -273,6 +300,14 @@ def report_evaluation(
     at most once per CloudTrail event id."""
     judged, resolved, existing = plan_report(call, ev, rt, principal_arn=principal_arn)
     if not judged and not resolved:
+        # a clean flow-log pair never reported: an earlier attempt may have made the flow log
+        # and died before its report went out (kept in the outbox until sent)
+        unreported = [
+            c for c in ev.clean() if c.control_id == "PER-FL-1" and _clean_id(call, c) not in existing
+        ]
+        resumed = resume(call, rt) if unreported and rt.policy.mode("PER-FL-1") == "enforce" else None
+        if resumed is not None:
+            return resumed
         status = "resource-gone" if gone and not judged_what else "compliant"
         logger.info(
             "no violation", extra={"status": status, "resources": list(judged_what), "gone": list(gone)}

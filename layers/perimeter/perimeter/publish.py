@@ -8,11 +8,21 @@ The writes here do not depend on one another: the finding import, the notificati
 idempotency completion run together on the container's pool (``Runtime.in_parallel``), and the
 invocation fails if any of them fails (the claim is then released, so Lambda's retry redoes
 them all: a finding id is deterministic, so a repeat updates rather than duplicates).
+
+The outbox (``outbox=True``): a path whose remediation leaves nothing to judge on a retry (a
+default group emptied, a flow log created) would, after a failure between acting and reporting,
+find the resource compliant and report nothing: the findings and the message of what Perimeter
+did would be lost. So the report is written to the idempotency table before it is sent and
+deleted once sent; a retry of the same event that finds it sends it (``resume``). SgGuard does
+not need it: its retry rebuilds the report from the write-ahead audit record.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from perimeter import once
@@ -20,6 +30,21 @@ from perimeter.events import ApiCall
 from perimeter.report import Notification
 from perimeter.runtime import Runtime
 from perimeter.telemetry import logger, record_findings
+
+DRY_RUN_NOTE = "Dry run: Perimeter changed nothing (the dry-run switch is on); in enforce it would act."
+#: ASFF's limit on Description.
+_MAX_DESCRIPTION = 1024
+
+
+def mark_dry_run(finding: Mapping[str, Any]) -> dict[str, Any]:
+    """Say on the finding itself that dry run is why nothing was done: a reviewer reading a
+    FAILED finding must not take it for a remediation that failed or was never tried."""
+    out = dict(finding)
+    note = " " + DRY_RUN_NOTE
+    text = str(out.get("Description", ""))
+    out["Description"] = text[: _MAX_DESCRIPTION - len(note)] + note
+    out["ProductFields"] = {**(out.get("ProductFields") or {}), "perimeter/dry_run": "true"}
+    return out
 
 
 def publish(
@@ -30,10 +55,13 @@ def publish(
     *,
     remediated: bool,
     details: Mapping[str, Any],
+    outbox: bool = False,
 ) -> dict[str, Any]:
     claim = once.current()
     if claim is not None and not claim.claimed:
         claim.take()  # nothing written ahead (detect only): claim before telling anyone
+    if rt.policy.dry_run:
+        findings = [mark_dry_run(f) for f in findings]
     sent = note is not None and rt.sns is not None
     summary = {
         "status": "remediated" if remediated else "reported",
@@ -44,6 +72,21 @@ def publish(
         "findings": [f["Id"] for f in findings],
         "notification": note.subject if sent and note is not None else None,
     }
+    key = _outbox_key(call, rt) if outbox else None
+    if key:
+        body = json.dumps(
+            {"findings": list(findings), "note": asdict(note) if note else None, "summary": summary},
+            default=str,
+        )
+        if len(body) < _MAX_OUTBOX:  # DynamoDB's item limit; a larger report is sent unguarded
+            item = {
+                "id": {"S": key},
+                "report": {"S": body},
+                "expiration": {"N": str(int(time.time()) + rt.settings.idempotency_ttl_seconds)},
+            }
+            rt.client("dynamodb").put_item(TableName=rt.settings.idempotency_table, Item=item)
+        else:
+            key = None
     writes: list[Callable[[], Any]] = []
     if findings:
         writes.append(lambda: rt.securityhub.import_findings(findings))
@@ -53,5 +96,45 @@ def publish(
         writes.append(lambda: claim.complete(summary))
     rt.in_parallel(*writes)
     record_findings(findings)
+    if key:
+        rt.client("dynamodb").delete_item(TableName=rt.settings.idempotency_table, Key={"id": {"S": key}})
     logger.info("decision", extra={"summary": summary})
     return summary
+
+
+def resume(call: ApiCall, rt: Runtime) -> dict[str, Any] | None:
+    """Send the report an earlier attempt at this event wrote but did not finish sending;
+    None when there is none (the usual case: one read)."""
+    key = _outbox_key(call, rt)
+    if not key:
+        return None
+    resp = rt.client("dynamodb").get_item(
+        TableName=rt.settings.idempotency_table, Key={"id": {"S": key}}, ConsistentRead=True
+    )
+    item = resp.get("Item")
+    if not item:
+        return None
+    saved = json.loads(item["report"]["S"])
+    note = Notification(**saved["note"]) if saved.get("note") else None
+    logger.info("resuming an unsent report", extra={"event_id": call.event_id})
+    _send(rt, saved["findings"], note)
+    rt.client("dynamodb").delete_item(TableName=rt.settings.idempotency_table, Key={"id": {"S": key}})
+    summary: dict[str, Any] = saved["summary"]
+    return summary
+
+
+_MAX_OUTBOX = 350_000
+
+
+def _outbox_key(call: ApiCall, rt: Runtime) -> str | None:
+    if not call.event_id or not rt.settings.idempotency_table:
+        return None
+    return f"perimeter-report#{call.event_id}"
+
+
+def _send(rt: Runtime, findings: Sequence[dict[str, Any]], note: Notification | None) -> None:
+    if findings:
+        rt.securityhub.import_findings(findings)
+    if note is not None and rt.sns is not None:
+        rt.sns.publish(note)
+    record_findings(findings)
