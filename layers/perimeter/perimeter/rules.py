@@ -54,7 +54,7 @@ class Rule:
     @property
     def canonical_peer(self) -> str:
         if self.cidr:
-            return str(parse_cidr(self.cidr))
+            return canonical_cidr(self.cidr)
         return self.peer
 
     @property
@@ -110,6 +110,19 @@ class Rule:
 
     def with_id(self, rule_id: str | None, egress: bool | None = None) -> Rule:
         return replace(self, rule_id=rule_id, egress=self.egress if egress is None else egress)
+
+
+_CANONICAL: dict[str, str] = {}
+
+
+def canonical_cidr(text: str) -> str:
+    """AWS's form of a CIDR (host bits cleared), formatted once per distinct text."""
+    hit = _CANONICAL.get(text)
+    if hit is None:
+        if len(_CANONICAL) >= 1 << 17:
+            _CANONICAL.clear()
+        hit = _CANONICAL[text] = str(parse_cidr(text))
+    return hit
 
 
 def _g(mapping: Mapping[str, Any], *names: str) -> Any:
