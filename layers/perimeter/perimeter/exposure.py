@@ -173,20 +173,26 @@ class GroupFacts:
         outside: Perimeter revokes only what it can prove offending."""
         if net[3] == 0:
             return True
-        if not self.vpc:
-            return False
-        return not any(net.within(v) for v in self.vpc)
+        version, first, last = net[0], net[1], net[2]
+        for v in self.vpc:
+            if v[0] == version and v[1] <= first and last <= v[2]:
+                return False
+        return bool(self.vpc)
 
     def trusted(self, net: Net) -> bool:
-        return any(net.within(t) for t in self.cp.trusted)
+        version, first, last = net[0], net[1], net[2]
+        for t in self.cp.trusted:  # noqa: SIM110 -- a loop, not any(genexpr): the hot path
+            if t[0] == version and t[1] <= first and last <= t[2]:
+                return True
+        return False
 
     def world(self, net: Net) -> bool:
         """This one source is the world: a /0, or wider than the policy's prefix threshold and
         not private."""
-        if net[3] == 0:
+        plen = net[3]
+        if plen == 0:
             return True
-        limit = self.cp.world_prefix[net[0]]
-        return net[3] <= limit and not parse_cidr(net_text(net)).is_private
+        return plen <= self.cp.world_prefix[net[0]] and not parse_cidr(net_text(net)).is_private
 
 
 class RuleFacts:
@@ -215,44 +221,27 @@ class RuleFacts:
         self.egress = bool(rule.egress)
         protocol = self.protocol = rule.protocol
         cp = g.cp
-        if protocol in _ICMP:
-            self.has_ports = False
-            lo, hi = 0, -1
-        elif protocol in PORTED_PROTOCOLS:
-            self.has_ports = True
-            f, t = rule.from_port, rule.to_port
-            if f is None or t is None or f < 0 or t < 0:
-                lo, hi = 0, MAX_PORT
-            else:
-                lo, hi = (f, t) if f <= t else (t, f)
-        else:  # -1 or a numbered protocol: the whole protocol, every "port"
-            self.has_ports = True
-            lo, hi = 0, MAX_PORT
+        self.has_ports, lo, hi = _port_span(rule)
         self.lo, self.hi = lo, hi
         self.all_open = protocol == ALL_PROTOCOLS or (self.has_ports and lo <= 0 and hi >= MAX_PORT)
-        sources: tuple[Net, ...]
-        if rule.cidr:
-            sources = (net_of(rule.cidr),)
-        elif rule.prefix_list_id:
-            pl = g.prefix_lists.get(rule.prefix_list_id)
-            # AWS-managed lists are AWS's own service ranges: trusted. Unread: nothing proven.
-            sources = pl.nets if pl is not None and not pl.aws_managed else ()
-        else:
-            sources = ()
-        self.sources = sources
+        sources = self.sources = _sources(rule, g)
         if len(sources) == 1:
             self.widest: Net | None = sources[0]
         else:
             # v6 prefixes are about twice v4's for the same practical width (see scoring)
             self.widest = min(sources, key=lambda n: n[3] if n[0] == 4 else n[3] / 2) if sources else None
-        self.world_source = any(g.world(n) for n in sources)
-        self.untrusted_outside = any(g.outside_vpc(n) and not g.trusted(n) for n in sources)
+        world = outside = False
+        for n in sources:
+            if not world and g.world(n):
+                world = True
+            if not outside and g.outside_vpc(n) and not g.trusted(n):
+                outside = True
+        self.world_source = world
+        self.untrusted_outside = outside
         if protocol == ALL_PROTOCOLS:
             self.high_risk = cp.any_high_risk
-        elif self.has_ports:
-            self.high_risk = _overlaps(cp.high_risk.get(protocol), lo, hi)
         else:
-            self.high_risk = False
+            self.high_risk = self.has_ports and _overlaps(cp.high_risk.get(protocol), lo, hi)
         allowed = False
         if g.public_ok and self.has_ports:
             for plo, phi in cp.public.get(protocol, ()):
@@ -262,6 +251,30 @@ class RuleFacts:
         self.public_allowed = allowed
         self.union_share = 0.0
         self.union_peers = 0
+
+
+def _port_span(rule: Rule) -> tuple[bool, int, int]:
+    """(carries ports, low, high): ICMP has none; -1 and numbered protocols are the whole
+    protocol; a TCP/UDP range with a missing or -1 bound is every port."""
+    protocol = rule.protocol
+    if protocol in _ICMP:
+        return False, 0, -1
+    if protocol in PORTED_PROTOCOLS:
+        f, t = rule.from_port, rule.to_port
+        if f is None or t is None or f < 0 or t < 0:
+            return True, 0, MAX_PORT
+        return (True, f, t) if f <= t else (True, t, f)
+    return True, 0, MAX_PORT
+
+
+def _sources(rule: Rule, g: GroupFacts) -> tuple[Net, ...]:
+    if rule.cidr:
+        return (net_of(rule.cidr),)
+    if rule.prefix_list_id:
+        pl = g.prefix_lists.get(rule.prefix_list_id)
+        # AWS-managed lists are AWS's own service ranges: trusted. Unread: nothing proven.
+        return pl.nets if pl is not None and not pl.aws_managed else ()
+    return ()
 
 
 def facts_of(rules: Sequence[Rule], g: GroupFacts) -> list[RuleFacts]:
@@ -301,30 +314,32 @@ def _apply_union(facts: Sequence[RuleFacts], share: float, *, ingress: bool) -> 
             every.append(f)
         else:
             by_protocol.setdefault(f.protocol, []).append(f)
-    groups = list(by_protocol.values()) or [[]]
-    for own in groups:
-        members = own + every
-        bounds = sorted({f.lo for f in members} | {f.hi + 1 for f in members})
-        for start, stop in pairwise(bounds):
-            covering = [f for f in members if f.lo <= start and stop - 1 <= f.hi]
-            if not covering:
-                continue
-            shares = public_share(n for f in covering for n in f.sources)
-            best = max(shares.values(), default=0.0)
-            if best >= share:
-                for f in covering:
-                    if best > f.union_share:
-                        f.union_share = best
-                        f.union_peers = len(covering) - 1
+    for own in list(by_protocol.values()) or [[]]:
+        _mark_segments(own + every, share)
+
+
+def _mark_segments(members: list[RuleFacts], share: float) -> None:
+    """Split the port axis where any member's range starts or ends; on each piece, merge the
+    covering members' sources and mark them when the merge reaches the share."""
+    bounds = sorted({f.lo for f in members} | {f.hi + 1 for f in members})
+    for start, stop in pairwise(bounds):
+        covering = [f for f in members if f.lo <= start and stop - 1 <= f.hi]
+        if not covering:
+            continue
+        shares = public_share(n for f in covering for n in f.sources)
+        best = max(shares.values(), default=0.0)
+        if best < share:
+            continue
+        for f in covering:
+            if best > f.union_share:
+                f.union_share = best
+                f.union_peers = len(covering) - 1
 
 
 def union_reason(f: RuleFacts) -> str:
     what = "all traffic" if f.protocol == ALL_PROTOCOLS else f"{f.protocol}/{_ports(f)}"
     peers = f" with {f.union_peers} other rule(s)" if f.union_peers else ""
-    return (
-        f"sources of {what}{peers} cover {f.union_share:.0%} of public address space: "
-        f"the world (+50)"
-    )
+    return f"sources of {what}{peers} cover {f.union_share:.0%} of public address space: the world (+50)"
 
 
 def _ports(f: RuleFacts) -> str:
