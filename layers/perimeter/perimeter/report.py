@@ -204,7 +204,7 @@ def build_passed_finding(
     """The (control, group) finding resolved: no current rule violates the control, or the
     group is gone."""
     why = (
-        f"Security group {ctx.group_id} was deleted"
+        f"Security group {ctx.group_id} no longer exists (deleted)"
         if deleted
         else f"No rule of {ctx.group_id} violates {control.id} now"
     )
