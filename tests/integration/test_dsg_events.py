@@ -188,36 +188,6 @@ def _cidr_request(group_id: str, port: int, cidr: str) -> tuple[dict[str, Any], 
     return perm, {"groupId": group_id, "ipPermissions": {"items": [item]}}
 
 
-def test_sg_5_resolves_when_a_person_revokes_the_cidr(account: Account) -> None:
-    """Issue 8, item 3: the fixing call is routed; the finding goes PASSED/ARCHIVED, and the
-    revoke event makes reads and a Security Hub update only."""
-    ec2 = account.ec2
-    vpc = build_vpc(ec2, instances=0, enis=0, world_port=None)
-    model = ec2.create_security_group(
-        GroupName="model",
-        Description="model",
-        VpcId=vpc.vpc_id,
-        TagSpecifications=[
-            {"ResourceType": "security-group", "Tags": [{"Key": "perimeter:tier", "Value": "model"}]}
-        ],
-    )["GroupId"]
-    perm, req = _cidr_request(model, 8080, "10.0.1.0/24")
-    ec2.authorize_security_group_ingress(GroupId=model, IpPermissions=[perm])
-    assert (
-        account.invoke(event("AuthorizeSecurityGroupIngress", req, {"_return": True}))["status"] == "reported"
-    )
-    [f] = account.findings()
-    assert (f["Compliance"]["Status"], f["RecordState"]) == ("FAILED", "ACTIVE")
-    ec2.revoke_security_group_ingress(GroupId=model, IpPermissions=[perm])
-    before = rules_of(ec2, model)
-    result = account.invoke(event("RevokeSecurityGroupIngress", req, {"_return": True}))
-    assert result["status"] == "resolved", result
-    [f] = account.findings()
-    assert f["GeneratorId"] == "PER-SG-5"
-    assert (f["Compliance"]["Status"], f["RecordState"]) == ("PASSED", "ARCHIVED")
-    assert rules_of(ec2, model) == before
-
-
 def test_default_sg_finding_resolves_when_a_person_empties_it(
     account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:

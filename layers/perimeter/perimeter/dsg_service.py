@@ -219,10 +219,10 @@ def _assess_groups(
     for g in groups:
         if g.is_default:
             vpcs.append(g.vpc_id)
-        elif policy.mode("PER-SG-5") != "off" and policy.tiers.tier_of(g.tags) and not _check_sg5(
-            call, g, rt, net, out
-        ):
-            out.passing.append((SG5, _vpc_ctx(call, rt, g.vpc_id, g.group_id, g.name, g.tags)))
+        elif policy.mode("PER-SG-5") != "off" and policy.tiers.tier_of(g.tags):
+            # Not resolved here: without a ledger of which tier groups have a PER-SG-5 finding,
+            # a revoke would create archived findings for groups that never had one.
+            _check_sg5(call, g, rt, net, out)
     return vpcs
 
 
