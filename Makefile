@@ -58,6 +58,7 @@ bench-deps: $(VENV)/.installed $(C7N_VENV)/.installed
 # Each prints its figures with their goals and ends with one verdict line; all run, and the
 # target fails if any missed its goal.
 BENCHES := \
+	"bench/decide.py" \
 	"bench/event_path.py --events 200 --runs 3" \
 	"bench/cold_start.py --runs 7" \
 	"bench/cold_import.py" \

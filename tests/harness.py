@@ -19,12 +19,16 @@ def create_stack_resources(
     topic_name: str = "perimeter-findings",
     queue_name: str = "perimeter-findings-q",
     raw_delivery: bool = True,
+    findings_table: str | None = None,
 ) -> tuple[str, str]:
     """Create the tables, enable Security Hub, subscribe a queue to the topic.
     Returns ``(topic_arn, queue_url)``; with ``raw_delivery`` the queue receives the message
     body itself, otherwise SNS's JSON envelope around it."""
     ddb = session.client("dynamodb")
-    for table, key in ((audit_table, "pk"), (idempotency_table, "id")):
+    tables = [(audit_table, "pk"), (idempotency_table, "id")]
+    if findings_table:
+        tables.append((findings_table, "pk"))
+    for table, key in tables:
         ddb.create_table(
             TableName=table,
             KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],

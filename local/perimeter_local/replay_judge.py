@@ -133,6 +133,13 @@ def judge_group_delta(change: GroupChange, call: ApiCall, policy: Policy, today:
 
 
 def _judge_sg(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> None:
+    from perimeter.sg_subjects import PREFIX_LIST_EVENTS, RESOLVING
+
+    if call.event_name in RESOLVING or call.event_name in PREFIX_LIST_EVENTS:
+        # A fixing call (or a prefix list's new entries): what it resolves or exposes is the
+        # groups' state after it, which a record does not carry.
+        out.undetermined.append(f"{call.event_name}: judged on the groups' current state (account state)")
+        return
     for change in extract_group_changes(call):
         if any(r.egress is None for r in change.rules):
             out.undetermined.append(f"{call.event_name}: a modified rule's direction is not in the record")

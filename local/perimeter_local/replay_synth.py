@@ -81,7 +81,7 @@ MIX: list[tuple[str, int]] = [
 NOISE = [
     ("ec2.amazonaws.com", "DescribeInstances"),
     ("ec2.amazonaws.com", "DescribeSecurityGroups"),
-    ("ec2.amazonaws.com", "RevokeSecurityGroupIngress"),
+    ("ec2.amazonaws.com", "DeleteTags"),  # not RevokeSecurityGroupIngress: routed since issue 8
     ("ec2.amazonaws.com", "CreateTags"),
     ("sts.amazonaws.com", "AssumeRole"),
     ("sts.amazonaws.com", "GetCallerIdentity"),

@@ -19,6 +19,7 @@ from tests.integration.dsg_support import (
     Account,
     ServiceOwned,
     build_vpc,
+    default_sg_of,
     event,
     groups_of,
     install_client,
@@ -179,3 +180,39 @@ def test_sg_5_tier_reached_by_cidr(account: Account) -> None:
     [f] = account.findings()
     assert f["GeneratorId"] == "PER-SG-5" and "tcp/8080 from 10.0.1.0/24" in f["Description"]
     assert len(rules_of(ec2, model)) == 2, "PER-SG-5 only detects"
+
+
+def _cidr_request(group_id: str, port: int, cidr: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    perm = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": cidr}]}
+    item = {"ipProtocol": "tcp", "fromPort": port, "toPort": port, "ipRanges": {"items": [{"cidrIp": cidr}]}}
+    return perm, {"groupId": group_id, "ipPermissions": {"items": [item]}}
+
+
+def test_default_sg_finding_resolves_when_a_person_empties_it(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from perimeter import runtime
+
+    monkeypatch.setenv("PERIMETER_DRY_RUN", "true")  # detect only: a person fixes it
+    runtime.reset()
+    ec2 = account.ec2
+    vpc = build_vpc(ec2, instances=0, enis=0, world_port=None)
+    dsg = default_sg_of(ec2, vpc.vpc_id)
+    perm, req = _cidr_request(dsg, 22, "10.0.0.0/16")
+    ec2.authorize_security_group_ingress(GroupId=dsg, IpPermissions=[perm])
+    account.invoke(event("AuthorizeSecurityGroupIngress", req, {"_return": True}))
+    dsg1 = {f["GeneratorId"]: f for f in account.findings()}["PER-DSG-1"]
+    assert (dsg1["Compliance"]["Status"], dsg1["RecordState"]) == ("FAILED", "ACTIVE")
+    # A revoke that leaves rules behind resolves nothing ...
+    ec2.revoke_security_group_ingress(GroupId=dsg, IpPermissions=[perm])
+    result = account.invoke(event("RevokeSecurityGroupIngress", req, {"_return": True}))
+    assert result["status"] == "still-violating", result
+    # ... emptying the group does, with no EC2 write of Perimeter's.
+    for r in rules_of(ec2, dsg):
+        revoke = ec2.revoke_security_group_egress if r["IsEgress"] else ec2.revoke_security_group_ingress
+        revoke(GroupId=dsg, SecurityGroupRuleIds=[r["SecurityGroupRuleId"]])
+    result = account.invoke(event("RevokeSecurityGroupEgress", {"groupId": dsg}, {"_return": True}))
+    assert result["status"] == "resolved", result
+    f = {f["GeneratorId"]: f for f in account.findings()}["PER-DSG-1"]
+    assert (f["Compliance"]["Status"], f["RecordState"]) == ("PASSED", "ARCHIVED")
+    assert rules_of(ec2, dsg) == []

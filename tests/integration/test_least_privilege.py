@@ -177,6 +177,17 @@ def test_sg_guard_calls_exactly_its_declared_actions(account: Any, monkeypatch: 
     assert retry["status"] == "remediated" and retry["groups"][0]["audit_id"], retry
     assert {v["action"] for v in retry["groups"][0]["violations"]} == {"revoked"}
 
+    # 6. a rule naming a customer prefix list whose entries make the world (issue 8: the union)
+    pl = ec2.create_managed_prefix_list(
+        PrefixListName="partners", MaxEntries=5, AddressFamily="IPv4", Entries=[{"Cidr": "0.0.0.0/0"}]
+    )["PrefixList"]["PrefixListId"]
+    via_pl = {"IpProtocol": "tcp", "FromPort": 9200, "ToPort": 9200, "PrefixListIds": [{"PrefixListId": pl}]}
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[via_pl])
+    pl_event = cloudtrail.authorize_event(
+        account="123456789012", region="us-east-1", group_id=gid, permissions=[via_pl], created_rules=None
+    )
+    assert _run(account, recorder, pl_event, "SgGuardFunction")["result"]["status"] == "remediated"
+
     declared = set(permissions.FUNCTIONS["SgGuardFunction"])
     assert recorder.calls <= declared, f"called but not declared: {recorder.calls - declared}"
     assert declared <= recorder.calls, f"declared but never called: {declared - recorder.calls}"

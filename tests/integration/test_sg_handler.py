@@ -34,6 +34,7 @@ APP_PATH = Path(__file__).resolve().parents[2] / "functions" / "sg_guard" / "app
 SELF_ROLE = "perimeter-sg-guard-us-east-1"
 AUDIT_TABLE = "perimeter-audit"
 IDEMPOTENCY_TABLE = "perimeter-idempotency"
+FINDINGS_TABLE = "perimeter-findings-ledger"
 WRITE_OPS = {
     "RevokeSecurityGroupIngress",
     "RevokeSecurityGroupEgress",
@@ -154,6 +155,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
         "PERIMETER_AUDIT_TABLE": AUDIT_TABLE,
         "PERIMETER_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+        "PERIMETER_FINDINGS_TABLE": FINDINGS_TABLE,
         "PERIMETER_ACCOUNT_ID": MOTO_ACCOUNT,
         "PERIMETER_SELF_ROLES": f"{SELF_ROLE},perimeter-other-us-east-1",
         "POWERTOOLS_METRICS_NAMESPACE": "Perimeter",
@@ -166,6 +168,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
             boto3.session.Session(region_name=REGION),
             audit_table=AUDIT_TABLE,
             idempotency_table=IDEMPOTENCY_TABLE,
+            findings_table=FINDINGS_TABLE,
             topic_name="perimeter-alerts",
             queue_name="alerts",
             raw_delivery=False,

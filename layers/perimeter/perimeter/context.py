@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perimeter.arns import ec2_arn
+from perimeter.netmath import Net, net_of
 from perimeter.policy import Policy
 from perimeter.rules import Rule
 
@@ -25,6 +26,21 @@ class VpcFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class PrefixList:
+    """A managed prefix list as the union rule needs it: its entries, and whether AWS owns it
+    (AWS-managed lists hold AWS's own service ranges and are trusted)."""
+
+    prefix_list_id: str
+    aws_managed: bool
+    cidrs: tuple[str, ...] = ()
+    version: int | None = None
+
+    @property
+    def nets(self) -> tuple[Net, ...]:
+        return tuple(net_of(c) for c in self.cidrs)
+
+
+@dataclass(frozen=True, slots=True)
 class GroupContext:
     group_id: str
     account: str
@@ -36,6 +52,8 @@ class GroupContext:
     internet_routed: bool | None = None
     current_rules: tuple[Rule, ...] = ()
     exists: bool = True
+    #: the customer- and AWS-managed prefix lists the group's rules name, by id
+    prefix_lists: Mapping[str, PrefixList] = field(default_factory=dict)
 
     def tier(self, policy: Policy) -> str | None:
         return policy.tiers.tier_of(self.tags)

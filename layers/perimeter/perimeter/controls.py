@@ -18,11 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from perimeter.context import GroupContext
-from perimeter.netmath import ALL_PROTOCOLS, is_world, parse_cidr, within_any
+from perimeter.exposure import GroupFacts, RuleFacts, facts_of
+from perimeter.netmath import ALL_PROTOCOLS
 from perimeter.policy import Policy
 from perimeter.rules import Rule
 
 Predicate = Callable[[Rule, GroupContext, Policy], bool]
+Judge = Callable[[RuleFacts, GroupFacts], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,63 +40,45 @@ class Control:
     permissions: tuple[str, ...]
     matches: Predicate
     remediation_url: str = "https://docs.aws.amazon.com/vpc/latest/userguide/security-group-rules.html"
+    #: the fast form over precomputed facts, for controls that judge security-group rules
+    judge: Judge | None = None
 
 
-def _world(rule: Rule, policy: Policy) -> bool:
-    if not rule.cidr:
+def sg1(f: RuleFacts, g: GroupFacts) -> bool:
+    """World-open ingress on a port outside the public allow-list: one source is the world,
+    or the union of the port's sources covers the policy's share of public space."""
+    if f.egress or not f.has_ports or f.public_allowed:
         return False
-    limit = policy.thresholds.world_max_prefix_ipv6 if rule.ipv6 else policy.thresholds.world_max_prefix_ipv4
-    return is_world(rule.cidr, limit)
+    return f.world_source or f.union_share >= g.cp.world_share
 
 
-def _outside_vpc(rule: Rule, ctx: GroupContext) -> bool:
-    """Provably outside the VPC. With the VPC's CIDRs unknown only the world is provably
-    outside: Perimeter revokes only what it can prove offending."""
-    if not rule.cidr:
+def sg2(f: RuleFacts, g: GroupFacts) -> bool:
+    """A high-risk port from a source outside the VPC and outside the trusted CIDRs."""
+    return not f.egress and f.high_risk and f.untrusted_outside
+
+
+def sg3(f: RuleFacts, g: GroupFacts) -> bool:
+    """Every protocol or every port from a source outside the VPC and the trusted CIDRs."""
+    return not f.egress and f.all_open and f.untrusted_outside
+
+
+def sg4(f: RuleFacts, g: GroupFacts) -> bool:
+    """All traffic to the world from the model tier (a /0, or destinations whose union
+    covers the world)."""
+    if not f.egress or f.protocol != ALL_PROTOCOLS or not g.is_model:
         return False
-    if parse_cidr(rule.cidr).prefixlen == 0:
-        return True
-    if not ctx.vpc_cidrs:
-        return False
-    return not within_any(rule.cidr, ctx.vpc_cidrs)
+    return any(n[3] == 0 for n in f.sources) or f.union_share >= g.cp.world_share
 
 
-def _publicly_allowed(rule: Rule, ctx: GroupContext, policy: Policy) -> bool:
-    if ctx.tier(policy) == "model" and not policy.public_ports_on_model_tier:
-        return False
-    return any(spec.covers(rule.protocol, rule.ports) for spec in policy.public_ports)
+def _one_rule(judge: Judge) -> Predicate:
+    """The predicate on one rule alone (no other rule to form a union with); ``decide``
+    judges whole groups through ``judge`` instead."""
 
+    def matches(rule: Rule, ctx: GroupContext, policy: Policy) -> bool:
+        g = GroupFacts(ctx, policy)
+        return judge(facts_of((rule,), g)[0], g)
 
-def _sg1(rule: Rule, ctx: GroupContext, policy: Policy) -> bool:
-    if rule.egress or rule.protocol in ("icmp", "icmpv6"):
-        return False
-    return _world(rule, policy) and not _publicly_allowed(rule, ctx, policy)
-
-
-def _sg2(rule: Rule, ctx: GroupContext, policy: Policy) -> bool:
-    if rule.egress or not rule.cidr:
-        return False
-    if not any(spec.overlaps(rule.protocol, rule.ports) for spec in policy.high_risk_ports):
-        return False
-    if within_any(rule.cidr, policy.trusted_cidrs):
-        return False
-    return _outside_vpc(rule, ctx)
-
-
-def _sg3(rule: Rule, ctx: GroupContext, policy: Policy) -> bool:
-    if rule.egress or not rule.cidr:
-        return False
-    ports = rule.ports
-    all_open = rule.protocol == ALL_PROTOCOLS or (ports is not None and ports.is_all)
-    if not all_open or within_any(rule.cidr, policy.trusted_cidrs):
-        return False
-    return _outside_vpc(rule, ctx)
-
-
-def _sg4(rule: Rule, ctx: GroupContext, policy: Policy) -> bool:
-    if not rule.egress or not rule.cidr or rule.protocol != ALL_PROTOCOLS:
-        return False
-    return parse_cidr(rule.cidr).prefixlen == 0 and ctx.tier(policy) == "model"
+    return matches
 
 
 _REVOKE_INGRESS = ("ec2:RevokeSecurityGroupIngress",)
@@ -107,8 +91,10 @@ REGISTRY: dict[str, Control] = {
             practice=2,
             title="Security group open to the world on a non-public port",
             description=(
-                "An ingress rule admits any address on the internet (a /0, IPv4 or IPv6, "
-                "host bits ignored) on a port outside the policy's public allow-list."
+                "Ingress admits any address on the internet on a port outside the policy's "
+                "public allow-list: a /0 (IPv4 or IPv6, host bits ignored), or sources (CIDRs, "
+                "customer prefix-list entries) whose union on that port covers the policy's "
+                "share of public address space."
             ),
             remediation=(
                 "Remove the rule. Reach the service through a load balancer or PrivateLink, "
@@ -116,7 +102,8 @@ REGISTRY: dict[str, Control] = {
             ),
             types=("Software and Configuration Checks/AWS Security Best Practices/Network Reachability",),
             permissions=_REVOKE_INGRESS,
-            matches=_sg1,
+            matches=_one_rule(sg1),
+            judge=sg1,
         ),
         Control(
             id="PER-SG-2",
@@ -133,7 +120,8 @@ REGISTRY: dict[str, Control] = {
             ),
             types=("Software and Configuration Checks/AWS Security Best Practices/Network Reachability",),
             permissions=_REVOKE_INGRESS,
-            matches=_sg2,
+            matches=_one_rule(sg2),
+            judge=sg2,
         ),
         Control(
             id="PER-SG-3",
@@ -143,7 +131,8 @@ REGISTRY: dict[str, Control] = {
             remediation="Remove the rule and allow only the protocol and ports the application uses.",
             types=("Software and Configuration Checks/AWS Security Best Practices/Network Reachability",),
             permissions=_REVOKE_INGRESS,
-            matches=_sg3,
+            matches=_one_rule(sg3),
+            judge=sg3,
         ),
         Control(
             id="PER-SG-4",
@@ -159,7 +148,8 @@ REGISTRY: dict[str, Control] = {
             ),
             types=("Software and Configuration Checks/AWS Security Best Practices/Network Reachability",),
             permissions=("ec2:RevokeSecurityGroupEgress",),
-            matches=_sg4,
+            matches=_one_rule(sg4),
+            judge=sg4,
         ),
     )
 }

@@ -317,6 +317,9 @@ EXTRACTORS = {
     "ModifyInstanceAttribute": _modify_instance,
     "AuthorizeSecurityGroupIngress": _authorize,
     "AuthorizeSecurityGroupEgress": _authorize,
+    # A person's fix: the group's PER-DSG-1 / PER-SG-5 findings resolve (never an EC2 write).
+    "RevokeSecurityGroupIngress": _authorize,
+    "RevokeSecurityGroupEgress": _authorize,
     "CreateModel": _sagemaker_model,
     "CreateNotebookInstance": _notebook,
     "CreateMarketplaceModelEndpoint": _marketplace,

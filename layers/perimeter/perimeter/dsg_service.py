@@ -25,7 +25,7 @@ for N dependants.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +98,8 @@ class Assessment:
     tiers: list[TierFinding] = field(default_factory=list)
     sg5: list[tuple[GroupContext, list[Rule]]] = field(default_factory=list)
     managed: list[tuple[Subjects, list[str]]] = field(default_factory=list)
+    #: (control, group) judged on a group event and found compliant: resolved after a revoke
+    passing: list[tuple[Any, GroupContext]] = field(default_factory=list)
 
     @property
     def violating(self) -> bool:
@@ -118,6 +120,14 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     if found is None:
         logger.info("resources gone", extra={"event_name": call.event_name})
         return {"status": "resource-gone", "event_id": call.event_id}
+    if call.event_name in RESOLVING:
+        # Reads and Security Hub only, whatever else the assessment found: a person's revoke
+        # never leads to an EC2 write (a migration waits for an Authorize or the sweep).
+        if found.passing:
+            return _resolve(call, found, rt, now=iso_now())
+        status = "still-violating" if found.violating else "compliant"
+        logger.info("revoke judged", extra={"status": status, "event_name": call.event_name})
+        return {"status": status, "event_id": call.event_id}
     if not found.violating:
         # nothing left to do: an earlier attempt may have done it and died before reporting
         resumed = resume(call, rt)
@@ -126,6 +136,44 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
         logger.info("no violation", extra={"event_name": call.event_name})
         return {"status": "compliant", "event_id": call.event_id}
     return rt.run_once(call.event_id, lambda: _act_and_report(call, found, rt, net), context)
+
+
+#: calls that can only remove rules: findings may resolve, nothing is changed
+RESOLVING = frozenset({"RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress"})
+
+
+def _resolve(call: ApiCall, found: Assessment, rt: Runtime, *, now: str) -> dict[str, Any]:
+    findings = [
+        make_finding(
+            call,
+            control,
+            resource=FindingResource(
+                "AwsEc2SecurityGroup",
+                ctx.arn,
+                ctx.group_id,
+                {"AwsEc2SecurityGroup": {"GroupId": ctx.group_id, "VpcId": ctx.vpc_id or ""}},
+                ctx.tags,
+            ),
+            severity="INFORMATIONAL",
+            score=0,
+            description=(
+                f"{ctx.group_id} no longer violates {control.id} (seen after {call.event_name} by "
+                f"{call.actor.display}, {call.event_id})."
+            ),
+            action="already-compliant",
+            compliant=True,
+            now=now,
+        )
+        for control, ctx in found.passing
+    ]
+    return publish(
+        call,
+        rt,
+        findings,
+        None,
+        remediated=False,
+        details={"resolved": [f["Id"] for f in findings]},
+    ) | {"status": "resolved"}
 
 
 # --- reads and decisions ----------------------------------------------------------------
@@ -146,11 +194,7 @@ def _assess(call: ApiCall, subjects: Subjects, rt: Runtime, net: Ec2NetworkAdapt
         groups = net.groups(subjects.group_ids)
         if not groups:
             return None
-        for g in groups.values():
-            if g.is_default:
-                vpcs.append(g.vpc_id)
-            elif policy.mode("PER-SG-5") != "off" and policy.tiers.tier_of(g.tags):
-                _check_sg5(call, g, rt, net, out)
+        vpcs.extend(_assess_groups(call, groups.values(), rt, net, out))
     else:
         enis = net.enis(subjects.eni_ids, subjects.instance_ids)
         if not enis:
@@ -164,7 +208,28 @@ def _assess(call: ApiCall, subjects: Subjects, rt: Runtime, net: Ec2NetworkAdapt
         plan = _plan_vpc(call, vpc, rt, net)
         if plan is not None:
             out.plans.append(plan)
+            d = plan.default
+            named = subjects.kind == "group" and d.group_id in subjects.group_ids
+            if named and not d.rules and plan.dsg1_mode != "off":
+                out.passing.append((DSG1, _vpc_ctx(call, rt, vpc, d.group_id, "default", d.tags)))
     return out
+
+
+def _assess_groups(
+    call: ApiCall, groups: Iterable[GroupInfo], rt: Runtime, net: Ec2NetworkAdapter, out: Assessment
+) -> list[str]:
+    """Judge the named groups' whole rule sets: PER-SG-5 for tier groups (passing ones kept,
+    for a revoke to resolve); returns the VPCs whose default group was named."""
+    vpcs = []
+    policy = rt.policy
+    for g in groups:
+        if g.is_default:
+            vpcs.append(g.vpc_id)
+        elif policy.mode("PER-SG-5") != "off" and policy.tiers.tier_of(g.tags):
+            # Not resolved here: without a ledger of which tier groups have a PER-SG-5 finding,
+            # a revoke would create archived findings for groups that never had one.
+            _check_sg5(call, g, rt, net, out)
+    return vpcs
 
 
 def _unfinished(call: ApiCall, enis: Sequence[Eni], rt: Runtime) -> list[str]:
@@ -237,11 +302,13 @@ def _plan_vpc(call: ApiCall, vpc_id: str, rt: Runtime, net: Ec2NetworkAdapter) -
     )
 
 
-def _check_sg5(call: ApiCall, g: GroupInfo, rt: Runtime, net: Ec2NetworkAdapter, out: Assessment) -> None:
+def _check_sg5(call: ApiCall, g: GroupInfo, rt: Runtime, net: Ec2NetworkAdapter, out: Assessment) -> bool:
+    """Judge the tier group's whole rule set for PER-SG-5; True when it violates."""
     ctx = _vpc_ctx(call, rt, g.vpc_id, g.group_id, g.name, g.tags)
     hits = [r for r in net.group_rules(g.group_id) if SG5.matches(r, ctx, rt.policy)]
     if hits:
         out.sg5.append((ctx, hits))
+    return bool(hits)
 
 
 # --- acting -----------------------------------------------------------------------------

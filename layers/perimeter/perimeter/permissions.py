@@ -29,6 +29,11 @@ FUNCTIONS: dict[str, frozenset[str]] = {
             "ec2:DescribeRouteTables",
             "ec2:RevokeSecurityGroupIngress",
             "ec2:RevokeSecurityGroupEgress",
+            # exposure is the union: customer prefix lists' entries (issue 8)
+            "ec2:DescribeManagedPrefixLists",
+            "ec2:GetManagedPrefixListEntries",
+            # the findings ledger (CreatedAt/FirstObservedAt kept)
+            "dynamodb:UpdateItem",
         }
     )
     | IDEMPOTENCY

@@ -57,23 +57,46 @@ class Outcome:
     already_gone: tuple[Rule, ...] = ()
     removed_by_us_earlier: tuple[Rule, ...] = ()
     audit_id: str | None = None
+    #: content keys of everything removed, built once (a set per lookup made reports quadratic)
+    removed_keys: frozenset[Any] = field(default=frozenset(), compare=False)
+    #: content keys of the rules someone else removed before our revoke reached them
+    gone_keys: frozenset[Any] = field(default=frozenset(), compare=False)
+
+    def __post_init__(self) -> None:
+        keys = frozenset(r.key for r in self.revoked + self.removed_by_us_earlier)
+        object.__setattr__(self, "removed_keys", keys)
+        object.__setattr__(self, "gone_keys", frozenset(r.key for r in self.already_gone))
 
     def removed(self) -> tuple[Rule, ...]:
         return self.revoked + self.removed_by_us_earlier
 
     def is_removed(self, rule: Rule) -> bool:
-        keys = {r.key for r in self.removed()}
-        return rule.key in keys
+        return bool(self.removed_keys) and rule.key in self.removed_keys
+
+
+def remaining(violations: Sequence[Violation], outcome: Outcome) -> list[Violation]:
+    """The violations still true of the group: present and not removed by us."""
+    if not outcome.removed_keys and not outcome.gone_keys:
+        return [v for v in violations if v.present]
+    return [
+        v
+        for v in violations
+        if v.present and v.rule.key not in outcome.removed_keys and v.rule.key not in outcome.gone_keys
+    ]
 
 
 def action_of(violations: Sequence[Violation], outcome: Outcome) -> str:
-    """``revoked`` when every violating rule of the control is gone thanks to us;
-    ``exempt``, ``detected`` or ``already-compliant`` otherwise."""
-    if all(outcome.is_removed(v.rule) for v in violations):
-        return "revoked"
-    if all(not v.present for v in violations):
-        return "already-compliant"
-    if all(v.exemption is not None for v in violations if v.present):
+    """What the finding says happened to its control on this group: ``revoked`` (every rule
+    that violated it is gone thanks to us), ``partly-revoked`` (some removed, some left),
+    ``already-compliant`` (no current rule violates it), ``exempt`` (all left are exempt) or
+    ``detected``."""
+    left = remaining(violations, outcome)
+    removed_any = any(outcome.is_removed(v.rule) for v in violations)
+    if not left:
+        return "revoked" if removed_any else "already-compliant"
+    if removed_any:
+        return "partly-revoked"
+    if all(v.exemption is not None for v in left):
         return "exempt"
     return "detected"
 
@@ -89,44 +112,60 @@ def build_finding(
     outcome: Outcome,
     *,
     now: str,
+    seen: Any = None,
 ) -> dict[str, Any]:
+    """The (control, group) finding: FAILED/ACTIVE while any current rule violates the
+    control (every one listed, those below the enforce threshold included), PASSED/ARCHIVED
+    once none does. ``seen`` (a ``ledger.Seen``) carries the finding's first times."""
     ctx = outcome.decision.ctx
     control = violations[0].control
     action = action_of(violations, outcome)
-    severity = worst(v.severity for v in violations)
-    score = max(v.score.value for v in violations)
+    left = remaining(violations, outcome)
+    shown = left or list(violations)
+    severity = worst(v.severity for v in shown)
+    score = max(v.score.value for v in shown)
     lines = []
+    removed_keys = set()
     for v in violations:
-        state = "REVOKED" if outcome.is_removed(v.rule) else (v.why_not_enforced or "open")
+        gone_now = outcome.is_removed(v.rule)
+        if gone_now:
+            removed_keys.add(v.rule.key)
+        state = "REVOKED" if gone_now else (v.why_not_enforced or "open")
         rid = f" ({v.rule.rule_id})" if v.rule.rule_id else ""
         lines.append(f"- {v.rule.describe()}{rid}: score {v.score.value}, {state}")
-    violating_keys = {v.rule.key for v in violations}
-    removed_ids = [r.rule_id for r in outcome.removed() if r.rule_id and r.key in violating_keys]
+    # The revoked copies carry the rule ids (looked up when the record had none).
+    removed_ids = [r.rule_id for r in outcome.removed() if r.rule_id and r.key in removed_keys]
     if action == "revoked":
         head = f"Perimeter revoked {len(removed_ids)} rule(s) of {ctx.group_id} that violated {control_id}."
-        undo = f" Undo: perimeter restore {outcome.audit_id} (add a policy exemption first)."
+    elif action == "partly-revoked":
+        head = (
+            f"Perimeter revoked {len(removed_ids)} rule(s) of {ctx.group_id}; {len(left)} rule(s) "
+            f"still violate {control_id}. {control.description}"
+        )
+    elif action == "already-compliant":
+        head = f"No rule of {ctx.group_id} violates {control_id} now."
     else:
-        head = f"{control.description}"
-        undo = ""
+        head = f"{len(left)} rule(s) of {ctx.group_id} violate {control_id}. {control.description}"
+    undo = (
+        f" Undo: perimeter restore {outcome.audit_id} (add a policy exemption first)."
+        if removed_ids and outcome.audit_id
+        else ""
+    )
     description = (
-        f"{head} Changed by {call.actor.display} in {call.event_name} ({call.event_id}).\n"
+        f"{head} Last change: {call.event_name} by {call.actor.display} ({call.event_id}).\n"
         + "\n".join(lines)
         + undo
     )
-    compliant = action in ("revoked", "already-compliant")
+    compliant = not left
     workflow = "RESOLVED" if compliant else ("SUPPRESSED" if action == "exempt" else "NEW")
-    top = max(violations, key=lambda v: v.score.value)
-    details: dict[str, Any] = {"GroupId": ctx.group_id}
-    if ctx.group_name:
-        details["GroupName"] = ctx.group_name
-    if ctx.vpc_id:
-        details["VpcId"] = ctx.vpc_id
+    top = max(shown, key=lambda v: v.score.value)
     fields = {
         "perimeter/score_reasons": _clip("; ".join(top.score.reasons), 2000),
         "perimeter/rules": _clip(", ".join(v.rule.describe() for v in violations), 2000),
+        "perimeter/open_rules": _clip(", ".join(v.rule.describe() for v in left), 2000),
         "perimeter/removed_rule_ids": ",".join(removed_ids),
     }
-    if outcome.audit_id and action == "revoked":
+    if outcome.audit_id and removed_ids:
         fields["perimeter/audit_id"] = outcome.audit_id
         fields["perimeter/undo"] = f"perimeter restore {outcome.audit_id}"
     return make_finding(
@@ -134,9 +173,7 @@ def build_finding(
         control,
         account=ctx.account,
         region=ctx.region,
-        resource=FindingResource(
-            "AwsEc2SecurityGroup", ctx.arn, ctx.group_id, {"AwsEc2SecurityGroup": details}, ctx.tags
-        ),
+        resource=_group_resource(ctx),
         severity=severity,
         score=score,
         description=description,
@@ -145,6 +182,46 @@ def build_finding(
         workflow=workflow,
         extra_fields=fields,
         now=now,
+        created_at=getattr(seen, "created_at", None),
+        first_observed_at=getattr(seen, "first_observed_at", None),
+    )
+
+
+def _group_resource(ctx: Any) -> FindingResource:
+    details: dict[str, Any] = {"GroupId": ctx.group_id}
+    if ctx.group_name:
+        details["GroupName"] = ctx.group_name
+    if ctx.vpc_id:
+        details["VpcId"] = ctx.vpc_id
+    return FindingResource(
+        "AwsEc2SecurityGroup", ctx.arn, ctx.group_id, {"AwsEc2SecurityGroup": details}, ctx.tags
+    )
+
+
+def build_passed_finding(
+    call: ApiCall, control: Any, ctx: Any, *, now: str, seen: Any = None, deleted: bool = False
+) -> dict[str, Any]:
+    """The (control, group) finding resolved: no current rule violates the control, or the
+    group is gone."""
+    why = (
+        f"Security group {ctx.group_id} no longer exists (deleted)"
+        if deleted
+        else f"No rule of {ctx.group_id} violates {control.id} now"
+    )
+    return make_finding(
+        call,
+        control,
+        account=ctx.account,
+        region=ctx.region,
+        resource=_group_resource(ctx),
+        severity="INFORMATIONAL",
+        score=0,
+        description=f"{why} (seen after {call.event_name} by {call.actor.display}, {call.event_id}).",
+        action="group-deleted" if deleted else "already-compliant",
+        compliant=True,
+        now=now,
+        created_at=getattr(seen, "created_at", None),
+        first_observed_at=getattr(seen, "first_observed_at", None),
     )
 
 
@@ -174,6 +251,8 @@ def make_finding(
     now: str,
     account: str | None = None,
     region: str | None = None,
+    created_at: str | None = None,
+    first_observed_at: str | None = None,
 ) -> dict[str, Any]:
     """One ASFF finding, for any control and resource: deterministic ``Id`` per (control,
     resource), ``PASSED``/``ARCHIVED`` once compliant, actor and event in ``ProductFields``.
@@ -207,9 +286,10 @@ def make_finding(
         "GeneratorId": control.id,
         "AwsAccountId": account,
         "Types": list(control.types),
-        "FirstObservedAt": event_time,
-        "LastObservedAt": event_time,
-        "CreatedAt": event_time,
+        # Kept from the first import when the caller knows them (findings ledger).
+        "FirstObservedAt": first_observed_at or event_time,
+        "LastObservedAt": max(event_time, first_observed_at or event_time),
+        "CreatedAt": created_at or event_time,
         "UpdatedAt": max(now, event_time),
         "Severity": {"Label": severity, "Original": str(score)},
         "Title": _clip(f"{control.id} {control.title}: {resource.short_id}", 256),

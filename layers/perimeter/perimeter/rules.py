@@ -54,7 +54,7 @@ class Rule:
     @property
     def canonical_peer(self) -> str:
         if self.cidr:
-            return str(parse_cidr(self.cidr))
+            return canonical_cidr(self.cidr)
         return self.peer
 
     @property
@@ -112,6 +112,19 @@ class Rule:
         return replace(self, rule_id=rule_id, egress=self.egress if egress is None else egress)
 
 
+_CANONICAL: dict[str, str] = {}
+
+
+def canonical_cidr(text: str) -> str:
+    """AWS's form of a CIDR (host bits cleared), formatted once per distinct text."""
+    hit = _CANONICAL.get(text)
+    if hit is None:
+        if len(_CANONICAL) >= 1 << 17:
+            _CANONICAL.clear()
+        hit = _CANONICAL[text] = str(parse_cidr(text))
+    return hit
+
+
 def _g(mapping: Mapping[str, Any], *names: str) -> Any:
     """First present key among spellings (CloudTrail camelCase, API PascalCase)."""
     for name in names:
@@ -126,25 +139,34 @@ def rules_from_permission(group_id: str, egress: bool | None, perm: Mapping[str,
     protocol = normalize_protocol(_g(perm, "ipProtocol", "IpProtocol"))
     from_port = to_int_port(_g(perm, "fromPort", "FromPort"))
     to_port = to_int_port(_g(perm, "toPort", "ToPort"))
-    base = Rule(group_id, egress, protocol, from_port, to_port)
+    # Rules built directly (not ``replace``d from a base): a 10,000-rule group is read on
+    # every event that touches it.
     out: list[Rule] = []
     for r in items(_g(perm, "ipRanges", "IpRanges")):
         cidr = _g(r, "cidrIp", "CidrIp")
         if cidr:
-            out.append(replace(base, cidr=cidr, description=_g(r, "description", "Description")))
+            desc = _g(r, "description", "Description")
+            out.append(Rule(group_id, egress, protocol, from_port, to_port, cidr, description=desc))
     for r in items(_g(perm, "ipv6Ranges", "Ipv6Ranges")):
         cidr = _g(r, "cidrIpv6", "CidrIpv6")
         if cidr:
-            out.append(replace(base, cidr=cidr, ipv6=True, description=_g(r, "description", "Description")))
+            desc = _g(r, "description", "Description")
+            out.append(Rule(group_id, egress, protocol, from_port, to_port, cidr, True, description=desc))
     for r in items(_g(perm, "prefixListIds", "PrefixListIds")):
         pl = _g(r, "prefixListId", "PrefixListId")
         if pl:
-            out.append(replace(base, prefix_list_id=pl, description=_g(r, "description", "Description")))
+            desc = _g(r, "description", "Description")
+            out.append(
+                Rule(group_id, egress, protocol, from_port, to_port, prefix_list_id=pl, description=desc)
+            )
     for r in items(_g(perm, "groups", "UserIdGroupPairs")):
         ref = _g(r, "groupId", "GroupId") or _g(r, "groupName", "GroupName")
         if ref:
+            desc = _g(r, "description", "Description")
             out.append(
-                replace(base, referenced_group_id=ref, description=_g(r, "description", "Description"))
+                Rule(
+                    group_id, egress, protocol, from_port, to_port, referenced_group_id=ref, description=desc
+                )
             )
     return out
 

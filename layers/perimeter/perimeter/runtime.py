@@ -55,6 +55,8 @@ class Settings:
     idempotency_ttl_seconds: int = 86400
     #: the sweep's review state (PER-REV-1 first sightings); only SweepFunction has it
     review_table: str | None = None
+    #: the findings ledger (CreatedAt/FirstObservedAt of SG findings); SgGuard has it
+    findings_table: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +71,7 @@ class Settings:
             idempotency_table=e.get("PERIMETER_IDEMPOTENCY_TABLE") or None,
             topic_arn=e.get("PERIMETER_TOPIC_ARN") or None,
             policy_parameter=e.get("PERIMETER_POLICY_PARAMETER") or None,
+            findings_table=e.get("PERIMETER_FINDINGS_TABLE") or None,
             dry_run=_flag(e.get("PERIMETER_DRY_RUN")),
             self_roles=frozenset(
                 r.strip() for r in e.get("PERIMETER_SELF_ROLES", "").split(",") if r.strip()
@@ -176,6 +179,15 @@ class Runtime:
                 "PERIMETER_AUDIT_TABLE is not set: Perimeter never changes what it cannot record"
             )
         return AuditAdapter(self.client("dynamodb"), self.settings.audit_table)
+
+    @cached_property
+    def ledger(self) -> Any:
+        """The findings ledger (first times of each finding), or None when not configured."""
+        from perimeter.adapters.ledger import FindingLedger
+
+        if not self.settings.findings_table:
+            return None
+        return FindingLedger(self.client("dynamodb"), self.settings.findings_table)
 
     @cached_property
     def once(self) -> Any:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from perimeter.context import GroupContext
-from perimeter.netmath import ALL_PROTOCOLS, address_count_log2, parse_cidr
+from perimeter.exposure import GroupFacts, RuleFacts, union_reason
+from perimeter.netmath import ALL_PROTOCOLS, net_text
 from perimeter.policy import Policy
 from perimeter.rules import Rule
 
@@ -27,56 +28,58 @@ class Score:
 _WIDTH_TABLE = {4: ((0, 50), (8, 40), (16, 30), (24, 15)), 6: ((0, 50), (16, 40), (32, 30), (48, 15))}
 
 
-def _width_points(rule: Rule) -> tuple[int, str]:
-    if not rule.cidr:
+def _width(f: RuleFacts, world_share: float) -> tuple[int, str]:
+    rule = f.rule
+    if f.union_share >= world_share and f.union_peers:
+        return 50, union_reason(f)
+    net = f.widest
+    if net is None:
         return 0, f"source {rule.peer} is a prefix list or group reference (+0)"
-    net = parse_cidr(rule.cidr)
-    if net.prefixlen == 0:
-        return 50, f"source {rule.cidr} is the whole IPv{net.version} internet (+50)"
-    points = next((p for limit, p in _WIDTH_TABLE[net.version] if net.prefixlen <= limit), 4)
-    host_bits = address_count_log2(rule.cidr)
-    return points, f"source {rule.cidr} spans 2^{host_bits} addresses (+{points})"
+    where = rule.cidr or f"{rule.prefix_list_id} entry {net_text(net)}"
+    version = net[0]
+    if net[3] == 0:
+        return 50, f"source {where} is the whole IPv{version} internet (+50)"
+    if f.union_share >= world_share:
+        return 50, union_reason(f)
+    plen = net[3]
+    points = 4
+    for limit, p in _WIDTH_TABLE[version]:
+        if plen <= limit:
+            points = p
+            break
+    return points, f"source {where} spans 2^{net.size_log2} addresses (+{points})"
 
 
-def _port_points(rule: Rule, policy: Policy) -> tuple[int, str]:
-    ports = rule.ports
-    if rule.protocol == ALL_PROTOCOLS:
+def _ports(f: RuleFacts, g: GroupFacts) -> tuple[int, str]:
+    protocol = f.protocol
+    if protocol == ALL_PROTOCOLS:
         return 25, "all protocols and ports (+25)"
-    if ports is None:
-        return 0, f"{rule.protocol} carries no ports (+0)"
-    if ports.is_all:
-        return 25, f"every {rule.protocol} port (+25)"
-    risky = [s for s in policy.high_risk_ports if s.overlaps(rule.protocol, ports)]
-    if risky:
-        listed = ", ".join(str(s.ports) for s in risky[:3])
-        return 20, f"{rule.protocol}/{ports} includes high-risk port(s) {listed} (+20)"
-    return 10, f"{rule.protocol}/{ports} is not a known high-risk port (+10)"
+    if not f.has_ports:
+        return 0, f"{protocol} carries no ports (+0)"
+    if f.all_open:
+        return 25, f"every {protocol} port (+25)"
+    text = str(f.lo) if f.lo == f.hi else f"{f.lo}-{f.hi}"
+    if f.high_risk:
+        listed = g.risk_text(protocol, f.lo, f.hi)
+        return 20, f"{protocol}/{text} includes high-risk port(s) {listed} (+20)"
+    return 10, f"{protocol}/{text} is not a known high-risk port (+10)"
+
+
+def score_facts(f: RuleFacts, g: GroupFacts) -> Score:
+    """Score one rule from its facts and its group's (the evaluation's hot path)."""
+    wp, wr = _width(f, g.cp.world_share)
+    pp, pr = _ports(f, g)
+    total = wp + pp + g.group_points
+    if f.rule.ipv6:
+        total += 5
+        reasons = (wr, pr, "IPv6 source, often missed by reviews (+5)", *g.group_reasons)
+    else:
+        reasons = (wr, pr, *g.group_reasons)
+    return Score(0 if total < 0 else 100 if total > 100 else total, reasons)
 
 
 def score_rule(rule: Rule, ctx: GroupContext, policy: Policy) -> Score:
-    """Score one rule in its group's context."""
-    reasons: list[str] = []
-    total = 0
-    for points, why in (_width_points(rule), _port_points(rule, policy)):
-        total += points
-        reasons.append(why)
-    if rule.ipv6:
-        total += 5
-        reasons.append("IPv6 source, often missed by reviews (+5)")
-    tier = ctx.tier(policy)
-    if tier == "model":
-        total += 15
-        reasons.append(f"group {ctx.group_id} is the model tier (+15)")
-    elif tier:
-        reasons.append(f"group {ctx.group_id} is the {tier} tier (+0)")
-    if ctx.internet_routed is True:
-        total += 5
-        reasons.append(f"VPC {ctx.vpc_id} routes to an internet gateway (+5)")
-    elif ctx.internet_routed is False:
-        # Routing changes with one API call: a world-open rule stays enforceable without it.
-        total -= 10
-        reasons.append(f"VPC {ctx.vpc_id} has no internet-gateway route today (-10)")
-    else:
-        reasons.append("internet reachability unknown, assumed reachable (+0)")
-    value = max(0, min(100, total))
-    return Score(value, tuple(reasons))
+    """Score one rule in its group's context, on its own (no union with the group's other
+    rules; ``decide`` scores with the union applied)."""
+    g = GroupFacts(ctx, policy)
+    return score_facts(RuleFacts(rule, g), g)

@@ -1,57 +1,165 @@
-"""The security-group event path: extract, gather, decide, then act and report once.
+"""The security-group event path: pick the groups, judge each one's whole state, act, report.
 
-Reads first (one DescribeSecurityGroups per group, VPC facts cached), decisions pure, and only
-a violating event reaches the acting stage, which runs at most once per CloudTrail event id:
-write-ahead audit record, revoke by rule id, Security Hub findings, one SNS message. A
-compliant event makes no write at all.
+The event only decides *which* groups to look at (``sg_subjects``); each is read with one
+DescribeSecurityGroups (VPC facts and prefix-list entries cached per container) and judged
+whole by ``decide.evaluate_group``, the evaluation the sweep uses too. Then:
+
+- nothing violates and the call cannot have fixed anything (an Authorize that added nothing
+  offending): no write at all;
+- nothing violates but the call may have fixed something (a person's Revoke, a deleted
+  group, a ModifySecurityGroupRules or ModifyManagedPrefixList): the findings that exist for
+  the group go PASSED/ARCHIVED — reads and Security Hub only, never an EC2 write;
+- something violates: once per CloudTrail event id, write-ahead audit record, revoke (only
+  for calls that may act: never for Revoke*/DeleteSecurityGroup) every current rule that is
+  offending, present, not exempt and at or above the threshold, by rule id; then one finding
+  per (control, group): FAILED/ACTIVE listing every violating rule still there, PASSED once
+  none is; one SNS message.
+
+Findings keep ``CreatedAt``/``FirstObservedAt`` through the findings ledger (one UpdateItem
+per group reported; ``adapters/ledger.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from perimeter.changes import extract_group_changes
-from perimeter.decide import GroupDecision, decide
+from perimeter.context import GroupContext
+from perimeter.controls import REGISTRY, SG_CONTROLS
+from perimeter.decide import GroupDecision, decide, evaluate_group
 from perimeter.events import ApiCall
 from perimeter.guard import admit
 from perimeter.policy import Policy
 from perimeter.publish import publish
 from perimeter.report import (
+    Notification,
     Outcome,
     audit_id_for,
     build_audit_record,
     build_finding,
     build_notification,
+    build_passed_finding,
+    call_notification,
     iso_now,
+    remaining,
 )
 from perimeter.rules import Rule
 from perimeter.runtime import Runtime
+from perimeter.sg_subjects import Subjects, subjects_of
 from perimeter.telemetry import logger
 
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
-    """Handle one EventBridge event carrying a security-group API call."""
+    """Handle one EventBridge event carrying a security-group or prefix-list API call."""
     call, ignored = admit(event, rt.settings)
     if ignored:
         return ignored
-    decisions: list[GroupDecision] = []
-    missing_groups: list[str] = []
-    for change in extract_group_changes(call):
-        ctx = rt.ec2.group_context(change.group_id, account=call.account, region=call.region)
-        if not ctx.exists:
-            missing_groups.append(change.group_id)
-            continue
-        decisions.append(decide(change, ctx, rt.policy, principal_arn=call.actor.arn))
+    subjects = subjects_of(call)
+    if subjects.reason:
+        logger.info("nothing to judge", extra={"reason": subjects.reason})
+        return {"status": "no-op", "reason": subjects.reason, "event_id": call.event_id}
+    decisions, missing = gather(call, subjects, rt)
+    # A violation of a rule the event added but that is gone again still goes through the
+    # once-only stage: a duplicate delivery returns the first run's result, a retry after a
+    # crash reports what the audit record says we removed.
     violating = [d for d in decisions if d.violations]
-    if not violating:
-        status = "group-deleted" if missing_groups and not decisions else "compliant"
+    if not violating and not subjects.may_fix:
+        status = "group-deleted" if missing and not decisions else "compliant"
         logger.info("no violation", extra={"status": status, "groups": [d.ctx.group_id for d in decisions]})
         return {
             "status": status,
             "event_id": call.event_id,
-            "groups": [d.ctx.group_id for d in decisions] + missing_groups,
+            "groups": [d.ctx.group_id for d in decisions] + missing,
         }
-    return rt.run_once(call.event_id, lambda: _act_and_report(call, violating, rt), context)
+    if not violating:
+        return _resolve(call, decisions, missing, rt)
+    return rt.run_once(
+        call.event_id, lambda: _act_and_report(call, subjects, decisions, missing, rt), context
+    )
+
+
+def gather(call: ApiCall, subjects: Subjects, rt: Runtime) -> tuple[list[GroupDecision], list[str]]:
+    """Read and judge every group the event points at: ``(decisions, missing group ids)``."""
+    decisions: dict[str, GroupDecision] = {}
+    missing: list[str] = list(subjects.deleted)
+    principal = call.actor.arn
+    for change in subjects.changes:
+        if change.group_id in decisions:
+            continue
+        ctx = rt.ec2.group_context(change.group_id, account=call.account, region=call.region)
+        if not ctx.exists:
+            missing.append(change.group_id)
+            continue
+        decisions[ctx.group_id] = decide(change, ctx, rt.policy, principal_arn=principal)
+    if subjects.prefix_list_id:
+        for g in rt.ec2.groups_naming_prefix_list(subjects.prefix_list_id):
+            ctx = rt.ec2.context_of(g, account=call.account, region=call.region)
+            if ctx.group_id not in decisions:
+                decisions[ctx.group_id] = evaluate_group(ctx, rt.policy)
+    return list(decisions.values()), list(dict.fromkeys(missing))
+
+
+def _gone_ctx(call: ApiCall, group_id: str) -> GroupContext:
+    return GroupContext(group_id=group_id, account=call.account, region=call.region, exists=False)
+
+
+def _active_controls(policy: Policy) -> tuple[Any, ...]:
+    return tuple(c for c in SG_CONTROLS if policy.mode(c.id) != "off")
+
+
+def _passed(
+    call: ApiCall, rt: Runtime, ctx: GroupContext, passing: Iterable[str], now: str, *, deleted: bool
+) -> list[dict[str, Any]]:
+    """PASSED findings for the controls that pass on the group and have a finding to resolve
+    (every passing control when no ledger is configured)."""
+    passing = list(passing)
+    if not passing:
+        return []
+    seen = rt.ledger.observe(ctx.arn, (), passing, now) if rt.ledger is not None else None
+    return [
+        build_passed_finding(call, REGISTRY[c], ctx, now=now, seen=seen[c] if seen else None, deleted=deleted)
+        for c in passing
+        if seen is None or seen[c].existed
+    ]
+
+
+def _resolve(
+    call: ApiCall, decisions: Sequence[GroupDecision], missing: Sequence[str], rt: Runtime
+) -> dict[str, Any]:
+    """Nothing violates after a call that may have fixed something: resolve what exists."""
+    now = iso_now()
+    findings: list[dict[str, Any]] = []
+    for d in decisions:
+        findings += _passed(call, rt, d.ctx, d.passing, now, deleted=False)
+    controls = [c.id for c in _active_controls(rt.policy)]
+    for gid in missing:
+        findings += _passed(call, rt, _gone_ctx(call, gid), controls, now, deleted=True)
+    groups = [d.ctx.group_id for d in decisions] + list(missing)
+    if not findings:
+        logger.info("no violation, nothing to resolve", extra={"groups": groups})
+        return {"status": "compliant", "event_id": call.event_id, "groups": groups}
+    return publish(
+        call,
+        rt,
+        findings,
+        _resolved_note(call, findings),
+        remediated=False,
+        details={"status": "resolved", "groups": groups},
+    ) | {"status": "resolved"}
+
+
+def _resolved_note(call: ApiCall, findings: Sequence[dict[str, Any]]) -> Notification:
+    lines = [f"RESOLVED {f['GeneratorId']:<9} {f['Resources'][0]['Id']}" for f in findings]
+    first = findings[0]
+    where = first["Resources"][0]["Id"].rsplit("/", 1)[-1]
+    return call_notification(
+        call,
+        subject=f"[Perimeter] RESOLVED {first['GeneratorId']} on {where}",
+        lines=lines,
+        details={"resolved": [f["Id"] for f in findings]},
+        attributes={"control": first["GeneratorId"], "severity": "INFORMATIONAL", "action": "resolved"},
+        findings=findings,
+    )
 
 
 def _ensure_ids(rt: Runtime, group_id: str, rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
@@ -63,7 +171,13 @@ def _ensure_ids(rt: Runtime, group_id: str, rules: tuple[Rule, ...]) -> tuple[Ru
     return tuple(r for r in resolved if r.rule_id)
 
 
-def _act_and_report(call: ApiCall, decisions: list[GroupDecision], rt: Runtime) -> dict[str, Any]:
+def _act_and_report(
+    call: ApiCall,
+    subjects: Subjects,
+    decisions: list[GroupDecision],
+    missing: Sequence[str],
+    rt: Runtime,
+) -> dict[str, Any]:
     now = iso_now()
     outcomes: list[Outcome] = []
     for d in decisions:
@@ -71,10 +185,14 @@ def _act_and_report(call: ApiCall, decisions: list[GroupDecision], rt: Runtime) 
         audit_id = audit_id_for(call.event_id, gid)
         revoked: tuple[Rule, ...] = ()
         gone: tuple[Rule, ...] = ()
-        rules = _ensure_ids(rt, gid, d.to_revoke)
+        rules = _ensure_ids(rt, gid, d.to_revoke) if subjects.may_act else ()
         if rules:
             record = build_audit_record(call, d, audit_id, now)
             record["rules"] = [r.to_dict() for r in rules]
+            record["restore"] = {
+                "ingress": [r.to_permission() for r in rules if not r.egress],
+                "egress": [r.to_permission() for r in rules if r.egress],
+            }
             rt.audit.put(record)  # write-ahead: never change what is not recorded
             result = rt.ec2.revoke(gid, rules)
             revoked, gone = tuple(result.revoked), tuple(result.already_gone)
@@ -97,11 +215,10 @@ def _act_and_report(call: ApiCall, decisions: list[GroupDecision], rt: Runtime) 
                 earlier = tuple(r for r in d.absent_violating if r.key in removed)
         used_audit = bool(revoked or earlier)
         outcomes.append(Outcome(d, revoked, gone, earlier, audit_id if used_audit else None))
-    findings = [
-        build_finding(call, control_id, vs, o, now=now)
-        for o in outcomes
-        for control_id, vs in o.decision.by_control().items()
-    ]
+    findings = _findings(call, outcomes, rt, now)
+    controls = [c.id for c in _active_controls(rt.policy)]
+    for gid in missing if subjects.may_fix else ():
+        findings += _passed(call, rt, _gone_ctx(call, gid), controls, now, deleted=True)
     return publish(
         call,
         rt,
@@ -110,6 +227,25 @@ def _act_and_report(call: ApiCall, decisions: list[GroupDecision], rt: Runtime) 
         remediated=any(o.removed() for o in outcomes),
         details={"groups": [_group_summary(o, rt.policy) for o in outcomes]},
     )
+
+
+def _findings(call: ApiCall, outcomes: Sequence[Outcome], rt: Runtime, now: str) -> list[dict[str, Any]]:
+    """One finding per (control, group) the decision judged: its violations' finding, and a
+    PASSED one for each passing control that has a finding to resolve."""
+    out: list[dict[str, Any]] = []
+    for o in outcomes:
+        d = o.decision
+        by_control = d.by_control()
+        failing = [c for c, vs in by_control.items() if remaining(vs, o)]
+        passing = [c.id for c in d.controls if c.id not in failing]
+        seen = rt.ledger.observe(d.ctx.arn, failing, passing, now) if rt.ledger is not None else {}
+        for c in d.controls:
+            vs = by_control.get(c.id)
+            if vs:
+                out.append(build_finding(call, c.id, vs, o, now=now, seen=seen.get(c.id)))
+            elif c.id in seen and seen[c.id].existed:
+                out.append(build_passed_finding(call, c, d.ctx, now=now, seen=seen[c.id]))
+    return out
 
 
 def _group_summary(o: Outcome, policy: Policy) -> dict[str, Any]:

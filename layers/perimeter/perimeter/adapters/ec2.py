@@ -8,16 +8,17 @@ translates AWS error codes into outcomes: a group that no longer exists is a con
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from perimeter.context import GroupContext, VpcFacts, vpc_facts_from_tables
+from perimeter.context import GroupContext, PrefixList, VpcFacts, vpc_facts_from_tables
 from perimeter.rules import Rule, rule_from_api_rule, rules_of_group
 
 GROUP_GONE = {"InvalidGroup.NotFound", "InvalidGroupId.NotFound", "InvalidGroupId.Malformed"}
+PREFIX_LIST_GONE = {"InvalidPrefixListID.NotFound", "InvalidPrefixListId.NotFound"}
 RULE_GONE = {"InvalidSecurityGroupRuleId.NotFound", "InvalidPermission.NotFound"}
 
 
@@ -41,12 +42,15 @@ class Ec2Adapter:
         self._ec2 = client
         self._clock = clock
         self._vpcs: dict[str, tuple[float, VpcFacts]] = {}
+        #: prefix-list entries by (id, version): a new version is a new key
+        self._pl_entries: dict[tuple[str, int | None], tuple[str, ...]] = {}
 
     # --- reads -------------------------------------------------------------------------
     def group_context(
         self, group_id: str, *, account: str, region: str, with_vpc: bool = True
     ) -> GroupContext:
-        """One DescribeSecurityGroups call (plus cached VPC facts)."""
+        """One DescribeSecurityGroups call (plus cached VPC facts, and the prefix lists its
+        rules name when it names any)."""
         try:
             resp = self._ec2.describe_security_groups(GroupIds=[group_id])
         except ClientError as exc:
@@ -56,14 +60,68 @@ class Ec2Adapter:
         groups = resp.get("SecurityGroups", [])
         if not groups:
             return GroupContext(group_id=group_id, account=account, region=region, exists=False)
-        g = groups[0]
+        return self.context_of(groups[0], account=account, region=region, with_vpc=with_vpc)
+
+    def context_of(
+        self, g: Mapping[str, Any], *, account: str, region: str, with_vpc: bool = True
+    ) -> GroupContext:
+        """A group as DescribeSecurityGroups returned it, as the evaluation reads it."""
         vpc = self.vpc_facts(g["VpcId"]) if with_vpc and g.get("VpcId") else None
-        return context_of_group(g, account=account, region=region, vpc=vpc)
+        rules = tuple(rules_of_group(g))
+        named = sorted({r.prefix_list_id for r in rules if r.prefix_list_id})
+        pls = self.prefix_lists(named) if named else {}
+        return context_of_group(g, account=account, region=region, vpc=vpc, rules=rules, prefix_lists=pls)
 
     def remember_vpcs(self, facts: dict[str, VpcFacts]) -> None:
         """VPC facts read by a region-wide listing (the sweep): later lookups hit the cache."""
         now = self._clock()
         self._vpcs.update({vpc: (now, f) for vpc, f in facts.items()})
+
+    def groups_naming_prefix_list(self, prefix_list_id: str) -> list[Mapping[str, Any]]:
+        """Every group whose ingress names the prefix list (DescribeSecurityGroups filtered
+        by ``ip-permission.prefix-list-id``), with all its rules."""
+        out: list[Mapping[str, Any]] = []
+        paginator = self._ec2.get_paginator("describe_security_groups")
+        flt = [{"Name": "ip-permission.prefix-list-id", "Values": [prefix_list_id]}]
+        for page in paginator.paginate(Filters=flt):
+            out.extend(page.get("SecurityGroups", []))
+        return out
+
+    def prefix_lists(self, ids: Sequence[str]) -> dict[str, PrefixList]:
+        """The named managed prefix lists with their entries. One DescribeManagedPrefixLists
+        for their owners and versions; entries read once per list version per container. A
+        list that cannot be read is left out (nothing about it is proven)."""
+        try:
+            resp = self._ec2.describe_managed_prefix_lists(PrefixListIds=list(ids))
+        except ClientError as exc:
+            if error_code(exc) in PREFIX_LIST_GONE:
+                return {}
+            raise
+        out: dict[str, PrefixList] = {}
+        for pl in resp.get("PrefixLists", []):
+            pid, version = pl["PrefixListId"], pl.get("Version")
+            aws_managed = pl.get("OwnerId") == "AWS"
+            if aws_managed:
+                out[pid] = PrefixList(pid, True, (), version)
+                continue
+            key = (pid, version)
+            cidrs = self._pl_entries.get(key)
+            if cidrs is None:
+                cidrs = self._entries(pid, version)
+                self._pl_entries = {k: v for k, v in self._pl_entries.items() if k[0] != pid}
+                self._pl_entries[key] = cidrs
+            out[pid] = PrefixList(pid, False, cidrs, version)
+        return out
+
+    def _entries(self, prefix_list_id: str, version: int | None) -> tuple[str, ...]:
+        kwargs: dict[str, Any] = {"PrefixListId": prefix_list_id}
+        if version is not None:
+            kwargs["TargetVersion"] = version
+        cidrs: list[str] = []
+        paginator = self._ec2.get_paginator("get_managed_prefix_list_entries")
+        for page in paginator.paginate(**kwargs):
+            cidrs.extend(e["Cidr"] for e in page.get("Entries", []) if e.get("Cidr"))
+        return tuple(cidrs)
 
     def vpc_facts(self, vpc_id: str) -> VpcFacts:
         """A VPC's CIDRs and internet routing, from its route tables: every table carries the
@@ -138,8 +196,17 @@ class Ec2Adapter:
             return
 
 
-def context_of_group(g: dict[str, Any], *, account: str, region: str, vpc: VpcFacts | None) -> GroupContext:
-    """A group as DescribeSecurityGroups returns it, with its VPC's facts, as the controls see it."""
+def context_of_group(
+    g: Mapping[str, Any],
+    *,
+    account: str,
+    region: str,
+    vpc: VpcFacts | None,
+    rules: tuple[Rule, ...] | None = None,
+    prefix_lists: Mapping[str, PrefixList] | None = None,
+) -> GroupContext:
+    """A group as DescribeSecurityGroups returns it, with its VPC's facts (and the prefix lists
+    its rules name, for the union rule), as the controls see it."""
     return GroupContext(
         group_id=g["GroupId"],
         account=account,
@@ -149,7 +216,8 @@ def context_of_group(g: dict[str, Any], *, account: str, region: str, vpc: VpcFa
         tags={t["Key"]: t.get("Value", "") for t in g.get("Tags", []) or []},
         vpc_cidrs=vpc.cidrs if vpc else (),
         internet_routed=vpc.internet_routed if vpc else None,
-        current_rules=tuple(rules_of_group(g)),
+        current_rules=rules if rules is not None else tuple(rules_of_group(g)),
+        prefix_lists=prefix_lists or {},
     )
 
 

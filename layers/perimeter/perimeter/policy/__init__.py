@@ -138,6 +138,9 @@ class Thresholds:
     severity: Mapping[str, int] = field(
         default_factory=lambda: {"critical": 90, "high": 70, "medium": 40, "low": 1}
     )
+    #: the share of an IP version's public address space that a union of sources must cover
+    #: to count as the world (README, "Exposure is the union")
+    world_share: float = 0.125
 
     def severity_of(self, score: int) -> str:
         for label in SEVERITY_LABELS:
@@ -389,7 +392,7 @@ def _control_id(value: Any, path: str) -> str:
 
 
 def _thresholds(value: Any, path: str) -> Thresholds:
-    m = _mapping(value, path, ("world_max_prefix", "enforce_min_score", "severity"))
+    m = _mapping(value, path, ("world_max_prefix", "world_share", "enforce_min_score", "severity"))
     t = Thresholds()
     v4, v6 = t.world_max_prefix_ipv4, t.world_max_prefix_ipv6
     if "world_max_prefix" in m:
@@ -406,7 +409,10 @@ def _thresholds(value: Any, path: str) -> Thresholds:
         ordered = [severity[label] for label in SEVERITY_LABELS]
         if ordered != sorted(ordered, reverse=True):
             raise _fail(f"{path}.severity", "must satisfy critical >= high >= medium >= low")
-    return Thresholds(v4, v6, enforce_min, severity)
+    share = m.get("world_share", t.world_share)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not (0 < share <= 1):
+        raise _fail(f"{path}.world_share", "must be a number greater than 0 and at most 1")
+    return Thresholds(v4, v6, enforce_min, severity, float(share))
 
 
 def _tiers(value: Any, path: str) -> Tiers:
