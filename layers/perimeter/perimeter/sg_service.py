@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from perimeter import once
 from perimeter.context import GroupContext
 from perimeter.controls import REGISTRY, SG_CONTROLS
 from perimeter.decide import GroupDecision, decide, evaluate_group
@@ -215,6 +216,11 @@ def _act_and_report(
                 earlier = tuple(r for r in d.absent_violating if r.key in removed)
         used_audit = bool(revoked or earlier)
         outcomes.append(Outcome(d, revoked, gone, earlier, audit_id if used_audit else None))
+    claim = once.current()
+    if claim is not None and not claim.claimed:
+        # Nothing was written ahead (detect only, or a retry): claim the event before the ledger
+        # write, so a duplicate delivery stops here having written nothing.
+        claim.take()
     findings = _findings(call, outcomes, rt, now)
     controls = [c.id for c in _active_controls(rt.policy)]
     for gid in missing if subjects.may_fix else ():
