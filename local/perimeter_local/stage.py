@@ -153,7 +153,12 @@ class World:
             self.ec2.authorize_security_group_egress(
                 GroupId=gid,
                 IpPermissions=[
-                    {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": 443,
+                        "ToPort": 443,
+                        "IpRanges": [{"CidrIp": "10.0.0.0/16"}],
+                    }
                 ],
             )
         self.ids[sample_id] = gid

@@ -9,7 +9,6 @@ CloudFormation would fill it at deploy time.
 from __future__ import annotations
 
 import copy
-
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
