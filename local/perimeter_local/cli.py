@@ -66,7 +66,13 @@ def _session_for(endpoint: str | None, region: str | None) -> Any:
 def _session() -> Any:
     import os
 
-    return _session_for(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION"))
+    from botocore.exceptions import NoRegionError
+
+    session = _session_for(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION"))
+    if not session.region_name:
+        # Without one, STS would go to its global endpoint and fail on the network instead.
+        raise NoRegionError()
+    return session
 
 
 def _read_event(path: str) -> dict[str, Any]:
@@ -343,7 +349,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if record is None:
         print(f"perimeter: no audit record {args.audit_id}", file=sys.stderr)
         return 2
-    print(json.dumps(restore(_session(), record), indent=2))
+    outcome = restore(_session(), record)
+    if outcome.get("group_id"):
+        # Read back, so the person sees the rules are there again, not only that we asked.
+        rules = (
+            _session()
+            .client("ec2")
+            .describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [outcome["group_id"]]}])[
+                "SecurityGroupRules"
+            ]
+        )
+        outcome["rules_now"] = sorted(_rule_text(r) for r in rules)
+    print(json.dumps(outcome, indent=2))
     return 0
 
 

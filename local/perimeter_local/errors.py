@@ -8,6 +8,8 @@ traceback, because that is a bug to report, not a setting to change.
 
 from __future__ import annotations
 
+import os
+
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -52,10 +54,12 @@ def explain(exc: BaseException) -> str | None:
         return f"{exc}: set AWS_PROFILE to a profile in your AWS config, or unset it"
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):
         url = exc.kwargs.get("endpoint_url", "the AWS endpoint")
-        return (
-            f"cannot reach {url}: check AWS_ENDPOINT_URL (is `perimeter local up` still running?) "
-            "or unset it to reach AWS"
-        )
+        if os.environ.get("AWS_ENDPOINT_URL"):
+            return (
+                f"cannot reach {url}: check AWS_ENDPOINT_URL (is `perimeter local up` still running?) "
+                "or unset it to reach AWS"
+            )
+        return f"cannot reach {url}: check the network or proxy settings, {LOCAL_HINT}"
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in _REJECTED:
