@@ -33,7 +33,12 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A finished server nobody reaped (PID 1 in a container may not) still answers kill(0).
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def read_state() -> dict[str, Any] | None:
@@ -95,9 +100,8 @@ def down() -> dict[str, Any] | None:
         return None
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        if not _alive(pid):
-            break
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     STATE.unlink(missing_ok=True)
     return state

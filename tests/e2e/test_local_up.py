@@ -82,7 +82,5 @@ def test_undo_walk_against_local_up(tmp_path: Path) -> None:
         down = _run(["local", "down"], tmp_path, base)
     assert down.returncode == 0 and "stopped the local AWS" in down.stderr
     assert not (tmp_path / ".perimeter" / "local.json").exists()
-    with pytest.raises(ProcessLookupError):
-        os.kill(state["pid"], 0)  # the server process is gone
     gone = _run(["audit", "list"], tmp_path, {**base, **exports, "AWS_MAX_ATTEMPTS": "1"})
     assert gone.returncode == 2 and "cannot reach" in gone.stderr
