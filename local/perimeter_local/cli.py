@@ -322,7 +322,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         print(localserver.exports(state), end="")
         print(
             f"# local AWS (moto) at {state['endpoint']}, pid {state['pid']}; "
-            "stop it with: perimeter local down",
+            'stop it with: eval "$(perimeter local down)"',
             file=sys.stderr,
         )
         return 0
