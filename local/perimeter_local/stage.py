@@ -320,8 +320,12 @@ def _mark_requester_managed(world: World) -> None:
     from moto.ec2.models import ec2_backends
 
     account = world.session.client("sts").get_caller_identity()["Account"]
-    backend = ec2_backends[account][world.session.region_name]
-    eni = backend.enis[world.ids[ENI]]
+    eni = ec2_backends[account][world.session.region_name].enis.get(world.ids[ENI])
+    if eni is None:  # a server in another process (`local up`): its records are out of reach
+        world.staged.unsupported = (
+            "a service-created (requester-managed) ENI outside --embedded (moto has no API for one)"
+        )
+        return
     eni.requester_managed = True
     eni.requester_id = "AROAEXAMPLESAGEMAKER"
     world._note(f"ENI {world.ids[ENI]} marked requester-managed (SageMaker), as the service creates it")
