@@ -178,10 +178,14 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
             staged = stage(session, event)
             if staged.unsupported:
+                where = (
+                    " (tests/integration/test_model_bedrock.py covers it with botocore Stubber)"
+                    if "Bedrock" in staged.unsupported
+                    else ""
+                )
                 print(
-                    f"perimeter: the embedded AWS (moto) does not implement {staged.unsupported}, so "
-                    f"{Path(args.event).name} cannot run locally; run it against AWS "
-                    "(tests/integration/test_model_bedrock.py covers it with botocore Stubber)",
+                    f"perimeter: the local AWS (moto) does not implement {staged.unsupported}, so "
+                    f"{Path(args.event).name} cannot run locally; run it against AWS{where}",
                     file=sys.stderr,
                 )
                 return EXIT_UNSUPPORTED
