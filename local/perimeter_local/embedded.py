@@ -29,19 +29,20 @@ _SERVER: dict[str, str] = {}
 
 
 def _fresh_server() -> str:
-    if "endpoint" in _SERVER:
-        # moto's documented reset: every backend empties, as in a new account.
-        request = urllib.request.Request(f"{_SERVER['endpoint']}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=30):
-            pass
-        return _SERVER["endpoint"]
-    from moto.server import ThreadedMotoServer
+    if "endpoint" not in _SERVER:
+        from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    _SERVER["endpoint"] = f"http://{host}:{port}"
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        _SERVER["endpoint"] = f"http://{host}:{port}"
+    # moto's documented reset, also on first use: its state is this process's, and whatever
+    # used moto before (a test) must not leak in. Backends re-read their settings here (IAM's
+    # managed policies among them), so the environment above applies.
+    request = urllib.request.Request(f"{_SERVER['endpoint']}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=60):
+        pass
     return _SERVER["endpoint"]
 
 
