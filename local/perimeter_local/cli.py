@@ -410,9 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start an embedded moto server, seeded with a deployment worth reviewing",
     )
-    sw.add_argument("-t", "--template", default=DEFAULT_TEMPLATE)
-    sw.add_argument("--stack-name", default="perimeter")
-    sw.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    sw.add_argument("-t", "--template", default=DEFAULT_TEMPLATE, help=template_help)
+    sw.add_argument("--stack-name", default="perimeter", help=stack_help)
+    sw.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, as sam's --parameter-overrides (e.g. DryRun=true)",
+    )
     sw.set_defaults(func=cmd_sweep)
 
     demo = sub.add_parser(

@@ -35,6 +35,7 @@ UNSUPPORTED = {
     "CreateModelImportJob": "Bedrock Custom Model Import (bedrock:GetModelImportJob)",
     "CreateMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
     "UpdateMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
+    "DeleteMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
 }
 
 # The ids the samples share (see events/): two VPCs, their groups, one instance, one ENI.
