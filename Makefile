@@ -5,18 +5,25 @@ SAM_VENV := .venv-sam
 C7N_VENV := .venv-c7n
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
-# sam build finds python3.13 through pyenv when the image has it (FACTS.md).
-SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 PYENV_VERSION=3.11.7:3.12.1:3.13.0
+SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1
+# sam build (python3.13 runtime, no container) needs a python3.13 on PATH: perimeter_local.python313
+# finds one (PYTHON313=/path, python3.13 on PATH, or pyenv's newest 3.13) and links it here.
+PY313_DIR := .perimeter/python313
 
 .PHONY: help demo test unit lint validate build bench bench-deps bench-replay clean
 
 help:
-	@echo "make demo    - run Perimeter on an embedded AWS (moto) and show what it does"
-	@echo "make test    - the whole test suite (unit, integration, e2e, template checks)"
-	@echo "make lint    - ruff"
-	@echo "make bench   - benchmarks vs Cloud Custodian (event path, exposure window, cold start), imports, memory"
+	@echo "make demo         - run Perimeter on an embedded AWS (moto) and show what it does"
+	@echo "make test         - lint, then the whole test suite (unit, integration, e2e, template checks)"
+	@echo "make unit         - the pure unit tests only"
+	@echo "make lint         - ruff"
+	@echo "make validate     - sam validate --lint (offline)"
+	@echo "make build        - sam build (needs Python 3.13: python3.13 on PATH, pyenv, or PYTHON313=/path)"
+	@echo "make bench        - benchmarks vs Cloud Custodian (event path, exposure window, cold start), imports, memory"
+	@echo "make bench-deps   - install what the benchmarks need (.venv and .venv-c7n)"
 	@echo "make bench-replay - perimeter replay over a generated million-record CloudTrail history"
-	@echo "make validate / make build - sam validate --lint / sam build"
+	@echo "make clean        - remove the virtual environments, build output and .perimeter/"
+	@echo "make help         - this list"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +57,10 @@ lint: $(VENV)/.installed
 validate: $(SAM_VENV)/.installed
 	$(SAM_ENV) $(SAM) validate --lint
 
-build: $(SAM_VENV)/.installed
-	$(SAM_ENV) $(SAM) build
+build: $(VENV)/.installed $(SAM_VENV)/.installed
+	@dir=$$($(PY) -m perimeter_local.python313 $(PY313_DIR)) && \
+	  echo "sam build with python3.13 from $$dir" && \
+	  PATH="$$dir:$$PATH" $(SAM_ENV) $(SAM) build
 
 bench-deps: $(VENV)/.installed $(C7N_VENV)/.installed
 

@@ -7,6 +7,7 @@
     perimeter demo
     perimeter audit list | perimeter restore AUDIT_ID
     perimeter replay DIR | s3://bucket/prefix | --lake-results FILE   # history, dry run
+    eval "$(perimeter local up)"  ...  perimeter local down                  # a lasting local AWS
 
 ``invoke`` honours ``AWS_ENDPOINT_URL`` and the usual credential variables; it creates the
 template's supporting resources where they are missing, prints a JSON summary on stdout (the
@@ -21,10 +22,16 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+from perimeter_local.errors import UsageError, explain
 
 DEFAULT_TEMPLATE = "template.yaml"
+#: Exit code when the embedded AWS cannot serve what a sample needs (not a Perimeter failure).
+EXIT_UNSUPPORTED = 3
 
 
 def _parameters(pairs: Sequence[str]) -> dict[str, str]:
@@ -32,40 +39,115 @@ def _parameters(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"--parameter-overrides expects Key=Value, got {pair!r}")
+            raise UsageError(f"--parameter-overrides expects Key=Value, got {pair!r}")
         out[key] = value
     return out
 
 
 @contextlib.contextmanager
-def _account(embedded: bool) -> Iterator[None]:
+def _account(embedded: bool, event: dict[str, Any] | None = None) -> Iterator[None]:
     if embedded:
         from perimeter_local.embedded import embedded_aws
 
-        with embedded_aws():
+        with embedded_aws(managed_policies="arn:aws:iam::aws:policy/" in json.dumps(event)):
             yield
     else:
         yield
 
 
-def _session() -> Any:
+@cache
+def _session_for(endpoint: str | None, region: str | None) -> Any:
     import boto3
 
+    # One session per account and process: botocore then loads each service model once.
     return boto3.session.Session()
+
+
+def _session() -> Any:
+    import os
+
+    from botocore.exceptions import NoRegionError
+
+    session = _session_for(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION"))
+    if not session.region_name:
+        # Without one, STS would go to its global endpoint and fail on the network instead.
+        raise NoRegionError()
+    return session
 
 
 def _read_event(path: str) -> dict[str, Any]:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read event {path}: {exc.strerror or exc}") from exc
+    try:
         event = json.loads(text)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SystemExit(f"perimeter: cannot read event {path}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"event {path} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
+            "pass an EventBridge event file, e.g. one from events/"
+        ) from exc
     if not isinstance(event, dict):
-        raise SystemExit(f"perimeter: event {path} is not a JSON object")
+        raise UsageError(
+            f"event {path} is not a JSON object: pass an EventBridge event file, e.g. one from events/"
+        )
+    if "detail" in event and not isinstance(event["detail"], dict):
+        shown = json.dumps(event["detail"])
+        raise UsageError(
+            f'event {path} has "detail": {shown[:40]}: an EventBridge event carries the CloudTrail record '
+            'as an object in "detail"'
+        )
     return event
 
 
+def _is_local(endpoint: str | None) -> bool:
+    host = urlparse(endpoint or "").hostname
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def _after(session: Any, staged: Any) -> dict[str, Any]:
+    """What the account shows once the handlers ran, read back through the API."""
+    ec2 = session.client("ec2")
+    groups = {}
+    for gid in dict.fromkeys(staged.groups):
+        rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [gid]}])[
+            "SecurityGroupRules"
+        ]
+        groups[gid] = sorted(_rule_text(r) for r in rules)
+    findings = session.client("securityhub").get_findings(MaxResults=100)["Findings"]
+    from perimeter.adapters.audit import AuditAdapter
+
+    audit = AuditAdapter(session.client("dynamodb"), _audit_table_name("perimeter")).scan()
+    return {
+        "security_group_rules": groups,
+        "findings": [
+            {
+                "control": f["GeneratorId"],
+                "resource": f["Resources"][0]["Id"].rsplit("/", 1)[-1],
+                "compliance": f.get("Compliance", {}).get("Status"),
+                "record_state": f.get("RecordState"),
+            }
+            for f in findings
+        ],
+        "audit": [{"audit_id": r["audit_id"], "action": r.get("action")} for r in audit],
+    }
+
+
+def _rule_text(rule: dict[str, Any]) -> str:
+    proto = "all" if rule.get("IpProtocol") == "-1" else f"{rule.get('IpProtocol')}/{rule.get('FromPort')}"
+    peer = (
+        rule.get("CidrIpv4")
+        or rule.get("CidrIpv6")
+        or rule.get("PrefixListId")
+        or (rule.get("ReferencedGroupInfo") or {}).get("GroupId")
+    )
+    direction, way = ("egress", "to") if rule.get("IsEgress") else ("ingress", "from")
+    return f"{direction} {proto} {way} {peer}"
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
+    import os
+
     from perimeter.events import wrap_in_envelope
 
     from perimeter_local.account import prepare
@@ -73,7 +155,13 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     from perimeter_local.template import functions
 
     event = wrap_in_envelope(_read_event(args.event))
-    with _account(args.embedded):
+    staging = args.embedded or args.stage
+    with _account(args.embedded, event):
+        if args.stage and not _is_local(os.environ.get("AWS_ENDPOINT_URL")):
+            raise UsageError(
+                "--stage builds the sample's resources, so it runs only against a local account: "
+                'eval "$(perimeter local up)" first, or use --embedded'
+            )
         session = _session()
         template_path = Path(args.template)
         template, resolver = prepare(
@@ -84,6 +172,24 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         )
         specs = functions(template, resolver, template_path.parent)
         account, region = resolver.pseudo["AWS::AccountId"], resolver.pseudo["AWS::Region"]
+        staged = None
+        if staging:
+            from perimeter_local.stage import stage
+
+            staged = stage(session, event)
+            if staged.unsupported:
+                where = (
+                    " (tests/integration/test_model_bedrock.py covers it with botocore Stubber)"
+                    if "Bedrock" in staged.unsupported
+                    else ""
+                )
+                print(
+                    f"perimeter: the local AWS (moto) does not implement {staged.unsupported}, so "
+                    f"{Path(args.event).name} cannot run locally; run it against AWS{where}",
+                    file=sys.stderr,
+                )
+                return EXIT_UNSUPPORTED
+            event = staged.event
         if args.function:
             chosen = [s for s in specs if s.logical_id == args.function]
             if not chosen:
@@ -101,6 +207,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             res = invoke(spec, event, account=account, region=region)
             res["rule"] = rule
             results.append(res)
+        after = _after(session, staged) if staged is not None else None
     summary: dict[str, Any] = {
         "event": args.event,
         "event_name": event.get("detail", {}).get("eventName"),
@@ -108,6 +215,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         "matched": [r["function"] for r in results],
         "results": results,
     }
+    if staged is not None:
+        summary["staged"] = {"ids": staged.ids, "created": staged.created}
+        summary["after"] = after
     if not results:
         summary["note"] = "no rule of the template matches this event: EventBridge would not deliver it"
     print(json.dumps(summary, indent=2, default=str))
@@ -175,17 +285,64 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(template=Path(args.template), as_json=args.json)
 
 
+def _audit_table_name(stack_name: str) -> str:
+    return f"{stack_name}-AuditTable"
+
+
 def _audit_adapter(args: argparse.Namespace) -> Any:
     from perimeter.adapters.audit import AuditAdapter
 
-    table = args.table or f"{args.stack_name}-AuditTable"
+    table = args.table or _audit_table_name(args.stack_name)
     return AuditAdapter(_session().client("dynamodb"), table)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    for rec in _audit_adapter(args).scan():
+    from botocore.exceptions import ClientError
+
+    try:
+        records = list(_audit_adapter(args).scan())
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        table = args.table or _audit_table_name(args.stack_name)
+        print(
+            f"perimeter: no audit table {table} in this account (nothing was remediated here yet)",
+            file=sys.stderr,
+        )
+        return 0
+    for rec in sorted(records, key=lambda r: str(r.get("time"))):
         rules = ", ".join(r.get("rule_id", "?") for r in rec.get("rules", []))
-        print(f"{rec['audit_id']}  {rec['time']}  {rec.get('action')}  {rec.get('group_id')}  {rules}")
+        target = rec.get("group_id") or rec.get("vpc_id") or ""
+        print(f"{rec['audit_id']}  {rec['time']}  {rec.get('action')}  {target}  {rules}".rstrip())
+    print(f"{len(records)} audit record(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from perimeter_local import localserver
+
+    if args.action == "up":
+        state = localserver.up(region=args.region)
+        print(localserver.exports(state), end="")
+        print(
+            f"# local AWS (moto) at {state['endpoint']}, pid {state['pid']}; "
+            'stop it with: eval "$(perimeter local down)"',
+            file=sys.stderr,
+        )
+        return 0
+    if args.action == "status":
+        state = localserver.read_state()
+        if state is None:
+            print("no local AWS running", file=sys.stderr)
+            return 1
+        print(localserver.exports(state), end="")
+        return 0
+    stopped = localserver.down()
+    if stopped is None:
+        print("no local AWS running", file=sys.stderr)
+    else:
+        print(f"stopped the local AWS at {stopped['endpoint']} (pid {stopped['pid']})", file=sys.stderr)
+        print("unset AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION")
     return 0
 
 
@@ -196,7 +353,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if record is None:
         print(f"perimeter: no audit record {args.audit_id}", file=sys.stderr)
         return 2
-    print(json.dumps(restore(_session(), record), indent=2))
+    outcome = restore(_session(), record)
+    if outcome.get("group_id"):
+        # Read back, so the person sees the rules are there again, not only that we asked.
+        rules = (
+            _session()
+            .client("ec2")
+            .describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [outcome["group_id"]]}])[
+                "SecurityGroupRules"
+            ]
+        )
+        outcome["rules_now"] = sorted(_rule_text(r) for r in rules)
+    print(json.dumps(outcome, indent=2))
     return 0
 
 
@@ -208,15 +376,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="perimeter", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    template_help = "the SAM template to read functions, rules and environment from (default: %(default)s)"
+    stack_help = "stack name the runner names resources after (default: %(default)s)"
 
     inv = sub.add_parser("invoke", help="run a function (or every function whose rule matches) on an event")
     inv.add_argument("function", nargs="?", help="logical id, e.g. SgGuardFunction; omit to route by rules")
     inv.add_argument("-e", "--event", required=True, help="event JSON file ('-' for stdin)")
-    inv.add_argument("--embedded", action="store_true", help="start an embedded moto server for this run")
-    inv.add_argument("-t", "--template", default=DEFAULT_TEMPLATE)
-    inv.add_argument("--stack-name", default="perimeter")
-    inv.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    inv.add_argument(
+        "--embedded",
+        action="store_true",
+        help="run against a fresh moto server of this run's own, with the event's resources built first",
+    )
+    inv.add_argument(
+        "--stage",
+        action="store_true",
+        help="build the resources the event names before running it (local accounts only: `local up`)",
+    )
+    inv.add_argument("-t", "--template", default=DEFAULT_TEMPLATE, help=template_help)
+    inv.add_argument("--stack-name", default="perimeter", help=stack_help)
+    inv.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, as sam's --parameter-overrides (e.g. DryRun=true)",
+    )
     inv.set_defaults(func=cmd_invoke)
 
     sw = sub.add_parser("sweep", help="review the whole region now, as the scheduled SweepFunction does")
@@ -225,15 +410,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start an embedded moto server, seeded with a deployment worth reviewing",
     )
-    sw.add_argument("-t", "--template", default=DEFAULT_TEMPLATE)
-    sw.add_argument("--stack-name", default="perimeter")
-    sw.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    sw.add_argument("-t", "--template", default=DEFAULT_TEMPLATE, help=template_help)
+    sw.add_argument("--stack-name", default="perimeter", help=stack_help)
+    sw.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, as sam's --parameter-overrides (e.g. DryRun=true)",
+    )
     sw.set_defaults(func=cmd_sweep)
 
     demo = sub.add_parser(
         "demo", help="embedded account, a DeepSeek-R1 deployment, risky changes, Perimeter at work"
     )
-    demo.add_argument("-t", "--template", default=DEFAULT_TEMPLATE)
+    demo.add_argument("-t", "--template", default=DEFAULT_TEMPLATE, help=template_help)
     demo.add_argument("--json", action="store_true", help="print the outcome as JSON")
     demo.set_defaults(func=cmd_demo)
 
@@ -246,23 +437,43 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_replay)
 
     for name, helptext, func in (
-        ("audit", "list the audit trail", cmd_audit),
+        ("audit", "list the audit trail (what Perimeter changed, oldest first)", cmd_audit),
         ("restore", "undo one remediation from its audit record", cmd_restore),
     ):
         p = sub.add_parser(name, help=helptext)
         if name == "restore":
-            p.add_argument("audit_id")
-        p.add_argument("--stack-name", default="perimeter")
+            p.add_argument("audit_id", help="the audit id, as `perimeter audit list` prints it")
+        else:
+            p.add_argument("what", nargs="?", choices=["list"], default="list", help="list (the default)")
+        p.add_argument("--stack-name", default="perimeter", help=stack_help)
         p.add_argument(
             "--table", help="audit table name (default: <stack>-AuditTable, as the runner names it)"
         )
         p.set_defaults(func=func)
+
+    local = sub.add_parser("local", help="a local AWS (moto) that lasts across commands")
+    local.add_argument(
+        "action",
+        choices=["up", "down", "status"],
+        help="up: start it and print the exports to eval; down: stop it; status: print the exports",
+    )
+    local.add_argument(
+        "--region", default="us-east-1", help="region of the local account (default: %(default)s)"
+    )
+    local.set_defaults(func=cmd_local)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except Exception as exc:
+        line = explain(exc)
+        if line is None:
+            raise  # not a setting the user can fix: a bug, keep its traceback
+        print(f"perimeter: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

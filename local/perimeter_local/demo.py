@@ -14,6 +14,7 @@ import importlib
 import json
 import pkgutil
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,23 @@ class Demo:
         if not self.quiet:
             print(text)
 
+    def say_wrapped(self, text: str, indent: str, width: int = 110) -> None:
+        """Long text (a finding's fix, a command) wrapped at word boundaries, never cut."""
+        lines = textwrap.wrap(
+            text,
+            width=width,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for line in lines or [indent]:
+            self.say(line)
+
+    def audit_count(self) -> int:
+        audit = self.resolver.physical["AuditTable"]["Ref"]
+        return int(self.session.client("dynamodb").scan(TableName=audit, Select="COUNT")["Count"])
+
     def check(self, condition: bool, text: str) -> None:
         self.checks.append((bool(condition), text))
         self.say(f"  [{'PASS' if condition else 'FAIL'}] {text}")
@@ -64,12 +82,26 @@ class Demo:
         hits = route(self.specs, event)
         if not hits:
             self.say("  no EventBridge rule matches: not delivered")
+        # A repeated eventID is a duplicate delivery: show what it did (nothing), not the answer
+        # the idempotency table hands back, which repeats the first run's summary.
+        duplicate = any(e["event_id"] == detail.get("eventID") for e in self.routed)
+        audit_before = self.audit_count() if duplicate else 0
         results = []
         for spec, rule in hits:
             res = invoke(spec, event, account=self.account, region=self.region, log_stream=self.log)
             res["rule"] = rule
             results.append(res)
-            self._show(res)
+            if duplicate and res["ok"]:
+                res["duplicate"] = True
+                self.say(
+                    f"  rule {res['rule']} -> {res['function']} ({res['ms']} ms): "
+                    "no-op, duplicate delivery (eventID already processed)"
+                )
+            else:
+                self._show(res)
+        if duplicate:
+            after = self.audit_count()
+            self.say(f"  nothing done again: audit records {audit_before} before, {after} after")
         self.routed.append({"label": label, "event_id": detail.get("eventID"), "results": results})
         return results
 
@@ -94,7 +126,8 @@ class Demo:
             if group.get("audit_id"):
                 self.say(f"    audit record {group['audit_id']} (undo: perimeter restore <id>)")
         for finding in out.get("findings", []) if isinstance(out.get("findings"), list) else []:
-            self.say(f"    finding {finding if isinstance(finding, str) else json.dumps(finding)[:120]}")
+            text = finding if isinstance(finding, str) else json.dumps(finding)
+            self.say_wrapped(f"finding {text}", "    ")
 
 
 # --- the seeded deployment ---------------------------------------------------------------
@@ -353,7 +386,7 @@ def scene_security_groups(demo: Demo) -> None:
 def report(demo: Demo) -> dict[str, Any]:
     hub = demo.session.client("securityhub")
     findings = hub.get_findings(MaxResults=100)["Findings"]
-    demo.say("\n== Security Hub findings ==")
+    demo.say(f"\n== Security Hub findings ({len(findings)}) ==")
     for f in sorted(findings, key=lambda f: f["Id"]):
         demo.say(
             f"  {f['Severity']['Label']:<8} {f['Compliance']['Status']:<6} {f['RecordState']:<8} {f['Title']}"
@@ -379,7 +412,7 @@ def report(demo: Demo) -> dict[str, Any]:
     }
     demo.check(
         {(f["GeneratorId"], f["Resources"][0]["Id"].rsplit("/", 1)[-1]) for f in sg_findings} == expected,
-        f"one finding per (control, group) violated: {len(sg_findings)} findings",
+        f"one finding per (control, group) SgGuard found violated: {len(sg_findings)} PER-SG findings above",
     )
     sqs = demo.session.client("sqs")
     messages: list[dict[str, Any]] = []
@@ -400,10 +433,11 @@ def report(demo: Demo) -> dict[str, Any]:
     demo.say(f"\n== Audit trail ({len(audit)} records; `perimeter audit list`, `perimeter restore <id>`) ==")
     for item in sorted(audit, key=lambda i: i["time"]["S"]):
         body = json.loads(item["body"]["S"])
-        demo.say(
-            f"  {body['audit_id']}: {body['action']} {body['group_id']} "
-            f"{[r.get('rule_id') for r in body.get('rules', [])]}"
-        )
+        target = body.get("group_id") or body.get("vpc_id") or ""
+        rule_ids = [r.get("rule_id") for r in body.get("rules", [])]
+        flow_logs = ", ".join(body.get("flow_log_ids") or [])
+        what = f"rules {', '.join(map(str, rule_ids))}" if rule_ids else f"flow log {flow_logs}"
+        demo.say_wrapped(f"{body['audit_id']}: {body['action']} {target} {what}".rstrip(), "  ")
     dlq = demo.resolver.physical["DeadLetterQueue"]["Ref"]
     depth = int(
         sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import urllib.request
 from collections.abc import Iterator
 
 FAKE_ENV = {
@@ -22,24 +23,45 @@ FAKE_ENV = {
 }
 
 
-@contextlib.contextmanager
-def embedded_aws(region: str = "us-east-1") -> Iterator[str]:
-    """Start moto on 127.0.0.1, point this process at it, yield the endpoint URL."""
-    from moto.server import ThreadedMotoServer
+#: One server per process, emptied before each use: a command run several times in one process
+#: (the tests) gets a fresh account each time without paying for a new server and new clients.
+_SERVER: dict[str, str] = {}
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+def _fresh_server() -> str:
+    if "endpoint" not in _SERVER:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        _SERVER["endpoint"] = f"http://{host}:{port}"
+    # moto's documented reset, also on first use: its state is this process's, and whatever
+    # used moto before (a test) must not leak in. Backends re-read their settings here (IAM's
+    # managed policies among them), so the environment above applies.
+    request = urllib.request.Request(f"{_SERVER['endpoint']}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=60):
+        pass
+    return _SERVER["endpoint"]
+
+
+@contextlib.contextmanager
+def embedded_aws(region: str = "us-east-1", *, managed_policies: bool = True) -> Iterator[str]:
+    """Point this process at an empty moto account on 127.0.0.1, yield the endpoint URL.
+
+    The server is a daemon thread of this process: it ends with the process."""
     saved = {k: os.environ.get(k) for k in [*FAKE_ENV, "AWS_ENDPOINT_URL", "AWS_PROFILE"]}
     os.environ.update({**FAKE_ENV, "AWS_DEFAULT_REGION": region, "AWS_REGION": region})
+    # AWS's managed policies (AdministratorAccess...) cost moto a second or more per fresh
+    # account: load them only for a run that names one. Read in this process: the server is here.
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true" if managed_policies else "false"
     os.environ.pop("AWS_PROFILE", None)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    endpoint = _fresh_server()
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     try:
         yield endpoint
     finally:
-        server.stop()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

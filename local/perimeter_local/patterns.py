@@ -188,8 +188,6 @@ def _prune(node: Any, tree: Mapping[str, Any]) -> Any:
     return node
 
 
-
-
 def _is_array(value: Any) -> bool:
     return isinstance(value, (list, tuple))
 

@@ -28,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="CloudTrail Lake GetQueryResults pages or JSON-lines rows (see README)",
     )
-    p.add_argument("-t", "--template", default=DEFAULT_TEMPLATE)
+    p.add_argument(
+        "-t", "--template", default=DEFAULT_TEMPLATE, help="the SAM template whose rules route the history"
+    )
     p.add_argument(
         "--stack-name", default="perimeter", help="whose own roles' calls are ignored (loop guard)"
     )

@@ -8,6 +8,7 @@ CloudFormation would fill it at deploy time.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,12 +64,21 @@ class TemplateError(ValueError):
     """The template uses something the runner cannot resolve."""
 
 
+#: Parsed templates by (path, mtime): parsing the YAML costs ~1 s on a busy machine, and one
+#: process (the tests, a replay) reads the same template many times. Callers get a copy.
+_PARSED: dict[tuple[str, int], dict[str, Any]] = {}
+
+
 def load_template(path: str | Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as fh:
-        doc = yaml.load(fh, Loader=_Loader)
-    if not isinstance(doc, dict) or "Resources" not in doc:
-        raise TemplateError(f"{path}: not a CloudFormation/SAM template")
-    return doc
+    key = (str(Path(path).resolve()), Path(path).stat().st_mtime_ns)
+    doc = _PARSED.get(key)
+    if doc is None:
+        with open(path, encoding="utf-8") as fh:
+            doc = yaml.load(fh, Loader=_Loader)
+        if not isinstance(doc, dict) or "Resources" not in doc:
+            raise TemplateError(f"{path}: not a CloudFormation/SAM template")
+        _PARSED[key] = doc
+    return copy.deepcopy(doc)
 
 
 @dataclass

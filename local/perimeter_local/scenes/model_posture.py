@@ -38,12 +38,12 @@ def _issues(demo: Any, results: list[dict[str, Any]], function: str) -> list[dic
     issues = list((res["result"] or {}).get("issues", []))
     for i in issues:
         demo.say(f"    {i['control']:<10} {i['severity']:<8} {i['action']:<9} {i['resource']}")
-        demo.say(f"        {i['summary'][:160]}")
+        demo.say_wrapped(i["summary"], "        ")
         if i.get("chain"):
-            demo.say(f"        chain: {i['chain']}")
-        demo.say(f"        fix: {i['fix'][:160]}")
+            demo.say_wrapped(f"chain: {i['chain']}", "        ")
+        demo.say_wrapped(f"fix: {i['fix']}", "        ")
         if i.get("remediation"):
-            demo.say(f"        {i['remediation']}")
+            demo.say_wrapped(i["remediation"], "        ")
     return issues
 
 
@@ -143,9 +143,10 @@ def play(demo: Any) -> None:
     flow = _active_all_flow_logs(demo, vpc)
     demo.check(len(flow) == 1, "PER-FL-1 enforced: an ALL-traffic flow log now exists on the model's VPC")
     if flow:
-        demo.say(
-            f"    flow log {flow[0]['FlowLogId']} -> {flow[0].get('LogGroupName')}: "
-            f"{flow[0].get('LogFormat', '')[:80]}..."
+        demo.say_wrapped(
+            f"flow log {flow[0]['FlowLogId']} -> {flow[0].get('LogGroupName')}: "
+            f"{flow[0].get('LogFormat', '')}",
+            "    ",
         )
 
     iam.create_role(

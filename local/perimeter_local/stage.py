@@ -1,0 +1,623 @@
+"""Make a sample event true in a local account, so running it shows Perimeter acting.
+
+A sample in ``events/`` speaks about resources of some account (``sg-0123456789abcdef0``, the
+instance ``i-0a0000000000000a1``, the model ``deepseek-r1-distill-8b``...). In an empty local
+account those do not exist, and the handler would rightly answer "group deleted". ``stage``
+first builds the world the sample assumes (a VPC routed to an internet gateway, its default
+group with the self-reference rule AWS gives it, the tier groups, instance and ENIs), then makes
+the sample's own call through the API, as the caller did, so the resources are in the state
+the call left them in. AWS picks ids, so the event is rewritten consistently: every sample id
+becomes the id of the resource created for it (names, like a model's, are kept).
+
+Only for local accounts: the caller refuses to stage anywhere but a loopback endpoint.
+moto cannot serve some samples (Bedrock guardrails, Custom Model Import, Marketplace model
+endpoints); ``stage`` says so in ``unsupported`` instead of pretending.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+from perimeter.changes import extract_group_changes
+from perimeter.events import parse_event
+
+#: Event names whose resources the embedded AWS (moto 5.2.5) has no API for.
+UNSUPPORTED = {
+    "CreateGuardrail": "Bedrock guardrails (bedrock:GetGuardrail)",
+    "UpdateGuardrail": "Bedrock guardrails (bedrock:GetGuardrail)",
+    "DeleteGuardrail": "Bedrock guardrails (bedrock:ListGuardrails)",
+    "CreateModelImportJob": "Bedrock Custom Model Import (bedrock:GetModelImportJob)",
+    "CreateMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
+    "UpdateMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
+    "DeleteMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
+}
+
+# The ids the samples share (see events/): two VPCs, their groups, one instance, one ENI.
+DSG_VPC, DSG_SUBNET, PRIVATE_SUBNET = (
+    "vpc-0a1b2c3d4e5f60001",
+    "subnet-0a1b2c3d4e5f60002",
+    "subnet-0a1b2c3d4e5f60001",
+)
+DEFAULT_SG, APP_SG, PRIVATE_MODEL_SG = "sg-0def0000000000001", "sg-0a1b0000000000a01", "sg-0a1b2c3d4e5f60001"
+INSTANCE, INSTANCE_ENI, ENI = "i-0a0000000000000a1", "eni-0a0000000000000a1", "eni-0a0000000000000b2"
+SG_VPC, MODEL_SG, NEW_SG = "vpc-0123456789abcdef0", "sg-0123456789abcdef0", "sg-0fedcba9876543210"
+
+_ID = re.compile(r"\b(?:vpc|subnet|sg|sgr|i|eni|fl)-[0-9a-f]{8,17}\b")
+
+
+@dataclass
+class Staged:
+    event: dict[str, Any]
+    ids: dict[str, str] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+    unsupported: str | None = None
+    #: groups whose rules are worth showing afterwards (the ones the call touched)
+    groups: list[str] = field(default_factory=list)
+
+
+def _tags(kind: str, tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    return [{"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class World:
+    """Creates, on first mention, each sample resource; remembers sample id -> real id."""
+
+    def __init__(self, session: Any, staged: Staged) -> None:
+        self.ec2 = session.client("ec2")
+        self.session = session
+        self.staged = staged
+        self.ids = staged.ids
+
+    def _note(self, line: str) -> None:
+        self.staged.created.append(line)
+
+    def vpc(self, sample_id: str, cidr: str = "10.0.0.0/16", *, public: bool = True) -> str:
+        if sample_id in self.ids:
+            return self.ids[sample_id]
+        vpc = self.ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+        self.ids[sample_id] = vpc
+        if public:
+            igw = self.ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+            self.ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+            main = self.ec2.describe_route_tables(
+                Filters=[
+                    {"Name": "vpc-id", "Values": [vpc]},
+                    {"Name": "association.main", "Values": ["true"]},
+                ]
+            )["RouteTables"][0]["RouteTableId"]
+            self.ec2.create_route(RouteTableId=main, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+        default = self.ec2.describe_security_groups(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}]
+        )["SecurityGroups"][0]["GroupId"]
+        # moto gap (FACTS.md): AWS gives every default group "all traffic from itself".
+        self.ec2.authorize_security_group_ingress(
+            GroupId=default, IpPermissions=[{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": default}]}]
+        )
+        if sample_id == DSG_VPC:
+            self.ids[DEFAULT_SG] = default
+        self._note(f"VPC {vpc} ({cidr}{', routed to an internet gateway' if public else ''}) for {sample_id}")
+        return vpc
+
+    def subnet(self, sample_id: str) -> str:
+        if sample_id in self.ids:
+            return self.ids[sample_id]
+        vpc = self.vpc(DSG_VPC)
+        private = sample_id == PRIVATE_SUBNET
+        cidr = "10.0.2.0/24" if private else "10.0.1.0/24"
+        subnet = self.ec2.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
+        if private:
+            # Its own route table, without the internet gateway: a private subnet.
+            table = self.ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+            self.ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+        self.ids[sample_id] = subnet
+        self._note(f"{'private ' if private else ''}subnet {subnet} for {sample_id}")
+        return subnet
+
+    def group(self, sample_id: str) -> str:
+        if sample_id in self.ids:
+            return self.ids[sample_id]
+        if sample_id == DEFAULT_SG:
+            self.vpc(DSG_VPC)
+            return self.ids[DEFAULT_SG]
+        if sample_id in (MODEL_SG, NEW_SG):
+            vpc, name, tier = self.vpc(SG_VPC), f"model-{sample_id[-4:]}", "model"
+        elif sample_id == APP_SG:
+            vpc, name, tier = self.vpc(DSG_VPC), "app", "app"
+        else:  # e.g. the private model deployment's group
+            vpc, name, tier = self.vpc(DSG_VPC), f"model-{sample_id[-4:]}", "model"
+        gid = self.ec2.create_security_group(
+            GroupName=name,
+            Description=f"{tier} tier",
+            VpcId=vpc,
+            TagSpecifications=_tags("security-group", {"perimeter:tier": tier}),
+        )["GroupId"]
+        if sample_id == PRIVATE_MODEL_SG:
+            # A private deployment's group: HTTPS inside the VPC only, not AWS's allow-all egress.
+            default_egress = [
+                r["SecurityGroupRuleId"]
+                for r in self.ec2.describe_security_group_rules(
+                    Filters=[{"Name": "group-id", "Values": [gid]}]
+                )["SecurityGroupRules"]
+                if r["IsEgress"]
+            ]
+            self.ec2.revoke_security_group_egress(GroupId=gid, SecurityGroupRuleIds=default_egress)
+            self.ec2.authorize_security_group_egress(
+                GroupId=gid,
+                IpPermissions=[
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": 443,
+                        "ToPort": 443,
+                        "IpRanges": [{"CidrIp": "10.0.0.0/16"}],
+                    }
+                ],
+            )
+        self.ids[sample_id] = gid
+        self._note(f"security group {gid} (perimeter:tier={tier}) for {sample_id}")
+        return gid
+
+    def instance(self) -> str:
+        if INSTANCE in self.ids:
+            return self.ids[INSTANCE]
+        subnet = self.subnet(DSG_SUBNET)
+        inst = self.ec2.run_instances(
+            ImageId="ami-12345678",
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="g5.xlarge",
+            SubnetId=subnet,
+            SecurityGroupIds=[self.group(DEFAULT_SG)],
+        )["Instances"][0]
+        self.ids[INSTANCE] = inst["InstanceId"]
+        self.ids[INSTANCE_ENI] = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
+        self._note(f"instance {inst['InstanceId']} on the default group for {INSTANCE}")
+        return str(inst["InstanceId"])
+
+    def eni(self, description: str = "standalone", groups: list[str] | None = None) -> str:
+        if ENI in self.ids:
+            return self.ids[ENI]
+        kwargs: dict[str, Any] = {"SubnetId": self.subnet(DSG_SUBNET), "Description": description}
+        if groups:
+            kwargs["Groups"] = groups
+        eni = self.ec2.create_network_interface(**kwargs)["NetworkInterface"]["NetworkInterfaceId"]
+        self.ids[ENI] = eni
+        self._note(f"ENI {eni} for {ENI}")
+        return str(eni)
+
+    def resolve(self, sample_id: str) -> str:
+        """The real id for any sample id the event names (creating it if needed)."""
+        if sample_id in self.ids:
+            return self.ids[sample_id]
+        if sample_id.startswith("vpc-"):
+            return self.vpc(sample_id)
+        if sample_id.startswith("subnet-"):
+            return self.subnet(sample_id)
+        if sample_id.startswith("sg-"):
+            return self.group(sample_id)
+        if sample_id == INSTANCE:
+            return self.instance()
+        if sample_id == INSTANCE_ENI:
+            self.instance()
+            return self.ids[INSTANCE_ENI]
+        if sample_id == ENI:
+            return self.eni()
+        return sample_id
+
+
+def _rewrite(value: Any, ids: Mapping[str, str]) -> Any:
+    text = json.dumps(value)
+    for old, new in sorted(ids.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(old, new)
+    return json.loads(text)
+
+
+def _authorize(world: World, d: dict[str, Any]) -> None:
+    egress = d["eventName"] == "AuthorizeSecurityGroupEgress"
+    gid = world.resolve(str(d["requestParameters"]["groupId"]))
+    call = parse_event(_rewrite(d, world.ids))
+    ec2 = world.ec2
+    if egress:
+        # A new group already allows all egress; the sample adds that rule itself, so it was gone.
+        for rule in ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [gid]}])[
+            "SecurityGroupRules"
+        ]:
+            if rule["IsEgress"]:
+                ec2.revoke_security_group_egress(
+                    GroupId=gid, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]]
+                )
+    authorize = ec2.authorize_security_group_egress if egress else ec2.authorize_security_group_ingress
+    for change in extract_group_changes(call):
+        for rule in change.rules:
+            created = authorize(GroupId=gid, IpPermissions=[rule.to_permission()]).get(
+                "SecurityGroupRules", []
+            )
+            if rule.rule_id and created:
+                world.ids[rule.rule_id] = created[0]["SecurityGroupRuleId"]
+            world._note(f"rule {rule.describe()} on {gid} (the call)")
+    world.staged.groups.append(gid)
+
+
+def _content(value: Any) -> Any:
+    return value.get("content") if isinstance(value, Mapping) else value
+
+
+def _modify_rules(world: World, d: dict[str, Any]) -> None:
+    req = d["requestParameters"]["ModifySecurityGroupRulesRequest"]
+    gid = world.resolve(str(_content(req["GroupId"])))
+    entry = req["SecurityGroupRule"]
+    sample_rule = str(_content(entry["SecurityGroupRuleId"]))
+    new = {k: _content(v) for k, v in entry["SecurityGroupRule"].items() if k != "tag"}
+    # Before the call: the same port, open only inside the VPC.
+    created = world.ec2.authorize_security_group_ingress(
+        GroupId=gid,
+        IpPermissions=[
+            {
+                "IpProtocol": new["IpProtocol"],
+                "FromPort": new["FromPort"],
+                "ToPort": new["ToPort"],
+                "IpRanges": [{"CidrIp": "10.0.0.0/16"}],
+            }
+        ],
+    )["SecurityGroupRules"]
+    rule_id = created[0]["SecurityGroupRuleId"]
+    world.ids[sample_rule] = rule_id
+    world.ec2.modify_security_group_rules(
+        GroupId=gid, SecurityGroupRules=[{"SecurityGroupRuleId": rule_id, "SecurityGroupRule": new}]
+    )
+    world._note(f"rule {rule_id} on {gid}: tcp/{new['FromPort']} from 10.0.0.0/16, then widened (the call)")
+    world.staged.groups.append(gid)
+
+
+def _create_group(world: World, d: dict[str, Any]) -> None:
+    req, resp = d["requestParameters"], d["responseElements"] or {}
+    vpc = world.vpc(str(req["vpcId"]))
+    tags = {
+        t["key"]: t["value"]
+        for spec in (req.get("tagSpecificationSet") or {}).get("items", [])
+        for t in spec.get("tags", [])
+    }
+    spec: dict[str, Any] = {
+        "GroupName": req["groupName"],
+        "Description": req["groupDescription"],
+        "VpcId": vpc,
+    }
+    if tags:
+        spec["TagSpecifications"] = _tags("security-group", tags)
+    gid = world.ec2.create_security_group(**spec)["GroupId"]
+    world.ids[str(resp["groupId"])] = gid
+    world._note(f"security group {gid} {req['groupName']!r} (the call)")
+    world.staged.groups.append(gid)
+
+
+def _run_instances(world: World, d: dict[str, Any]) -> None:
+    # The instance the call launched: on the default group (named, or by omission).
+    world.instance()
+    world.staged.groups.append(world.ids[DEFAULT_SG])
+
+
+def _create_eni(world: World, d: dict[str, Any]) -> None:
+    req = d["requestParameters"]
+    world.eni(str(req.get("description") or "standalone"))
+    if d["userIdentity"].get("arn", "").find("AWSServiceRole") >= 0 or "SageMaker" in str(
+        req.get("description")
+    ):
+        _mark_requester_managed(world)
+    world.instance()  # the default group's other dependant, as in the sample's account
+
+
+def _mark_requester_managed(world: World) -> None:
+    """moto has no API to create a service-managed ENI: in the embedded (in-process) server we set
+    the flag on moto's own record, so describe shows what AWS shows for a SageMaker ENI."""
+    from moto.ec2.models import ec2_backends
+
+    account = world.session.client("sts").get_caller_identity()["Account"]
+    eni = ec2_backends[account][world.session.region_name].enis.get(world.ids[ENI])
+    if eni is None:  # a server in another process (`local up`): its records are out of reach
+        world.staged.unsupported = (
+            "a service-created (requester-managed) ENI outside --embedded (moto has no API for one)"
+        )
+        return
+    eni.requester_managed = True
+    eni.requester_id = "AROAEXAMPLESAGEMAKER"
+    world._note(f"ENI {world.ids[ENI]} marked requester-managed (SageMaker), as the service creates it")
+
+
+def _modify_eni(world: World, d: dict[str, Any]) -> None:
+    req = d["requestParameters"]
+    world.instance()
+    eni = world.eni()
+    groups = [g["groupId"] for g in (req.get("groupSet") or {}).get("items", [])]
+    if groups and not d.get("errorCode"):
+        world.ec2.modify_network_interface_attribute(
+            NetworkInterfaceId=eni, Groups=[world.resolve(g) for g in groups]
+        )
+        world._note(f"ENI {eni} now in {[world.ids[g] for g in groups]} (the call)")
+    elif "sourceDestCheck" in req:
+        world.ec2.modify_network_interface_attribute(
+            NetworkInterfaceId=eni, SourceDestCheck={"Value": bool(req["sourceDestCheck"]["value"])}
+        )
+
+
+def _modify_instance(world: World, d: dict[str, Any]) -> None:
+    inst = world.instance()
+    groups = [world.resolve(g["groupId"]) for g in d["requestParameters"]["groupSet"]["items"]]
+    world.ec2.modify_instance_attribute(InstanceId=inst, Groups=groups)
+    world._note(f"instance {inst} now in {groups} (the call)")
+
+
+def _sagemaker_model(world: World, req: Mapping[str, Any]) -> None:
+    sm = world.session.client("sagemaker")
+    kwargs: dict[str, Any] = {
+        "ModelName": req["modelName"],
+        "ExecutionRoleArn": req["executionRoleArn"],
+        "PrimaryContainer": {"Image": req["primaryContainer"]["image"]},
+    }
+    if req.get("primaryContainer", {}).get("environment"):
+        kwargs["PrimaryContainer"]["Environment"] = req["primaryContainer"]["environment"]
+    vpc_config = req.get("vpcConfig")
+    if vpc_config:
+        kwargs["VpcConfig"] = {
+            "SecurityGroupIds": [world.resolve(g) for g in vpc_config["securityGroupIds"]],
+            "Subnets": [world.resolve(s) for s in vpc_config["subnets"]],
+        }
+    if req.get("enableNetworkIsolation"):
+        kwargs["EnableNetworkIsolation"] = True
+    sm.create_model(**kwargs)
+    world._note(f"SageMaker model {req['modelName']}")
+
+
+def _private_deployment(world: World) -> None:
+    """What "private" means for a model VPC: an ALL-traffic flow log and the runtime endpoint."""
+    vpc = world.vpc(DSG_VPC)
+    logs = world.session.client("logs")
+    iam = world.session.client("iam")
+    logs.create_log_group(logGroupName="/vpc/flow-logs")
+    role = iam.create_role(
+        RoleName="vpc-flow-logs",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    world.ec2.create_flow_logs(
+        ResourceIds=[vpc],
+        ResourceType="VPC",
+        TrafficType="ALL",
+        LogDestinationType="cloud-watch-logs",
+        LogGroupName="/vpc/flow-logs",
+        DeliverLogsPermissionArn=role,
+    )
+    region = world.session.region_name
+    world.ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        ServiceName=f"com.amazonaws.{region}.sagemaker.runtime",
+        VpcEndpointType="Interface",
+        SubnetIds=[world.resolve(PRIVATE_SUBNET)],
+        SecurityGroupIds=[world.resolve(PRIVATE_MODEL_SG)],
+    )
+    world._note(f"flow log (ALL) and a sagemaker.runtime endpoint in {vpc}")
+
+
+_ENDPOINT_MODEL = {
+    "modelName": "deepseek-r1-distill-8b",
+    "executionRoleArn": "arn:aws:iam::123456789012:role/sagemaker-deepseek-execution",
+    "primaryContainer": {
+        "image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.31.0-lmi13.0.0-cu124"
+    },
+}
+
+
+def _endpoint_config(world: World, name: str, model: Mapping[str, Any] = _ENDPOINT_MODEL) -> None:
+    _sagemaker_model(world, model)
+    world.session.client("sagemaker").create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model["modelName"],
+                "InitialInstanceCount": 1,
+                # moto's list of instance types predates ml.g5 (the sample's); the type is not judged.
+                "InstanceType": "ml.g4dn.xlarge",
+            }
+        ],
+    )
+    world._note(f"SageMaker endpoint config {name}")
+
+
+def _model_posture(world: World, d: dict[str, Any]) -> None:
+    req, name = d["requestParameters"], d["eventName"]
+    sm = world.session.client("sagemaker")
+    if name == "CreateModel":
+        if "private" in str(req.get("modelName")):
+            _private_deployment(world)
+        if not d.get("errorCode"):
+            _sagemaker_model(world, req)
+    elif name == "CreateEndpointConfig":
+        variant = req["productionVariants"][0]
+        _endpoint_config(
+            world, req["endpointConfigName"], {**_ENDPOINT_MODEL, "modelName": variant["modelName"]}
+        )
+    elif name in ("CreateEndpoint", "UpdateEndpoint"):
+        # moto has no update_endpoint: the endpoint is created on the config the update names,
+        # which is the state the update leaves.
+        _endpoint_config(world, req["endpointConfigName"])
+        sm.create_endpoint(EndpointName=req["endpointName"], EndpointConfigName=req["endpointConfigName"])
+        world._note(f"SageMaker endpoint {req['endpointName']} on {req['endpointConfigName']}")
+    elif name == "CreateNotebookInstance":
+        kwargs: dict[str, Any] = {
+            "NotebookInstanceName": req["notebookInstanceName"],
+            "InstanceType": req["instanceType"],
+            "RoleArn": req["roleArn"],
+            "DirectInternetAccess": req.get("directInternetAccess", "Enabled"),
+            "RootAccess": req.get("rootAccess", "Enabled"),
+        }
+        if req.get("subnetId"):
+            kwargs["SubnetId"] = world.resolve(req["subnetId"])
+            kwargs["SecurityGroupIds"] = [world.resolve(g) for g in req.get("securityGroupIds", [])]
+        sm.create_notebook_instance(**kwargs)
+        world._note(f"SageMaker notebook instance {req['notebookInstanceName']}")
+    if name == "CreateModel" and "default-sg" not in json.dumps(req) and req.get("vpcConfig") is None:
+        return
+    if DEFAULT_SG in json.dumps(req):
+        world.instance()  # the default group's other dependant
+
+
+_TRUST = {
+    "sagemaker": "sagemaker.amazonaws.com",
+    "app": "lambda.amazonaws.com",
+}
+
+
+def _role(world: World, name: str) -> None:
+    iam = world.session.client("iam")
+    service = _TRUST["sagemaker"] if "sagemaker" in name else _TRUST["app"]
+    try:
+        iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+                    ],
+                }
+            ),
+        )
+        world._note(f"IAM role {name} (trusted by {service})")
+    except ClientError as exc:
+        if _code(exc) != "EntityAlreadyExists":
+            raise
+
+
+def _iam(world: World, d: dict[str, Any]) -> None:
+    iam = world.session.client("iam")
+    req, name = d["requestParameters"], d["eventName"]
+    if name == "AttachRolePolicy":
+        _role(world, req["roleName"])
+        iam.attach_role_policy(RoleName=req["roleName"], PolicyArn=req["policyArn"])
+    elif name == "PutRolePolicy":
+        _role(world, req["roleName"])
+        iam.put_role_policy(
+            RoleName=req["roleName"], PolicyName=req["policyName"], PolicyDocument=req["policyDocument"]
+        )
+    elif name == "PutUserPolicy":
+        iam.create_user(UserName=req["userName"])
+        iam.put_user_policy(
+            UserName=req["userName"], PolicyName=req["policyName"], PolicyDocument=req["policyDocument"]
+        )
+        world._note(f"IAM user {req['userName']}")
+    elif name == "CreatePolicyVersion":
+        policy_name = str(req["policyArn"]).rsplit("/", 1)[-1]
+        first = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "sagemaker:InvokeEndpoint",
+                    "Resource": "arn:aws:sagemaker:*:*:endpoint/team-*",
+                }
+            ],
+        }
+        arn = iam.create_policy(PolicyName=policy_name, PolicyDocument=json.dumps(first))["Policy"]["Arn"]
+        iam.create_policy_version(
+            PolicyArn=arn, PolicyDocument=req["policyDocument"], SetAsDefault=bool(req.get("setAsDefault"))
+        )
+        world._note(f"IAM policy {policy_name}, v1 scoped, v2 as the call wrote it")
+        return
+    world._note(f"{name} as the call made it")
+
+
+def _flow_logs(world: World, d: dict[str, Any]) -> None:
+    name = d["eventName"]
+    if name == "CreateVpc":
+        vpc_spec = d["responseElements"]["vpc"]
+        world.vpc(vpc_spec["vpcId"], d["requestParameters"]["cidrBlock"], public=False)
+        return
+    # DeleteFlowLogs: a VPC that had a flow log, which the call deleted.
+    sample_fl = str(_content(d["requestParameters"]["DeleteFlowLogsRequest"]["FlowLogId"]))
+    vpc = world.vpc("vpc-0a1b2c3d4e5f60042", "10.42.0.0/16", public=False)
+    logs = world.session.client("logs")
+    logs.create_log_group(logGroupName="/vpc/team-flow-logs")
+    fl = world.ec2.create_flow_logs(
+        ResourceIds=[vpc],
+        ResourceType="VPC",
+        TrafficType="ALL",
+        LogDestinationType="cloud-watch-logs",
+        LogGroupName="/vpc/team-flow-logs",
+        DeliverLogsPermissionArn="arn:aws:iam::123456789012:role/vpc-flow-logs",
+    )["FlowLogIds"][0]
+    world.ids[sample_fl] = fl
+    world.ec2.delete_flow_logs(FlowLogIds=[fl])
+    world._note(f"flow log {fl} on {vpc}, then deleted (the call)")
+
+
+_STAGERS = {
+    "AuthorizeSecurityGroupIngress": _authorize,
+    "AuthorizeSecurityGroupEgress": _authorize,
+    "ModifySecurityGroupRules": _modify_rules,
+    "CreateSecurityGroup": _create_group,
+    "RunInstances": _run_instances,
+    "CreateNetworkInterface": _create_eni,
+    "ModifyNetworkInterfaceAttribute": _modify_eni,
+    "ModifyInstanceAttribute": _modify_instance,
+    "CreateModel": _model_posture,
+    "CreateEndpointConfig": _model_posture,
+    "CreateEndpoint": _model_posture,
+    "UpdateEndpoint": _model_posture,
+    "CreateNotebookInstance": _model_posture,
+    "AttachRolePolicy": _iam,
+    "PutRolePolicy": _iam,
+    "PutUserPolicy": _iam,
+    "CreatePolicyVersion": _iam,
+    "CreateVpc": _flow_logs,
+    "DeleteFlowLogs": _flow_logs,
+}
+
+
+def stage(session: Any, event: Mapping[str, Any]) -> Staged:
+    """Build what the event assumes, make its call, return it rewritten to the real ids."""
+    event = copy.deepcopy(dict(event))
+    staged = Staged(event=event)
+    d = event.get("detail")
+    if not isinstance(d, dict) or "eventName" not in d:
+        return staged  # not a CloudTrail call: nothing to build (the handler rejects it)
+    name = str(d["eventName"])
+    if name in UNSUPPORTED:
+        staged.unsupported = UNSUPPORTED[name]
+        return staged
+    stager = _STAGERS.get(name)
+    if stager is None:
+        return staged
+    world = World(session, staged)
+    failed_call = bool(d.get("errorCode"))
+    if failed_call:
+        # The call changed nothing: only the resources it named exist.
+        for sample_id in sorted(set(_ID.findall(json.dumps(d.get("requestParameters"))))):
+            world.resolve(sample_id)
+    else:
+        stager(world, d)
+    # Ids the event names but the call did not create (a group it references, a subnet...).
+    for sample_id in sorted(set(_ID.findall(json.dumps(d)))):
+        if not sample_id.startswith(("sgr-", "fl-")) and sample_id not in staged.ids:
+            world.resolve(sample_id)
+    staged.event = _rewrite(event, staged.ids)
+    staged.ids = {k: v for k, v in staged.ids.items() if k != v}
+    return staged

@@ -1,0 +1,188 @@
+"""Every sample in ``events/``, run as the README says: ``perimeter invoke -e <sample> --embedded``.
+
+The command builds the sample's resources in a fresh moto account (as the sample's call left
+them), routes the event through the template's rules and runs the handlers; it then reads the
+account back through the API (``after``). Each sample must end in the outcome its file name
+promises, judged on that read-back, not only on the handlers' own summaries.
+
+Bedrock guardrails, Custom Model Import and Marketplace endpoints are not in moto (FACTS.md):
+for those samples the command must say so in one line and exit 3, never pretend.
+tests/integration/test_model_bedrock.py runs them through the handler with botocore Stubber.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from perimeter_local.cli import EXIT_UNSUPPORTED
+from perimeter_local.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+SG, DSG, MODEL, IAM, FLOW = (
+    "SgGuardFunction",
+    "DefaultSgGuardFunction",
+    "ModelPostureFunction",
+    "IamGuardFunction",
+    "FlowLogGuardFunction",
+)
+
+#: sample -> status per function its rules route it to ({} = no rule matches: EventBridge drops it).
+EXPECTED: dict[str, dict[str, str]] = {
+    "AttachRolePolicy--admin-on-model-execution-role": {IAM: "reported"},
+    "AuthorizeSecurityGroupEgress--model-tier-all-traffic": {SG: "reported", DSG: "compliant"},
+    "AuthorizeSecurityGroupIngress--default-sg-world-ssh": {SG: "remediated", DSG: "remediated"},
+    "AuthorizeSecurityGroupIngress--failed-call": {},
+    # harmless for SgGuard; DefaultSgGuard reports PER-SG-5 (a tier reached by a CIDR, not a group)
+    "AuthorizeSecurityGroupIngress--harmless-https-from-vpc": {SG: "compliant", DSG: "reported"},
+    "AuthorizeSecurityGroupIngress--perimeter-own-role": {SG: "ignored", DSG: "ignored"},
+    "AuthorizeSecurityGroupIngress--shorthand-form": {SG: "remediated", DSG: "compliant"},
+    "AuthorizeSecurityGroupIngress--wide-cidr-8080": {SG: "remediated", DSG: "compliant"},
+    "AuthorizeSecurityGroupIngress--world-all-ipv6": {SG: "remediated", DSG: "compliant"},
+    "AuthorizeSecurityGroupIngress--world-ssh": {SG: "remediated", DSG: "compliant"},
+    "CreateEndpoint--deepseek-r1-outside-vpc": {MODEL: "reported"},
+    "CreateEndpoint--perimeter-own-role": {MODEL: "ignored"},
+    "CreateEndpointConfig--deepseek-r1": {MODEL: "reported"},
+    "CreateModel--deepseek-r1-outside-vpc": {DSG: "no-op", MODEL: "reported"},
+    "CreateModel--deepseek-r1-private-vpc": {DSG: "compliant", MODEL: "compliant"},
+    "CreateModel--failed-call": {},
+    # DefaultSgGuard names the fix for the model; posture creates the VPC's missing flow log
+    "CreateModel--vpc-default-sg": {DSG: "reported", MODEL: "remediated"},
+    "CreateNetworkInterface--service-created-default-sg": {DSG: "reported"},
+    "CreateNetworkInterface--user-default-sg": {DSG: "remediated"},
+    "CreateNotebookInstance--default-sg": {DSG: "reported", MODEL: "remediated"},
+    "CreateNotebookInstance--direct-internet": {DSG: "no-op", MODEL: "reported"},
+    "CreatePolicyVersion--invoke-on-star": {IAM: "reported"},
+    "CreateSecurityGroup--model-tier": {SG: "reported"},
+    # flow_logs.scope defaults to model VPCs: a new VPC no model uses needs no flow log
+    "CreateVpc--new-vpc": {FLOW: "compliant"},
+    # the staged VPC holds no model and is not in the flow-log index, so out of scope
+    "DeleteFlowLogs--wrapped-request": {FLOW: "compliant"},
+    # A Delete* call leaves its resource gone: an empty account is the state it leaves.
+    "DeleteEndpoint--deepseek-r1": {MODEL: "resource-gone"},
+    "DeleteModel--deepseek-r1-outside-vpc": {MODEL: "resource-gone"},
+    "DeleteNotebookInstance--direct-internet": {MODEL: "resource-gone"},
+    "DeletePolicy--model-invokers": {IAM: "resource-gone"},
+    "DeleteRole--model-execution-role": {IAM: "resource-gone"},
+    "DeleteUser--data-scientist": {IAM: "resource-gone"},
+    "DeleteVpc--model-vpc": {FLOW: "resource-gone"},
+    "Malformed--not-cloudtrail": {},
+    "ModifyInstanceAttribute--groupset-default-sg": {DSG: "remediated"},
+    "ModifyNetworkInterfaceAttribute--attach-default-sg": {DSG: "remediated"},
+    "ModifyNetworkInterfaceAttribute--failed-call": {},
+    "ModifyNetworkInterfaceAttribute--perimeter-own-role": {DSG: "ignored"},
+    "ModifyNetworkInterfaceAttribute--source-dest-check": {DSG: "no-op"},
+    "ModifySecurityGroupRules--widen-to-world": {SG: "remediated"},
+    "PutRolePolicy--invoke-on-star": {IAM: "reported"},
+    "PutUserPolicy--bedrock-invoke-star": {IAM: "reported"},
+    "RunInstances--network-interface-default-sg": {DSG: "remediated"},
+    "RunInstances--no-security-group": {DSG: "remediated"},
+    "UpdateEndpoint--new-config": {MODEL: "reported"},
+}
+NOT_IN_MOTO = {
+    "CreateGuardrail--prompt-attack-high": "Bedrock guardrails",
+    "UpdateGuardrail--prompt-attack-lowered": "Bedrock guardrails",
+    "DeleteGuardrail--deleted": "Bedrock guardrails",
+    "CreateModelImportJob--deepseek-r1-distill": "Bedrock Custom Model Import",
+    "CreateMarketplaceModelEndpoint--deepseek-default-sg": "Bedrock Marketplace model endpoints",
+    "UpdateMarketplaceModelEndpoint--no-vpc": "Bedrock Marketplace model endpoints",
+    "DeleteMarketplaceModelEndpoint--deepseek-default-sg": "Bedrock Marketplace model endpoints",
+}
+#: Samples added after stage.py was written: it does not build their resources yet, so they
+#: run in an empty account and end "resource-gone" / "compliant", not the outcome their names
+#: promise. Listed so the gap is visible; the test only holds them to running without error.
+NOT_STAGED_YET = {
+    "AttachUserPolicy--invoke-on-star",
+    "CreateFlowLogs--vpc-all-traffic",
+    "DeletePolicyVersion--invoke-on-star-version-removed",
+    "DeleteRolePolicy--invoke-on-star-removed",
+    "DeleteUserPolicy--bedrock-invoke-removed",
+    "DetachRolePolicy--admin-removed",
+    "DetachUserPolicy--invoke-on-star-removed",
+    "SetDefaultPolicyVersion--back-to-scoped",
+    "UpdateNotebookInstance--new-instance-type",
+}
+SAMPLES = sorted(p.stem for p in (ROOT / "events").glob("*.json"))
+
+#: what each remediated security-group sample opened, which must be gone afterwards
+OPENED = {
+    "AuthorizeSecurityGroupIngress--world-ssh": "ingress tcp/22 from 0.0.0.0/0",
+    "AuthorizeSecurityGroupIngress--shorthand-form": "ingress tcp/22 from 203.0.113.9/0",
+    "AuthorizeSecurityGroupIngress--wide-cidr-8080": "ingress tcp/8080 from 52.0.0.0/8",
+    "AuthorizeSecurityGroupIngress--world-all-ipv6": "ingress all from ::/0",
+    "ModifySecurityGroupRules--widen-to-world": "ingress tcp/8888 from 0.0.0.0/0",
+    "AuthorizeSecurityGroupIngress--default-sg-world-ssh": "ingress tcp/22 from 0.0.0.0/0",
+}
+
+
+def test_every_sample_has_an_expected_outcome() -> None:
+    assert sorted([*EXPECTED, *NOT_IN_MOTO, *NOT_STAGED_YET]) == SAMPLES
+
+
+def _run(sample: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any] | None, str]:
+    code = cli_main(["invoke", "-e", str(ROOT / "events" / f"{sample}.json"), "--embedded"])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out) if captured.out.strip() else None
+    return code, out, captured.err
+
+
+@pytest.mark.parametrize("sample", sorted(EXPECTED))
+def test_sample_ends_as_its_name_promises(sample: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(sample, capsys)
+    assert code == 0 and out is not None, err[-2000:]
+    statuses = {r["function"]: (r["result"]["status"] if r["ok"] else r["error"]) for r in out["results"]}
+    assert statuses == EXPECTED[sample]
+    after = out["after"]
+    staged = out["staged"]
+    if sample.endswith(("failed-call", "perimeter-own-role")) or sample.startswith(("Malformed", "Delete")):
+        assert after["audit"] == [] and after["findings"] == []
+        return
+    assert staged["created"], "the sample's resources were built"
+    if sample in OPENED:
+        # The group the call touched, read back: the opened rule is gone, nothing else was.
+        rules = after["security_group_rules"]
+        assert rules and all(OPENED[sample] not in r for r in rules.values()), rules
+        assert any(a["action"] == "revoke-security-group-rules" for a in after["audit"])
+        revoked = [f for f in after["findings"] if f["control"].startswith("PER-SG-")]
+        assert revoked and all(f["compliance"] == "PASSED" for f in revoked), after["findings"]
+    if "reported" in statuses.values():
+        assert any(f["compliance"] == "FAILED" and f["record_state"] == "ACTIVE" for f in after["findings"])
+    if set(statuses.values()) <= {"compliant", "no-op", "ignored"}:
+        assert after["audit"] == []
+        assert not [f for f in after["findings"] if f["compliance"] == "FAILED"]
+
+
+def test_harmless_rule_stays(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = _run("AuthorizeSecurityGroupIngress--harmless-https-from-vpc", capsys)
+    assert out is not None
+    [rules] = out["after"]["security_group_rules"].values()
+    assert "ingress tcp/443 from 10.0.0.0/16" in rules
+
+
+def test_ids_are_rewritten_consistently(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = _run("AuthorizeSecurityGroupIngress--world-ssh", capsys)
+    assert out is not None
+    ids = out["staged"]["ids"]
+    group = ids["sg-0123456789abcdef0"]
+    [result] = [r["result"] for r in out["results"] if r["function"] == SG]
+    assert result["groups"][0]["group_id"] == group
+    assert result["groups"][0]["revoked"] == [ids["sgr-0a1b2c3d4e5f60001"]]
+
+
+@pytest.mark.parametrize("sample", sorted(NOT_IN_MOTO))
+def test_sample_moto_cannot_serve_says_so(sample: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(sample, capsys)
+    assert code == EXIT_UNSUPPORTED and out is None
+    [line] = err.strip().splitlines()
+    assert f"does not implement {NOT_IN_MOTO[sample]}" in line and "Traceback" not in err
+
+
+@pytest.mark.parametrize("sample", sorted(NOT_STAGED_YET))
+def test_sample_not_staged_yet_runs_without_error(sample: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(sample, capsys)
+    assert code == 0 and out is not None, err[-2000:]
+    assert all(r["ok"] for r in out["results"]), out["results"]
