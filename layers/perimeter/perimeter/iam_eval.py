@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from perimeter.arns import PARTITIONS
 from perimeter.posture import Issue, arn_resource
 
 INVOKE_ACTIONS = (
@@ -31,7 +32,9 @@ INVOKE_ACTIONS = (
     "bedrock:conversestream",
 )
 ADMIN_POLICY_ARNS = frozenset(
-    {"arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/PowerUserAccess"}
+    f"arn:{partition}:iam::aws:policy/{name}"
+    for partition in PARTITIONS
+    for name in ("AdministratorAccess", "PowerUserAccess")
 )
 MODEL_SERVICES = ("sagemaker.amazonaws.com", "bedrock.amazonaws.com")
 

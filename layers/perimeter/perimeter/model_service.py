@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from perimeter.arns import marketplace_endpoint_arn
 from perimeter.changes import GroupChange
 from perimeter.context import GroupContext
 from perimeter.decide import GroupDecision, decide
@@ -442,7 +443,7 @@ def _gather_bedrock(call: ApiCall, rt: Runtime, g: Gathered) -> None:
         ep = br.marketplace_endpoint(str(arn)) if arn else None
         if ep is None and not arn:
             ep = marketplace_from_config(
-                f"arn:aws:sagemaker:{call.region}:{call.account}:endpoint/{_req(req, 'endpointName')}",
+                marketplace_endpoint_arn(call.region, call.account, str(_req(req, "endpointName"))),
                 str(_req(req, "modelSourceIdentifier") or ""),
                 _req(req, "endpointConfig"),
             )

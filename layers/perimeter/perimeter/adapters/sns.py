@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from perimeter.report import Notification
+from perimeter.report import Notification, sns_subject
 
 
 class SnsAdapter:
@@ -22,7 +22,7 @@ class SnsAdapter:
         body = json.dumps(note.body, sort_keys=True, default=str)
         resp = self._sns.publish(
             TopicArn=self._topic_arn,
-            Subject=note.subject[:100],
+            Subject=sns_subject(note.subject),
             MessageStructure="json",
             Message=json.dumps(
                 {
