@@ -139,6 +139,16 @@ def test_sam_build_packages_layer_and_functions(tmp_path: Path) -> None:
     layer = tmp_path / "build" / "PerimeterLayer" / "python"
     assert (layer / "perimeter" / "policy" / "default.yaml").exists()
     assert (layer / "aws_lambda_powertools").is_dir()
+    # Lambda's own boto3 may predate what the adapters call: the layer carries its own, and
+    # every call the code makes exists, with those parameters, in that botocore's models.
+    from botocore.loaders import Loader
+
+    from tests.reference.boto_calls import check, find_calls
+
+    assert (layer / "botocore" / "data").is_dir(), "the layer must ship botocore"
+    loader = Loader(extra_search_paths=[str(layer / "botocore" / "data")], include_default_search_paths=False)
+    problems = check(find_calls(layer / "perimeter"), loader)
+    assert not problems, "\n".join(problems)
     for spec in FUNCTIONS:
         assert (tmp_path / "build" / spec.logical_id / spec.module_path.name).exists()
 
