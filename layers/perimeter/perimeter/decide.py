@@ -62,10 +62,11 @@ class GroupDecision:
 
     @property
     def to_revoke(self) -> tuple[Rule, ...]:
+        # By rule id where known: two rules of identical content are two revokes.
         seen: dict[Any, Rule] = {}
         for v in self.violations:
             if v.enforce:
-                seen.setdefault(v.rule.key, v.rule)
+                seen.setdefault(v.rule.rule_id or v.rule.key, v.rule)
         return tuple(seen.values())
 
     @property

@@ -8,9 +8,10 @@ compliant event makes no write at all.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from perimeter.changes import extract_group_changes
+from perimeter.changes import GroupChange, extract_group_changes
 from perimeter.decide import GroupDecision, decide
 from perimeter.events import ApiCall
 from perimeter.guard import admit
@@ -36,7 +37,7 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
         return ignored
     decisions: list[GroupDecision] = []
     missing_groups: list[str] = []
-    for change in extract_group_changes(call):
+    for change in _resolved(extract_group_changes(call), rt):
         ctx = rt.ec2.group_context(change.group_id, account=call.account, region=call.region)
         if not ctx.exists:
             missing_groups.append(change.group_id)
@@ -52,6 +53,36 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
             "groups": [d.ctx.group_id for d in decisions] + missing_groups,
         }
     return rt.run_once(call.event_id, lambda: _act_and_report(call, violating, rt), context)
+
+
+class UnresolvedGroup(RuntimeError):
+    """A record names a group by name and no such group exists in the default VPC: failing
+    sends the event to the dead-letter queue, where a person sees it (never a silent no-op)."""
+
+
+def _resolved(changes: list[GroupChange], rt: Runtime) -> list[GroupChange]:
+    """Changes as AWS knows them: a group named only by name gets its id; rules named only
+    by id (ModifySecurityGroupRules: the record says neither direction nor, for an oversized
+    record, content) get AWS's current rule with that id, so the revoke goes to the right
+    direction and two rules of identical content stay two rules."""
+    out = []
+    for change in changes:
+        if change.group_name:
+            gid = rt.ec2.default_vpc_group_id(change.group_name)
+            if gid is None:
+                raise UnresolvedGroup(f"no security group named {change.group_name!r} in the default VPC")
+            named = tuple(replace(r, group_id=gid) for r in change.rules)
+            change = replace(change, group_id=gid, rules=named)
+        if any(r.rule_id and r.egress is None for r in change.rules):
+            current = rt.ec2.rules_by_id(change.group_id)
+            change = replace(
+                change,
+                rules=tuple(
+                    current.get(r.rule_id, r) if r.rule_id and r.egress is None else r for r in change.rules
+                ),
+            )
+        out.append(change)
+    return out
 
 
 def _ensure_ids(rt: Runtime, group_id: str, rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
