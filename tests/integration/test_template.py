@@ -36,7 +36,9 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     "CreateNetworkInterface": {"DefaultSgGuardFunction"},
     "ModifyNetworkInterfaceAttribute": {"DefaultSgGuardFunction"},
     "ModifyInstanceAttribute": {"DefaultSgGuardFunction"},
-    "ModifySecurityGroupRules": {"SgGuardFunction"},
+    # issue 9 A: rules modified on a default group; interface endpoints on a default group
+    "ModifySecurityGroupRules": {"SgGuardFunction", "DefaultSgGuardFunction"},
+    "CreateVpcEndpoint": {"DefaultSgGuardFunction"},
     "CreateSecurityGroup": {"SgGuardFunction"},
     # issue 4 (model posture); CreateModel, CreateNotebookInstance and
     # CreateMarketplaceModelEndpoint also go to issue 3's DefaultSgGuardFunction.

@@ -258,6 +258,35 @@ def _authorize(call: ApiCall) -> Subjects:
     return Subjects("group", group_ids=(str(gid),))
 
 
+def _modify_sg_rules(call: ApiCall) -> Subjects:
+    """ModifySecurityGroupRules on a default group changes its rules like an Authorize does."""
+    req = unwrap(call.request.get("ModifySecurityGroupRulesRequest", call.request))
+    gid = _get(req, "GroupId", "groupId")
+    if not gid:
+        raise MalformedEvent("ModifySecurityGroupRules: request lacks GroupId")
+    return Subjects("group", group_ids=(str(gid),))
+
+
+def _set(value: Any) -> list[Any]:
+    """A set in the wrapped (newer EC2 API) form: ``{"item": x}`` or ``{"item": [x, y]}``."""
+    if isinstance(value, Mapping) and "item" in value:
+        inner = value["item"]
+        return list(inner) if isinstance(inner, list) else [inner]
+    return items(value)
+
+
+def _create_vpc_endpoint(call: ApiCall) -> Subjects:
+    """An interface endpoint's ENIs carry the groups it names, or the VPC's default group when
+    it names none: judged like any other ENI on a default group (the fix is the endpoint's)."""
+    resp = unwrap(call.response.get("CreateVpcEndpointResponse", call.response))
+    endpoint = _get(resp, "vpcEndpoint", "VpcEndpoint") or {}
+    kind = str(_get(endpoint, "vpcEndpointType", "VpcEndpointType") or "")
+    enis = _ids(_set(_get(endpoint, "networkInterfaceIdSet", "NetworkInterfaceIds")), "networkInterfaceId")
+    if kind.lower() not in ("interface", "gatewayloadbalancer") or not enis:
+        return Subjects("none", reason=f"{kind or 'a'} endpoint without network interfaces")
+    return Subjects("enis", eni_ids=tuple(enis))
+
+
 def _sagemaker_model(call: ApiCall) -> Subjects:
     req = call.request
     vpc = _get(req, "vpcConfig", "VpcConfig")
@@ -329,6 +358,8 @@ EXTRACTORS = {
     "ModifyInstanceAttribute": _modify_instance,
     "AuthorizeSecurityGroupIngress": _authorize,
     "AuthorizeSecurityGroupEgress": _authorize,
+    "ModifySecurityGroupRules": _modify_sg_rules,
+    "CreateVpcEndpoint": _create_vpc_endpoint,
     "CreateModel": _sagemaker_model,
     "CreateNotebookInstance": _notebook,
     "CreateMarketplaceModelEndpoint": _marketplace,
