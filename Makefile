@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 SAM_VENV := .venv-sam
 C7N_VENV := .venv-c7n
+# cfn-lint and checkov pin their own boto3/pydantic: their own environment, like SAM's.
+LINT_VENV := .venv-lint
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
 SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1
@@ -37,6 +39,12 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli==1.170.0'
 	touch $@
 
+$(LINT_VENV)/.installed:
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet --upgrade pip
+	$(LINT_VENV)/bin/pip install --quiet 'cfn-lint==1.58.0' 'checkov==3.3.30'
+	touch $@
+
 $(C7N_VENV)/.installed: bench/requirements-c7n.txt
 	$(PYTHON) -m venv $(C7N_VENV)
 	$(C7N_VENV)/bin/pip install --quiet -r bench/requirements-c7n.txt
@@ -45,8 +53,9 @@ $(C7N_VENV)/.installed: bench/requirements-c7n.txt
 demo: $(VENV)/.installed
 	$(VENV)/bin/perimeter demo
 
-test: $(VENV)/.installed $(SAM_VENV)/.installed lint
-	PERIMETER_SAM=$(abspath $(SAM)) $(PY) -m pytest -q
+test: $(VENV)/.installed $(SAM_VENV)/.installed $(LINT_VENV)/.installed lint
+	PERIMETER_SAM=$(abspath $(SAM)) PERIMETER_CFN_LINT=$(abspath $(LINT_VENV)/bin/cfn-lint) \
+	PERIMETER_CHECKOV=$(abspath $(LINT_VENV)/bin/checkov) $(PY) -m pytest -q
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest -q tests/unit
@@ -80,4 +89,4 @@ bench-replay: $(VENV)/.installed
 	$(PY) bench/replay.py
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(C7N_VENV) .aws-sam .perimeter
+	rm -rf $(VENV) $(SAM_VENV) $(C7N_VENV) $(LINT_VENV) .aws-sam .perimeter

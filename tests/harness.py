@@ -63,4 +63,6 @@ def drain_messages(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
 
 def audit_records(ddb: Any, table: str) -> list[dict[str, Any]]:
     """Every audit record's body."""
-    return [json.loads(i["body"]["S"]) for i in ddb.scan(TableName=table)["Items"]]
+    from perimeter.adapters.audit import AuditAdapter
+
+    return AuditAdapter(ddb, table).scan()

@@ -53,6 +53,9 @@ CASES = {
     "CreateModel--vpc-default-sg": ("reported", False),
     "CreateNotebookInstance--default-sg": ("reported", False),
     "CreateMarketplaceModelEndpoint--deepseek-default-sg": ("reported", False),
+    # issue 9 A: a default group reached another way
+    "ModifySecurityGroupRules--default-sg-widen": ("remediated", True),
+    "CreateVpcEndpoint--interface-default-sg": ("reported", False),
 }
 
 
@@ -64,14 +67,17 @@ def load(name: str) -> dict[str, Any]:
 def test_sample_event(account: Account, name: str) -> None:
     ec2 = account.ec2
     vpc = build_vpc(ec2, instances=1, enis=0)
-    description = "SageMaker notebook deepseek-eval" if "service-created" in name else "standalone"
+    description = {
+        "service-created": "SageMaker notebook deepseek-eval",
+        "CreateVpcEndpoint": "VPC Endpoint Interface vpce-0a1b2c3d4e5f60003",
+    }.get(next((k for k in ("service-created", "CreateVpcEndpoint") if k in name), ""), "standalone")
     e2 = ec2.create_network_interface(SubnetId=vpc.subnet_id, Description=description)["NetworkInterface"][
         "NetworkInterfaceId"
     ]
     app = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc.vpc_id)["GroupId"]
     if "attach-default-sg" in name:
         ec2.modify_network_interface_attribute(NetworkInterfaceId=e2, Groups=[app, vpc.default_sg])
-    if "service-created" in name:
+    if "service-created" in name or name.startswith("CreateVpcEndpoint"):
         # Stubbed part: moto cannot make an ENI requester-managed; reads report this one as such.
         install_client(ServiceOwned(account.session.client("ec2"), {e2}, "AROAEXAMPLESAGEMAKER"))
     enis = [vpc.enis[0], e2]
@@ -116,6 +122,9 @@ def test_sample_event(account: Account, name: str) -> None:
             "CreateNotebookInstance--default-sg": "Stop eval-notebook",
             "CreateMarketplaceModelEndpoint--deepseek-default-sg": "update-marketplace-model-endpoint",
             "CreateNetworkInterface--service-created-default-sg": "managed by AROAEXAMPLESAGEMAKER",
+            "CreateVpcEndpoint--interface-default-sg": (
+                "aws ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-0a1b2c3d4e5f60003"
+            ),
         }[name]
         assert expect in f["Description"], f["Description"]
     if status in ("ignored", "no-op"):

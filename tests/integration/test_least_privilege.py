@@ -188,6 +188,19 @@ def test_sg_guard_calls_exactly_its_declared_actions(account: Any, monkeypatch: 
     )
     assert _run(account, recorder, pl_event, "SgGuardFunction")["result"]["status"] == "remediated"
 
+    # 7. a record naming the group by groupName only (default VPC): DescribeVpcs resolves it
+    default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    named = ec2.create_security_group(GroupName="web", Description="w", VpcId=default_vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=named, IpPermissions=[world22])
+    by_name = cloudtrail.authorize_event(
+        account="123456789012", region="us-east-1", group_id=named, permissions=[world22], created_rules=None
+    )
+    by_name["detail"]["requestParameters"] = {
+        "groupName": "web",
+        "ipPermissions": by_name["detail"]["requestParameters"]["ipPermissions"],
+    }
+    assert _run(account, recorder, by_name, "SgGuardFunction")["result"]["status"] == "remediated"
+
     declared = set(permissions.FUNCTIONS["SgGuardFunction"])
     assert recorder.calls <= declared, f"called but not declared: {recorder.calls - declared}"
     assert declared <= recorder.calls, f"declared but never called: {declared - recorder.calls}"

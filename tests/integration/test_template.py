@@ -36,7 +36,9 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     "CreateNetworkInterface": {"DefaultSgGuardFunction"},
     "ModifyNetworkInterfaceAttribute": {"DefaultSgGuardFunction"},
     "ModifyInstanceAttribute": {"DefaultSgGuardFunction"},
-    "ModifySecurityGroupRules": {"SgGuardFunction"},
+    # issue 9 A: rules modified on a default group; interface endpoints on a default group
+    "ModifySecurityGroupRules": {"SgGuardFunction", "DefaultSgGuardFunction"},
+    "CreateVpcEndpoint": {"DefaultSgGuardFunction"},
     "CreateSecurityGroup": {"SgGuardFunction"},
     # issue 4 (model posture); CreateModel, CreateNotebookInstance and
     # CreateMarketplaceModelEndpoint also go to issue 3's DefaultSgGuardFunction.
@@ -146,6 +148,16 @@ def test_sam_build_packages_layer_and_functions(tmp_path: Path) -> None:
     layer = tmp_path / "build" / "PerimeterLayer" / "python"
     assert (layer / "perimeter" / "policy" / "default.yaml").exists()
     assert (layer / "aws_lambda_powertools").is_dir()
+    # Lambda's own boto3 may predate what the adapters call: the layer carries its own, and
+    # every call the code makes exists, with those parameters, in that botocore's models.
+    from botocore.loaders import Loader
+
+    from tests.reference.boto_calls import check, find_calls
+
+    assert (layer / "botocore" / "data").is_dir(), "the layer must ship botocore"
+    loader = Loader(extra_search_paths=[str(layer / "botocore" / "data")], include_default_search_paths=False)
+    problems = check(find_calls(layer / "perimeter"), loader)
+    assert not problems, "\n".join(problems)
     for spec in FUNCTIONS:
         assert (tmp_path / "build" / spec.logical_id / spec.module_path.name).exists()
 
@@ -160,10 +172,36 @@ def test_every_function_fails_into_the_dead_letter_queue(spec: Any) -> None:
     assert spec.rules or spec.schedules, "a function without a rule or a schedule never runs"
     for event in props["Events"].values():
         if event["Type"] in ("EventBridgeRule", "Schedule"):
-            assert event["Properties"]["DeadLetterConfig"]["Destination"] == {
-                "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
-            }
+            # SAM's keys are Type, Arn and QueueLogicalId; any other key is ignored and SAM
+            # then creates an unalarmed queue of its own (issue 9).
+            dlc = event["Properties"]["DeadLetterConfig"]
+            assert set(dlc) <= {"Type", "Arn", "QueueLogicalId"}, dlc
+            assert dlc["Arn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
             assert "RetryPolicy" in event["Properties"]
+
+
+def test_the_dead_letter_queue_admits_every_rule() -> None:
+    """EventBridge delivers a failed event to the queue only if the queue's policy lets this
+    rule's ARN send: every rule's name must fall under the policy's aws:SourceArn."""
+    import fnmatch
+
+    resolver = _resolver()
+    statement = next(
+        s
+        for s in RESOURCES["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Principal") == {"Service": "events.amazonaws.com"}
+    )
+    assert statement["Action"] == "sqs:SendMessage"
+    pattern = resolver.resolve(statement["Condition"]["ArnLike"]["aws:SourceArn"])
+    rules = [
+        resolver.resolve(event["Properties"]["RuleName"])
+        for spec in FUNCTIONS
+        for event in RESOURCES[spec.logical_id]["Properties"]["Events"].values()
+        if event["Type"] == "EventBridgeRule"
+    ]
+    assert rules
+    for name in rules:
+        assert fnmatch.fnmatchcase(f"arn:aws:events:us-east-1:123456789012:rule/{name}", pattern), name
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.logical_id)

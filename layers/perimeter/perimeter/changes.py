@@ -28,23 +28,30 @@ class GroupChange:
     whole_group: bool = False
     vpc_id: str | None = None
     group_tags: Mapping[str, str] | None = None
+    #: Set when the record names the group only by name (default VPC) and carries no id:
+    #: ``group_id`` is then the name, to be resolved before any AWS read.
+    group_name: str | None = None
 
 
 def _authorize(call: ApiCall, egress: bool) -> list[GroupChange]:
     req = call.request
-    group_id = req.get("groupId") or req.get("groupName")
-    if not group_id:
-        raise MalformedEvent(f"{call.event_name}: requestParameters lacks groupId")
-    if not isinstance(group_id, str):
-        raise MalformedEvent(f"{call.event_name}: groupId is not a string")
     from_response = [
         rule_from_api_rule(r)
         for r in items(call.response.get("securityGroupRuleSet"))
         if isinstance(r, Mapping)
     ]
-    if not req.get("groupId"):
-        # Named by groupName (default VPC): the response, when present, carries the real id.
-        group_id = next((r.group_id for r in from_response if r.group_id), group_id)
+    # The id comes from the request or, when the request names the group by groupName (default
+    # VPC) or CloudTrail omitted an oversized requestParameters, from the rules the response
+    # lists. A name with no id anywhere is resolved by the service (it needs an AWS read).
+    group_id = req.get("groupId") or next((r.group_id for r in from_response if r.group_id), None)
+    group_name = None if group_id else req.get("groupName")
+    if not isinstance(group_id or group_name or "", str):
+        raise MalformedEvent(f"{call.event_name}: groupId is not a string")
+    if not group_id and not group_name:
+        raise MalformedEvent(
+            f"{call.event_name}: requestParameters lacks groupId and responseElements names no group"
+        )
+    group_id = str(group_id or group_name)
     # The response is AWS's own account of what it created, with canonical CIDRs and ids.
     response_rules = [
         replace(r, group_id=r.group_id or group_id, egress=egress if r.egress is None else r.egress)
@@ -73,7 +80,7 @@ def _authorize(call: ApiCall, egress: bool) -> list[GroupChange]:
         # last permission's rules): the service looks their ids up by content.
         listed = {r.key for r in response_rules}
         rules = response_rules + [r for r in rules if r.key not in listed]
-    return [GroupChange(group_id, tuple(rules))]
+    return [GroupChange(group_id, tuple(rules), group_name=str(group_name) if group_name else None)]
 
 
 def _authorize_ingress(call: ApiCall) -> list[GroupChange]:

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from perimeter.arns import arn, marketplace_endpoint_arn
 from perimeter.context import GroupContext
 from perimeter.controls import REGISTRY, SG_CONTROLS, Control, register
 from perimeter.events import ApiCall, MalformedEvent, items, unwrap
@@ -161,6 +162,16 @@ class ManagedResource:
     group_ids: tuple[str, ...]
     subnet_ids: tuple[str, ...]
 
+    @property
+    def asff_type(self) -> str:
+        """The Security Hub resource type: ASFF has one for notebook instances only; a model
+        or a Marketplace endpoint is ``Other`` (its kind goes in the details)."""
+        return ASFF_TYPES.get(self.type, "Other")
+
+
+#: Our resource kinds that ASFF knows by the same name (Security Hub's ResourceDetails).
+ASFF_TYPES = {"AwsSageMakerNotebookInstance": "AwsSageMakerNotebookInstance"}
+
 
 @dataclass(frozen=True, slots=True)
 class Subjects:
@@ -247,6 +258,35 @@ def _authorize(call: ApiCall) -> Subjects:
     return Subjects("group", group_ids=(str(gid),))
 
 
+def _modify_sg_rules(call: ApiCall) -> Subjects:
+    """ModifySecurityGroupRules on a default group changes its rules like an Authorize does."""
+    req = unwrap(call.request.get("ModifySecurityGroupRulesRequest", call.request))
+    gid = _get(req, "GroupId", "groupId")
+    if not gid:
+        raise MalformedEvent("ModifySecurityGroupRules: request lacks GroupId")
+    return Subjects("group", group_ids=(str(gid),))
+
+
+def _set(value: Any) -> list[Any]:
+    """A set in the wrapped (newer EC2 API) form: ``{"item": x}`` or ``{"item": [x, y]}``."""
+    if isinstance(value, Mapping) and "item" in value:
+        inner = value["item"]
+        return list(inner) if isinstance(inner, list) else [inner]
+    return items(value)
+
+
+def _create_vpc_endpoint(call: ApiCall) -> Subjects:
+    """An interface endpoint's ENIs carry the groups it names, or the VPC's default group when
+    it names none: judged like any other ENI on a default group (the fix is the endpoint's)."""
+    resp = unwrap(call.response.get("CreateVpcEndpointResponse", call.response))
+    endpoint = _get(resp, "vpcEndpoint", "VpcEndpoint") or {}
+    kind = str(_get(endpoint, "vpcEndpointType", "VpcEndpointType") or "")
+    enis = _ids(_set(_get(endpoint, "networkInterfaceIdSet", "NetworkInterfaceIds")), "networkInterfaceId")
+    if kind.lower() not in ("interface", "gatewayloadbalancer") or not enis:
+        return Subjects("none", reason=f"{kind or 'a'} endpoint without network interfaces")
+    return Subjects("enis", eni_ids=tuple(enis))
+
+
 def _sagemaker_model(call: ApiCall) -> Subjects:
     req = call.request
     vpc = _get(req, "vpcConfig", "VpcConfig")
@@ -256,9 +296,7 @@ def _sagemaker_model(call: ApiCall) -> Subjects:
     return _managed(
         "AwsSageMakerModel",
         name,
-        str(
-            _get(call.response, "modelArn") or f"arn:aws:sagemaker:{call.region}:{call.account}:model/{name}"
-        ),
+        str(_get(call.response, "modelArn") or arn("sagemaker", call.region, call.account, f"model/{name}")),
         _ids(_get(vpc, "securityGroupIds", "SecurityGroupIds"), "groupId"),
         _ids(_get(vpc, "subnets", "Subnets"), "subnetId"),
     )
@@ -267,14 +305,15 @@ def _sagemaker_model(call: ApiCall) -> Subjects:
 def _notebook(call: ApiCall) -> Subjects:
     req = call.request
     name = str(_get(req, "notebookInstanceName", "NotebookInstanceName") or "?")
-    arn = _get(call.response, "notebookInstanceArn") or (
-        f"arn:aws:sagemaker:{call.region}:{call.account}:notebook-instance/{name}"
+    nb_arn = _get(call.response, "notebookInstanceArn") or (
+        arn("sagemaker", call.region, call.account, f"notebook-instance/{name}")
     )
     groups = _ids(_get(req, "securityGroupIds", "SecurityGroupIds"), "groupId")
     subnet = _get(req, "subnetId", "SubnetId")
     if not groups and not subnet:
         return Subjects("none", reason="notebook instance has no VPC config")
-    return _managed("AwsSageMakerNotebookInstance", name, str(arn), groups, [str(subnet)] if subnet else [])
+    subnets = [str(subnet)] if subnet else []
+    return _managed("AwsSageMakerNotebookInstance", name, str(nb_arn), groups, subnets)
 
 
 def _marketplace(call: ApiCall) -> Subjects:
@@ -285,11 +324,11 @@ def _marketplace(call: ApiCall) -> Subjects:
     if not vpc:
         return Subjects("none", reason="endpoint has no VPC config")
     endpoint = _get(call.response, "marketplaceModelEndpoint") or {}
-    arn = _get(endpoint, "endpointArn") or f"arn:aws:sagemaker:{call.region}:{call.account}:endpoint/{name}"
+    endpoint_arn = _get(endpoint, "endpointArn") or marketplace_endpoint_arn(call.region, call.account, name)
     return _managed(
         "AwsBedrockMarketplaceModelEndpoint",
         name,
-        str(arn),
+        str(endpoint_arn),
         _ids(_get(vpc, "securityGroupIds", "SecurityGroupIds"), "groupId"),
         _ids(_get(vpc, "subnetIds", "SubnetIds"), "subnetId"),
     )
@@ -320,6 +359,8 @@ EXTRACTORS = {
     # A person's fix: the group's PER-DSG-1 / PER-SG-5 findings resolve (never an EC2 write).
     "RevokeSecurityGroupIngress": _authorize,
     "RevokeSecurityGroupEgress": _authorize,
+    "ModifySecurityGroupRules": _modify_sg_rules,
+    "CreateVpcEndpoint": _create_vpc_endpoint,
     "CreateModel": _sagemaker_model,
     "CreateNotebookInstance": _notebook,
     "CreateMarketplaceModelEndpoint": _marketplace,
@@ -608,10 +649,18 @@ def fix_for_eni(eni: Eni, default_id: str, target: str) -> str:
             f"{fsmt.group(0) if fsmt else '<fsmt-id>'} --security-groups {keep}"
         )
     if eni.interface_type == "lambda" or desc.startswith("AWS Lambda VPC ENI"):
+        # --vpc-config replaces the whole VPC config: one ENI knows one subnet of the function,
+        # so the command reads the function's own subnets (and dual-stack flag) and changes
+        # only the groups.
         m = _LAMBDA.search(desc)
+        fn = m.group(1) if m else "<function>"
+        groups = ",".join(f'"{g}"' for g in others)
         return (
-            f"aws lambda update-function-configuration --function-name {m.group(1) if m else '<function>'} "
-            f"--vpc-config SubnetIds={eni.subnet_id or '<subnets>'},SecurityGroupIds={','.join(others)}"
+            f"aws lambda get-function-configuration --function-name {fn} --query VpcConfig --output json"
+            " | jq '{SubnetIds, Ipv6AllowedForDualStack: (.Ipv6AllowedForDualStack // false), "
+            f"SecurityGroupIds: [{groups}]}}' > vpc-config.json"
+            f" && aws lambda update-function-configuration --function-name {fn}"
+            " --vpc-config file://vpc-config.json"
         )
     if desc.startswith("RDSNetworkInterface"):
         return f"aws rds modify-db-instance --db-instance-identifier <db> --vpc-security-group-ids {keep}"
@@ -643,10 +692,14 @@ def fix_for_managed(res: ManagedResource, default_ids: Sequence[str]) -> str:
             f"replacement with --security-group-ids {' '.join(others)} --subnet-id {subnets.split(',')[0]}, "
             f"move its data, then delete {res.name}."
         )
+    # --endpoint-config replaces the whole config (instance type, count, role, key): read it,
+    # change only the groups, write it back.
+    groups = ",".join(f'"{g}"' for g in others)
     return (
-        f"aws bedrock update-marketplace-model-endpoint --endpoint-arn {res.arn} --endpoint-config "
-        f"'sageMaker={{vpc={{securityGroupIds=[{','.join(others)}],subnetIds=[{subnets}]}}}}' "
-        f"(keep its other settings)."
+        f"aws bedrock get-marketplace-model-endpoint --endpoint-arn {res.arn} --query "
+        f"marketplaceModelEndpoint.endpointConfig --output json | jq '.sageMaker.vpc.securityGroupIds = "
+        f"[{groups}]' > endpoint-config.json && aws bedrock update-marketplace-model-endpoint "
+        f"--endpoint-arn {res.arn} --endpoint-config file://endpoint-config.json"
     )
 
 

@@ -736,7 +736,10 @@ def _managed_findings(call: ApiCall, found: Assessment, now: str) -> list[tuple[
             call,
             DSG2,
             resource=FindingResource(
-                res.type, res.arn, res.name, {"Other": {"SecurityGroups": ",".join(res.group_ids)}}
+                res.asff_type,
+                res.arn,
+                res.name,
+                {"Other": {"Kind": res.type, "SecurityGroups": ",".join(res.group_ids)}},
             ),
             severity="MEDIUM",
             score=50,

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from perimeter.arns import arn
 from perimeter.posture import Issue, arn_resource
 
 STRENGTHS = ("NONE", "LOW", "MEDIUM", "HIGH")
@@ -117,7 +118,7 @@ def account_resource(account: str, region: str) -> Any:
     """PER-GR-1's account-level requirement has one finding per account and region."""
     return arn_resource(
         "Other",
-        f"arn:aws:bedrock:{region}:{account}:guardrail/*",
+        arn("bedrock", region, account, "guardrail/*"),
         f"bedrock-guardrails-{region}",
         {"Account": account, "Region": region},
     )
@@ -174,10 +175,10 @@ def deleted_issue(
         else "No guardrail with a HIGH prompt-attack filter remains."
     )
     used = f" Bedrock serves {', '.join(served)}." if served else ""
-    arn = f"arn:aws:bedrock:{region}:{account}:guardrail/{guardrail_id}"
+    guardrail_arn = arn("bedrock", region, account, f"guardrail/{guardrail_id}")
     return Issue(
         control_id="PER-GR-1",
-        resource=arn_resource("Other", arn, guardrail_id, {"GuardrailId": guardrail_id}),
+        resource=arn_resource("Other", guardrail_arn, guardrail_id, {"GuardrailId": guardrail_id}),
         score=55 if strong else 75,
         reasons=(
             "a guardrail was deleted (+55)",

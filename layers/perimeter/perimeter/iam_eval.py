@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from perimeter.arns import PARTITIONS
 from perimeter.posture import Issue, arn_resource
 
 INVOKE_ACTIONS = (
@@ -31,7 +32,9 @@ INVOKE_ACTIONS = (
     "bedrock:conversestream",
 )
 ADMIN_POLICY_ARNS = frozenset(
-    {"arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/PowerUserAccess"}
+    f"arn:{partition}:iam::aws:policy/{name}"
+    for partition in PARTITIONS
+    for name in ("AdministratorAccess", "PowerUserAccess")
 )
 MODEL_SERVICES = ("sagemaker.amazonaws.com", "bedrock.amazonaws.com")
 
@@ -82,7 +85,16 @@ def wide_resources(stmt: Mapping[str, Any]) -> list[str]:
     for r in _as_list(stmt.get("Resource")):
         text = str(r)
         tail = text.split(":", 5)[-1] if text.startswith("arn:") else text
-        if text == "*" or (text.startswith("arn:") and tail.strip("*/") == "" and text.count(":") >= 5):
+        # "*", an ARN whose resource part is all wildcard, or one whose name is (every endpoint:
+        # arn:aws:sagemaker:*:*:endpoint/*, every model: ...:foundation-model/*).
+        every_name = (
+            text.startswith("arn:") and text.count(":") >= 5 and tail.rsplit("/", 1)[-1].strip("*") == ""
+        )
+        if (
+            text == "*"
+            or (text.startswith("arn:") and tail.strip("*/") == "" and text.count(":") >= 5)
+            or every_name
+        ):
             out.append(text)
     if stmt.get("NotResource") is not None:
         out.append("NotResource " + json.dumps(stmt["NotResource"]))
@@ -138,7 +150,9 @@ class Principal:
 
     @property
     def asff_type(self) -> str:
-        return {"role": "AwsIamRole", "user": "AwsIamUser", "policy": "AwsIamPolicy"}[self.kind]
+        return {"role": "AwsIamRole", "user": "AwsIamUser", "group": "AwsIamGroup", "policy": "AwsIamPolicy"}[
+            self.kind
+        ]
 
 
 def _quote(stmt: Mapping[str, Any]) -> str:

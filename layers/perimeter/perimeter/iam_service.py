@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from perimeter.arns import partition_of
 from perimeter.guard import admit
 from perimeter.iam_eval import (
     ADMIN_POLICY_ARNS,
@@ -68,6 +69,7 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     iam = _iam(rt)
     req = call.request
     account = call.account
+    _PARTITION[0] = partition_of(rt.settings.region or call.region)
     if call.event_name in ROLE_EVENTS:
         ev, judged_what, gone = evaluate_role(iam, str(req.get("roleName")), account)
     elif call.event_name in USER_EVENTS:
@@ -80,7 +82,11 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
 
 
 def _arn(account: str, kind: str, name: str) -> str:
-    return f"arn:aws:iam::{account}:{kind}/{name}"
+    # The partition follows the deployment's region (aws-cn, aws-us-gov): set once per event.
+    return f"arn:{_PARTITION[0]}:iam::{account}:{kind}/{name}"
+
+
+_PARTITION = ["aws"]
 
 
 def _attached_docs(iam: Any, arns: list[str]) -> list[tuple[str, Any]]:

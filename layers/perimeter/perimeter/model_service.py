@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from perimeter.arns import arn as arn_of
+from perimeter.arns import marketplace_endpoint_arn
 from perimeter.changes import GroupChange
 from perimeter.context import GroupContext
 from perimeter.decide import GroupDecision, decide
@@ -211,7 +213,7 @@ def _gather_sagemaker(call: ApiCall, rt: Runtime, g: Gathered) -> None:
         m = sm.model(name)
         if m is None:
             g.gone.append(f"model {name}")
-            arn = f"arn:aws:sagemaker:{call.region}:{call.account}:model/{name.lower()}"
+            arn = arn_of("sagemaker", call.region, call.account, f"model/{name.lower()}")
             for control in ("PER-VPC-1", "PER-VPC-2"):
                 g.cover(control, model_resource(arn, name), f"model {name} was deleted.")
             continue
@@ -262,7 +264,7 @@ def _judge_notebook(call: ApiCall, rt: Runtime, g: Gathered, sm: Any, name: str)
         arn = (
             nb.arn
             if nb
-            else f"arn:aws:sagemaker:{call.region}:{call.account}:notebook-instance/{name.lower()}"
+            else arn_of("sagemaker", call.region, call.account, f"notebook-instance/{name.lower()}")
         )
         g.cover("PER-VPC-1", notebook_resource(arn, name), f"notebook instance {name} was deleted.")
         return
@@ -442,7 +444,7 @@ def _gather_bedrock(call: ApiCall, rt: Runtime, g: Gathered) -> None:
         ep = br.marketplace_endpoint(str(arn)) if arn else None
         if ep is None and not arn:
             ep = marketplace_from_config(
-                f"arn:aws:sagemaker:{call.region}:{call.account}:endpoint/{_req(req, 'endpointName')}",
+                marketplace_endpoint_arn(call.region, call.account, str(_req(req, "endpointName"))),
                 str(_req(req, "modelSourceIdentifier") or ""),
                 _req(req, "endpointConfig"),
             )

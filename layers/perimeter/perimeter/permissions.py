@@ -24,6 +24,8 @@ POLICY = frozenset({"ssm:GetParameter"})
 FUNCTIONS: dict[str, frozenset[str]] = {
     "SgGuardFunction": frozenset(
         {
+            # DescribeVpcs: a group named by groupName is the default VPC's (issue 9).
+            "ec2:DescribeVpcs",
             "ec2:DescribeSecurityGroups",
             "ec2:DescribeSecurityGroupRules",
             "ec2:DescribeRouteTables",

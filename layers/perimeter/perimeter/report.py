@@ -105,6 +105,18 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+#: SNS Publish: a subject "must be less than 100 characters long", ASCII, without line breaks
+#: or control characters (SNS API reference, Publish).
+SNS_SUBJECT_MAX = 99
+
+
+def sns_subject(text: str) -> str:
+    """A subject SNS accepts: printable ASCII on one line, at most ``SNS_SUBJECT_MAX`` characters."""
+    flat = "".join(c if " " <= c <= "~" else " " for c in text.replace("\u2026", "..."))
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= SNS_SUBJECT_MAX else flat[: SNS_SUBJECT_MAX - 3] + "..."
+
+
 def build_finding(
     call: ApiCall,
     control_id: str,
@@ -340,7 +352,7 @@ def call_notification(
         **details,
         "finding_ids": [f["Id"] for f in findings],
     }
-    return Notification(subject=_clip(subject, 100), text=text, body=body, attributes=dict(attributes))
+    return Notification(subject=sns_subject(subject), text=text, body=body, attributes=dict(attributes))
 
 
 def build_notification(

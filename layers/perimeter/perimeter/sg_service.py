@@ -22,9 +22,11 @@ per group reported; ``adapters/ledger.py``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from perimeter import once
+from perimeter.changes import GroupChange
 from perimeter.context import GroupContext
 from perimeter.controls import REGISTRY, SG_CONTROLS
 from perimeter.decide import GroupDecision, decide, evaluate_group
@@ -84,7 +86,7 @@ def gather(call: ApiCall, subjects: Subjects, rt: Runtime) -> tuple[list[GroupDe
     decisions: dict[str, GroupDecision] = {}
     missing: list[str] = list(subjects.deleted)
     principal = call.actor.arn
-    for change in subjects.changes:
+    for change in _resolved(list(subjects.changes), rt):
         if change.group_id in decisions:
             continue
         ctx = rt.ec2.group_context(change.group_id, account=call.account, region=call.region)
@@ -161,6 +163,36 @@ def _resolved_note(call: ApiCall, findings: Sequence[dict[str, Any]]) -> Notific
         attributes={"control": first["GeneratorId"], "severity": "INFORMATIONAL", "action": "resolved"},
         findings=findings,
     )
+
+
+class UnresolvedGroup(RuntimeError):
+    """A record names a group by name and no such group exists in the default VPC: failing
+    sends the event to the dead-letter queue, where a person sees it (never a silent no-op)."""
+
+
+def _resolved(changes: list[GroupChange], rt: Runtime) -> list[GroupChange]:
+    """Changes as AWS knows them: a group named only by name gets its id; rules named only
+    by id (ModifySecurityGroupRules: the record says neither direction nor, for an oversized
+    record, content) get AWS's current rule with that id, so the revoke goes to the right
+    direction and two rules of identical content stay two rules."""
+    out = []
+    for change in changes:
+        if change.group_name:
+            gid = rt.ec2.default_vpc_group_id(change.group_name)
+            if gid is None:
+                raise UnresolvedGroup(f"no security group named {change.group_name!r} in the default VPC")
+            named = tuple(replace(r, group_id=gid) for r in change.rules)
+            change = replace(change, group_id=gid, rules=named)
+        if any(r.rule_id and r.egress is None for r in change.rules):
+            current = rt.ec2.rules_by_id(change.group_id)
+            change = replace(
+                change,
+                rules=tuple(
+                    current.get(r.rule_id, r) if r.rule_id and r.egress is None else r for r in change.rules
+                ),
+            )
+        out.append(change)
+    return out
 
 
 def _ensure_ids(rt: Runtime, group_id: str, rules: tuple[Rule, ...]) -> tuple[Rule, ...]:

@@ -153,6 +153,32 @@ class Ec2Adapter:
                     out[rule.key] = rule.rule_id
         return out
 
+    def rules_by_id(self, group_id: str) -> dict[str, Rule]:
+        """The group's current rules by rule id, each with its direction (``IsEgress``): what
+        a record that names rules only by id (ModifySecurityGroupRules) changed."""
+        out: dict[str, Rule] = {}
+        paginator = self._ec2.get_paginator("describe_security_group_rules")
+        for page in paginator.paginate(Filters=[{"Name": "group-id", "Values": [group_id]}]):
+            for raw in page.get("SecurityGroupRules", []):
+                rule = rule_from_api_rule(raw)
+                if rule.rule_id:
+                    out[rule.rule_id] = rule
+        return out
+
+    def default_vpc_group_id(self, name: str) -> str | None:
+        """The id of the group called ``name`` in the region's default VPC: a request that
+        names a group by ``groupName`` means that VPC's group (EC2 API reference)."""
+        vpcs = self._ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}]).get("Vpcs", [])
+        if not vpcs:
+            return None
+        groups = self._ec2.describe_security_groups(
+            Filters=[
+                {"Name": "group-name", "Values": [name]},
+                {"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]},
+            ]
+        ).get("SecurityGroups", [])
+        return str(groups[0]["GroupId"]) if groups else None
+
     # --- writes ------------------------------------------------------------------------
     def revoke(self, group_id: str, rules: Sequence[Rule]) -> RevokeResult:
         """Revoke exactly these rules, by rule id: one call per direction. A rule already

@@ -10,15 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from perimeter.report import Notification
-
-
-def subject_line(text: str) -> str:
-    """SNS refuses a subject that is not printable ASCII, has a line break, or reaches 100
-    characters. Parts of a subject come from the event (names a user chose), so a subject is
-    made safe here rather than trusted: a refused publish would fail the event forever."""
-    safe = "".join(c if " " <= c <= "~" else "?" for c in text).strip()
-    return (safe or "[Perimeter] notification")[:99]
+from perimeter.report import Notification, sns_subject
 
 
 class SnsAdapter:
@@ -30,7 +22,7 @@ class SnsAdapter:
         body = json.dumps(note.body, sort_keys=True, default=str)
         resp = self._sns.publish(
             TopicArn=self._topic_arn,
-            Subject=subject_line(note.subject),
+            Subject=sns_subject(note.subject),
             MessageStructure="json",
             Message=json.dumps(
                 {
