@@ -27,6 +27,8 @@ LAYER = ROOT / "layers" / "perimeter" / "perimeter"
         "[Perimeter] HIGH PER-DSG-2 detected on arn:aws:sagemaker:us-east-1:123456789012:model/" + "m" * 60,
         "line one\nline two\tand \u2026 non-ascii \u00e9",
         "short",
+        "[Perimeter] RESOLVED PER-VPC-2: PER-VPC-2 Model without network isolation"
+        " or without PrivateLink to the runtime APIs",
     ],
 )
 def test_sns_subject_is_what_publish_accepts(text: str) -> None:
@@ -35,6 +37,11 @@ def test_sns_subject_is_what_publish_accepts(text: str) -> None:
     assert 0 < len(subject) < 100 and len(subject) <= SNS_SUBJECT_MAX
     assert all(" " <= c <= "~" for c in subject), subject
     assert subject == text or len(text) > SNS_SUBJECT_MAX or not text.isascii() or "\n" in text
+    if subject.endswith(" ...") and " " in subject[: -len(" ...")]:
+        # cut at a word boundary (a single token longer than a subject is the one exception): every word kept is a whole word of the original
+        words = " ".join("".join(c if " " <= c <= "~" else " " for c in text).split()).split()
+        kept = subject[: -len(" ...")].split()
+        assert kept == words[: len(kept)], (kept, words)
 
 
 def _asff_types() -> set[str]:

@@ -114,7 +114,13 @@ def sns_subject(text: str) -> str:
     """A subject SNS accepts: printable ASCII on one line, at most ``SNS_SUBJECT_MAX`` characters."""
     flat = "".join(c if " " <= c <= "~" else " " for c in text.replace("\u2026", "..."))
     flat = " ".join(flat.split())
-    return flat if len(flat) <= SNS_SUBJECT_MAX else flat[: SNS_SUBJECT_MAX - 3] + "..."
+    if len(flat) <= SNS_SUBJECT_MAX:
+        return flat
+    # Ellipsize at a word boundary: a reader never sees a chopped id or word.
+    cut = flat[: SNS_SUBJECT_MAX - 4]
+    if " " in cut and not flat[len(cut)].isspace():
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip() + " ..."
 
 
 def build_finding(
