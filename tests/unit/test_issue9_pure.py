@@ -38,7 +38,8 @@ def test_sns_subject_is_what_publish_accepts(text: str) -> None:
     assert all(" " <= c <= "~" for c in subject), subject
     assert subject == text or len(text) > SNS_SUBJECT_MAX or not text.isascii() or "\n" in text
     if subject.endswith(" ...") and " " in subject[: -len(" ...")]:
-        # cut at a word boundary (a single token longer than a subject is the one exception): every word kept is a whole word of the original
+        # cut at a word boundary (one token longer than a subject is the exception):
+        # every word kept is a whole word of the original
         words = " ".join("".join(c if " " <= c <= "~" else " " for c in text).split()).split()
         kept = subject[: -len(" ...")].split()
         assert kept == words[: len(kept)], (kept, words)
