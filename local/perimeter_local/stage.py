@@ -19,7 +19,8 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,8 @@ class Staged:
     unsupported: str | None = None
     #: groups whose rules are worth showing afterwards (the ones the call touched)
     groups: list[str] = field(default_factory=list)
+    #: earlier calls run through the handlers before the sample's (name -> function -> status)
+    earlier: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _tags(kind: str, tags: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -72,11 +75,45 @@ def _code(exc: ClientError) -> str:
 class World:
     """Creates, on first mention, each sample resource; remembers sample id -> real id."""
 
-    def __init__(self, session: Any, staged: Staged) -> None:
+    def __init__(
+        self,
+        session: Any,
+        staged: Staged,
+        event: Mapping[str, Any] | None = None,
+        run_first: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.ec2 = session.client("ec2")
         self.session = session
         self.staged = staged
         self.ids = staged.ids
+        self.event = dict(event or {})
+        self.run_first = run_first
+
+    def earlier(self, name: str, params: Mapping[str, Any]) -> None:
+        """Run, through the routed handlers, the earlier call ``name`` the sample's call undoes
+        (same caller, its own event id), in the account as that call left it."""
+        if self.run_first is None:
+            return
+        event = _rewrite(copy.deepcopy(self.event), self.ids)
+        d = event["detail"]
+        event["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.get('id')}/{name}"))
+        d.update(
+            eventName=name,
+            eventID=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{d.get('eventID')}/{name}")),
+            requestParameters=dict(params),
+            responseElements=None,
+        )
+        d.pop("errorCode", None)
+        results = self.run_first(event)
+        self.staged.earlier.append(
+            {
+                "event_name": name,
+                "statuses": {
+                    r["function"]: (r["result"]["status"] if r["ok"] else r["error"]) for r in results
+                },
+            }
+        )
+        self._note(f"{name} run through the handlers first (the state the call undoes)")
 
     def _note(self, line: str) -> None:
         self.staged.created.append(line)
@@ -545,6 +582,94 @@ def _iam(world: World, d: dict[str, Any]) -> None:
     world._note(f"{name} as the call made it")
 
 
+_INVOKE_ON_STAR = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "InvokeAnything",
+                "Effect": "Allow",
+                "Action": ["sagemaker:InvokeEndpoint", "bedrock:InvokeModel*", "bedrock:Converse*"],
+                "Resource": "*",
+            }
+        ],
+    }
+)
+_SCOPED = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sagemaker:InvokeEndpoint",
+                "Resource": "arn:aws:sagemaker:*:*:endpoint/team-*",
+            }
+        ],
+    }
+)
+
+
+def _user(world: World, name: str) -> None:
+    try:
+        world.session.client("iam").create_user(UserName=name)
+        world._note(f"IAM user {name}")
+    except ClientError as exc:
+        if _code(exc) != "EntityAlreadyExists":
+            raise
+
+
+def _managed(world: World, arn: str, document: str) -> str:
+    name = arn.rsplit("/", 1)[-1]
+    made = world.session.client("iam").create_policy(PolicyName=name, PolicyDocument=document)
+    world._note(f"IAM policy {name}")
+    return str(made["Policy"]["Arn"])
+
+
+def _iam_fix(world: World, d: dict[str, Any]) -> None:
+    """A call that takes a grant away: the grant is made first (and judged, so its finding is
+    active), then the call, which leaves the state the handler reads."""
+    iam = world.session.client("iam")
+    req, name = d["requestParameters"], d["eventName"]
+    if name == "AttachUserPolicy":  # the grant itself: a customer policy invoking on *
+        _user(world, req["userName"])
+        _managed(world, req["policyArn"], _INVOKE_ON_STAR)
+        iam.attach_user_policy(UserName=req["userName"], PolicyArn=req["policyArn"])
+        world._note(f"{name} as the call made it")
+    elif name == "DeleteRolePolicy":
+        grant = {**req, "policyDocument": _INVOKE_ON_STAR}
+        _iam(world, {**d, "eventName": "PutRolePolicy", "requestParameters": grant})
+        world.earlier("PutRolePolicy", grant)
+        iam.delete_role_policy(RoleName=req["roleName"], PolicyName=req["policyName"])
+    elif name == "DeleteUserPolicy":
+        grant = {**req, "policyDocument": _INVOKE_ON_STAR}
+        _iam(world, {**d, "eventName": "PutUserPolicy", "requestParameters": grant})
+        world.earlier("PutUserPolicy", grant)
+        iam.delete_user_policy(UserName=req["userName"], PolicyName=req["policyName"])
+    elif name == "DetachRolePolicy":
+        _iam(world, {**d, "eventName": "AttachRolePolicy"})
+        world.earlier("AttachRolePolicy", req)
+        iam.detach_role_policy(RoleName=req["roleName"], PolicyArn=req["policyArn"])
+    elif name == "DetachUserPolicy":
+        _iam_fix(world, {**d, "eventName": "AttachUserPolicy"})
+        world.earlier("AttachUserPolicy", req)
+        iam.detach_user_policy(UserName=req["userName"], PolicyArn=req["policyArn"])
+    elif name == "SetDefaultPolicyVersion":
+        # v1 scoped, then v2 granting invocation on * made the default (and judged)
+        arn = _managed(world, req["policyArn"], _SCOPED)
+        grant = {"policyArn": arn, "policyDocument": _INVOKE_ON_STAR, "setAsDefault": True}
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=_INVOKE_ON_STAR, SetAsDefault=True)
+        world.earlier("CreatePolicyVersion", grant)
+        iam.set_default_policy_version(PolicyArn=arn, VersionId=req["versionId"])
+    elif name == "DeletePolicyVersion":
+        # AWS refuses to delete the default version: the removed v2 (invoke on *) was not the
+        # default, so the policy grants only v1's scoped invocation before and after the call.
+        arn = _managed(world, req["policyArn"], _SCOPED)
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=_INVOKE_ON_STAR, SetAsDefault=False)
+        world._note(f"IAM policy {arn}: v1 scoped (default), v2 invoke on * (not the default)")
+        iam.delete_policy_version(PolicyArn=arn, VersionId=req["versionId"])
+    world._note(f"{name} (the call)")
+
+
 def _flow_logs(world: World, d: dict[str, Any]) -> None:
     name = d["eventName"]
     if name == "CreateVpc":
@@ -587,13 +712,28 @@ _STAGERS = {
     "PutRolePolicy": _iam,
     "PutUserPolicy": _iam,
     "CreatePolicyVersion": _iam,
+    "AttachUserPolicy": _iam_fix,
+    "DeleteRolePolicy": _iam_fix,
+    "DeleteUserPolicy": _iam_fix,
+    "DetachRolePolicy": _iam_fix,
+    "DetachUserPolicy": _iam_fix,
+    "SetDefaultPolicyVersion": _iam_fix,
+    "DeletePolicyVersion": _iam_fix,
     "CreateVpc": _flow_logs,
     "DeleteFlowLogs": _flow_logs,
 }
 
 
-def stage(session: Any, event: Mapping[str, Any]) -> Staged:
-    """Build what the event assumes, make its call, return it rewritten to the real ids."""
+def stage(
+    session: Any,
+    event: Mapping[str, Any],
+    *,
+    run_first: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
+) -> Staged:
+    """Build what the event assumes, make its call, return it rewritten to the real ids.
+
+    ``run_first`` runs an earlier event through the routed handlers: a call that undoes another
+    (a fix) is staged as that other call, judged, then the fix, so a finding is there to resolve."""
     event = copy.deepcopy(dict(event))
     staged = Staged(event=event)
     d = event.get("detail")
@@ -606,7 +746,7 @@ def stage(session: Any, event: Mapping[str, Any]) -> Staged:
     stager = _STAGERS.get(name)
     if stager is None:
         return staged
-    world = World(session, staged)
+    world = World(session, staged, event, run_first)
     failed_call = bool(d.get("errorCode"))
     if failed_call:
         # The call changed nothing: only the resources it named exist.

@@ -34,6 +34,7 @@ SG, DSG, MODEL, IAM, FLOW = (
 #: sample -> status per function its rules route it to ({} = no rule matches: EventBridge drops it).
 EXPECTED: dict[str, dict[str, str]] = {
     "AttachRolePolicy--admin-on-model-execution-role": {IAM: "reported"},
+    "AttachUserPolicy--invoke-on-star": {IAM: "reported"},
     "AuthorizeSecurityGroupEgress--model-tier-all-traffic": {SG: "reported", DSG: "compliant"},
     "AuthorizeSecurityGroupIngress--default-sg-world-ssh": {SG: "remediated", DSG: "remediated"},
     "AuthorizeSecurityGroupIngress--failed-call": {},
@@ -70,13 +71,24 @@ EXPECTED: dict[str, dict[str, str]] = {
     "DeleteRole--model-execution-role": {IAM: "resource-gone"},
     "DeleteUser--data-scientist": {IAM: "resource-gone"},
     "DeleteVpc--model-vpc": {FLOW: "resource-gone"},
+    # The removed v2 was not the default (AWS refuses to delete that): nothing changes.
+    "DeletePolicyVersion--invoke-on-star-version-removed": {IAM: "compliant"},
+    # Fixes: the grant was made and reported first; the fix resolves its finding ("reported"
+    # is the handler's status for a report that only resolves). See RESOLVES.
+    "DeleteRolePolicy--invoke-on-star-removed": {IAM: "reported"},
+    "DeleteUserPolicy--bedrock-invoke-removed": {IAM: "reported"},
+    "DetachRolePolicy--admin-removed": {IAM: "reported"},
+    "DetachUserPolicy--invoke-on-star-removed": {IAM: "reported"},
+    "SetDefaultPolicyVersion--back-to-scoped": {IAM: "reported"},
     "Malformed--not-cloudtrail": {},
     "ModifyInstanceAttribute--groupset-default-sg": {DSG: "remediated"},
     "ModifyNetworkInterfaceAttribute--attach-default-sg": {DSG: "remediated"},
     "ModifyNetworkInterfaceAttribute--failed-call": {},
     "ModifyNetworkInterfaceAttribute--perimeter-own-role": {DSG: "ignored"},
     "ModifyNetworkInterfaceAttribute--source-dest-check": {DSG: "no-op"},
-    "ModifySecurityGroupRules--widen-to-world": {SG: "remediated"},
+    "ModifySecurityGroupRules--widen-to-world": {SG: "remediated", DSG: "compliant"},
+    # the default group widened: SgGuard revokes the rule, DefaultSgGuard empties the group
+    "ModifySecurityGroupRules--default-sg-widen": {SG: "remediated", DSG: "remediated"},
     "PutRolePolicy--invoke-on-star": {IAM: "reported"},
     "PutUserPolicy--bedrock-invoke-star": {IAM: "reported"},
     "RunInstances--network-interface-default-sg": {DSG: "remediated"},
@@ -96,15 +108,16 @@ NOT_IN_MOTO = {
 #: run in an empty account and end "resource-gone" / "compliant", not the outcome their names
 #: promise. Listed so the gap is visible; the test only holds them to running without error.
 NOT_STAGED_YET = {
-    "AttachUserPolicy--invoke-on-star",
     "CreateFlowLogs--vpc-all-traffic",
-    "DeletePolicyVersion--invoke-on-star-version-removed",
-    "DeleteRolePolicy--invoke-on-star-removed",
-    "DeleteUserPolicy--bedrock-invoke-removed",
-    "DetachRolePolicy--admin-removed",
-    "DetachUserPolicy--invoke-on-star-removed",
-    "SetDefaultPolicyVersion--back-to-scoped",
     "UpdateNotebookInstance--new-instance-type",
+}
+#: fix samples -> the principal whose finding the earlier (staged) grant opened and the fix resolves
+RESOLVES = {
+    "DeleteRolePolicy--invoke-on-star-removed": ("PutRolePolicy", "app-backend"),
+    "DeleteUserPolicy--bedrock-invoke-removed": ("PutUserPolicy", "data-scientist"),
+    "DetachRolePolicy--admin-removed": ("AttachRolePolicy", "sagemaker-deepseek-execution"),
+    "DetachUserPolicy--invoke-on-star-removed": ("AttachUserPolicy", "data-scientist"),
+    "SetDefaultPolicyVersion--back-to-scoped": ("CreatePolicyVersion", "model-invokers"),
 }
 SAMPLES = sorted(p.stem for p in (ROOT / "events").glob("*.json"))
 
@@ -116,6 +129,7 @@ OPENED = {
     "AuthorizeSecurityGroupIngress--world-all-ipv6": "ingress all from ::/0",
     "ModifySecurityGroupRules--widen-to-world": "ingress tcp/8888 from 0.0.0.0/0",
     "AuthorizeSecurityGroupIngress--default-sg-world-ssh": "ingress tcp/22 from 0.0.0.0/0",
+    "ModifySecurityGroupRules--default-sg-widen": "ingress tcp/22 from 0.0.0.0/0",
 }
 
 
@@ -138,12 +152,26 @@ def test_sample_ends_as_its_name_promises(sample: str, capsys: pytest.CaptureFix
     assert statuses == EXPECTED[sample]
     after = out["after"]
     staged = out["staged"]
+    if sample in RESOLVES:
+        # The grant was judged first (its finding active), then the fix resolved that finding.
+        grant, principal = RESOLVES[sample]
+        assert staged["earlier"] == [{"event_name": grant, "statuses": {IAM: "reported"}}]
+        [finding] = [f for f in after["findings"] if f["resource"] == principal]
+        assert finding == {
+            "control": "PER-IAM-1",
+            "resource": principal,
+            "compliance": "PASSED",
+            "record_state": "ARCHIVED",
+        }
+        assert not [f for f in after["findings"] if f["compliance"] == "FAILED"]
+        return
     if sample.endswith(("failed-call", "perimeter-own-role")) or sample.startswith(("Malformed", "Delete")):
         assert after["audit"] == [] and after["findings"] == []
         return
     assert staged["created"], "the sample's resources were built"
     if sample in OPENED:
         # The group the call touched, read back: the opened rule is gone, nothing else was.
+        # (a default group DefaultSgGuard emptied reads back with no rules at all)
         rules = after["security_group_rules"]
         assert rules and all(OPENED[sample] not in r for r in rules.values()), rules
         assert any(a["action"] == "revoke-security-group-rules" for a in after["audit"])
