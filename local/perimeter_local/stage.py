@@ -49,7 +49,7 @@ DEFAULT_SG, APP_SG, PRIVATE_MODEL_SG = "sg-0def0000000000001", "sg-0a1b000000000
 INSTANCE, INSTANCE_ENI, ENI = "i-0a0000000000000a1", "eni-0a0000000000000a1", "eni-0a0000000000000b2"
 SG_VPC, MODEL_SG, NEW_SG = "vpc-0123456789abcdef0", "sg-0123456789abcdef0", "sg-0fedcba9876543210"
 
-_ID = re.compile(r"\b(?:vpc|subnet|sg|sgr|i|eni|fl)-[0-9a-f]{8,17}\b")
+_ID = re.compile(r"\b(?:vpce|vpc|subnet|sg|sgr|i|eni|fl)-[0-9a-f]{8,17}\b")
 
 
 @dataclass
@@ -89,7 +89,7 @@ class World:
         self.event = dict(event or {})
         self.run_first = run_first
 
-    def earlier(self, name: str, params: Mapping[str, Any]) -> None:
+    def earlier(self, name: str, params: Mapping[str, Any], response: Any = None) -> None:
         """Run, through the routed handlers, the earlier call ``name`` the sample's call undoes
         (same caller, its own event id), in the account as that call left it."""
         if self.run_first is None:
@@ -101,7 +101,7 @@ class World:
             eventName=name,
             eventID=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{d.get('eventID')}/{name}")),
             requestParameters=dict(params),
-            responseElements=None,
+            responseElements=response,
         )
         d.pop("errorCode", None)
         results = self.run_first(event)
@@ -352,9 +352,11 @@ def _create_eni(world: World, d: dict[str, Any]) -> None:
     world.instance()  # the default group's other dependant, as in the sample's account
 
 
-def _mark_requester_managed(world: World) -> None:
+def _mark_requester_managed(
+    world: World, requester: str = "AROAEXAMPLESAGEMAKER", service: str = "SageMaker"
+) -> None:
     """moto has no API to create a service-managed ENI: in the embedded (in-process) server we set
-    the flag on moto's own record, so describe shows what AWS shows for a SageMaker ENI."""
+    the flag on moto's own record, so describe shows what AWS shows for a service's ENI."""
     from moto.ec2.models import ec2_backends
 
     account = world.session.client("sts").get_caller_identity()["Account"]
@@ -365,8 +367,31 @@ def _mark_requester_managed(world: World) -> None:
         )
         return
     eni.requester_managed = True
-    eni.requester_id = "AROAEXAMPLESAGEMAKER"
-    world._note(f"ENI {world.ids[ENI]} marked requester-managed (SageMaker), as the service creates it")
+    eni.requester_id = requester
+    world._note(f"ENI {world.ids[ENI]} marked requester-managed ({service}), as the service creates it")
+
+
+def _create_vpc_endpoint(world: World, d: dict[str, Any]) -> None:
+    """An interface endpoint naming no group: its ENI lands on the VPC's default group."""
+    req = d["requestParameters"]["CreateVpcEndpointRequest"]
+    resp = d["responseElements"]["CreateVpcEndpointResponse"]["vpcEndpoint"]
+    vpc = world.resolve(str(_content(req["VpcId"])))
+    subnet = world.resolve(str(_content(req["SubnetId"])))
+    endpoint = world.ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        ServiceName=str(_content(req["ServiceName"])),
+        VpcEndpointType=str(_content(req["VpcEndpointType"])),
+        SubnetIds=[subnet],
+        PrivateDnsEnabled=bool(_content(req.get("PrivateDnsEnabled", True))),
+    )["VpcEndpoint"]
+    world.ids[str(resp["vpcEndpointId"])] = endpoint["VpcEndpointId"]
+    [eni] = endpoint["NetworkInterfaceIds"]
+    world.ids[str(resp["networkInterfaceIdSet"]["item"])] = eni
+    world._note(f"interface endpoint {endpoint['VpcEndpointId']} with ENI {eni} (the call)")
+    if world.ids.get(ENI) == eni:
+        _mark_requester_managed(world, "AROAEXAMPLEVPCENDPOINT", "VPC endpoint")
+    world.instance()  # the default group's other dependant, as in the sample's account
+    world.staged.groups.append(world.ids[DEFAULT_SG])
 
 
 def _modify_eni(world: World, d: dict[str, Any]) -> None:
@@ -670,26 +695,57 @@ def _iam_fix(world: World, d: dict[str, Any]) -> None:
     world._note(f"{name} (the call)")
 
 
+def _flow_log(world: World, vpc: str, group: str, role: str) -> str:
+    logs = world.session.client("logs")
+    logs.create_log_group(logGroupName=group)
+    return str(
+        world.ec2.create_flow_logs(
+            ResourceIds=[vpc],
+            ResourceType="VPC",
+            TrafficType="ALL",
+            LogDestinationType="cloud-watch-logs",
+            LogGroupName=group,
+            DeliverLogsPermissionArn=role,
+        )["FlowLogIds"][0]
+    )
+
+
 def _flow_logs(world: World, d: dict[str, Any]) -> None:
     name = d["eventName"]
     if name == "CreateVpc":
         vpc_spec = d["responseElements"]["vpc"]
         world.vpc(vpc_spec["vpcId"], d["requestParameters"]["cidrBlock"], public=False)
         return
-    # DeleteFlowLogs: a VPC that had a flow log, which the call deleted.
+    if name == "CreateFlowLogs":
+        # A model VPC (a model-tier group in it, so in flow_logs.scope) and the flow log the call made.
+        req = d["requestParameters"]["CreateFlowLogsRequest"]
+        vpc = world.resolve(str(_content(req["ResourceId"])))
+        world.group(PRIVATE_MODEL_SG)
+        fl = _flow_log(world, vpc, str(req["LogGroupName"]), str(req["DeliverLogsPermissionArn"]))
+        world.ids[str(d["responseElements"]["CreateFlowLogsResponse"]["flowLogIdSet"]["item"])] = fl
+        world._note(f"flow log {fl} (ALL) on {vpc} (the call)")
+        return
+    # DeleteFlowLogs: a VPC whose flow log Perimeter saw made (its CreateFlowLogs event, run
+    # through the handler first, put it in the flow-log index), which the call deleted.
     sample_fl = str(_content(d["requestParameters"]["DeleteFlowLogsRequest"]["FlowLogId"]))
     vpc = world.vpc("vpc-0a1b2c3d4e5f60042", "10.42.0.0/16", public=False)
-    logs = world.session.client("logs")
-    logs.create_log_group(logGroupName="/vpc/team-flow-logs")
-    fl = world.ec2.create_flow_logs(
-        ResourceIds=[vpc],
-        ResourceType="VPC",
-        TrafficType="ALL",
-        LogDestinationType="cloud-watch-logs",
-        LogGroupName="/vpc/team-flow-logs",
-        DeliverLogsPermissionArn="arn:aws:iam::123456789012:role/vpc-flow-logs",
-    )["FlowLogIds"][0]
+    role = "arn:aws:iam::123456789012:role/vpc-flow-logs"
+    fl = _flow_log(world, vpc, "/vpc/team-flow-logs", role)
     world.ids[sample_fl] = fl
+    world.earlier(
+        "CreateFlowLogs",
+        {
+            "CreateFlowLogsRequest": {
+                "ResourceId": {"content": vpc, "tag": 1},
+                "ResourceType": "VPC",
+                "TrafficType": "ALL",
+                "LogDestinationType": "cloud-watch-logs",
+                "LogGroupName": "/vpc/team-flow-logs",
+                "DeliverLogsPermissionArn": role,
+            }
+        },
+        {"CreateFlowLogsResponse": {"flowLogIdSet": {"item": fl}, "unsuccessful": ""}},
+    )
     world.ec2.delete_flow_logs(FlowLogIds=[fl])
     world._note(f"flow log {fl} on {vpc}, then deleted (the call)")
 
@@ -719,8 +775,10 @@ _STAGERS = {
     "DetachUserPolicy": _iam_fix,
     "SetDefaultPolicyVersion": _iam_fix,
     "DeletePolicyVersion": _iam_fix,
+    "CreateVpcEndpoint": _create_vpc_endpoint,
     "CreateVpc": _flow_logs,
     "DeleteFlowLogs": _flow_logs,
+    "CreateFlowLogs": _flow_logs,
 }
 
 

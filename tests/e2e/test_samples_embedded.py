@@ -55,14 +55,19 @@ EXPECTED: dict[str, dict[str, str]] = {
     "CreateModel--vpc-default-sg": {DSG: "reported", MODEL: "remediated"},
     "CreateNetworkInterface--service-created-default-sg": {DSG: "reported"},
     "CreateNetworkInterface--user-default-sg": {DSG: "remediated"},
+    # the endpoint's ENI is the service's (requester-managed): the fix is named, not made
+    "CreateVpcEndpoint--interface-default-sg": {DSG: "reported"},
     "CreateNotebookInstance--default-sg": {DSG: "reported", MODEL: "remediated"},
     "CreateNotebookInstance--direct-internet": {DSG: "no-op", MODEL: "reported"},
     "CreatePolicyVersion--invoke-on-star": {IAM: "reported"},
     "CreateSecurityGroup--model-tier": {SG: "reported"},
     # flow_logs.scope defaults to model VPCs: a new VPC no model uses needs no flow log
     "CreateVpc--new-vpc": {FLOW: "compliant"},
-    # the staged VPC holds no model and is not in the flow-log index, so out of scope
-    "DeleteFlowLogs--wrapped-request": {FLOW: "compliant"},
+    # a model VPC's flow log made (the call): in scope, judged, nothing to report
+    "CreateFlowLogs--vpc-all-traffic": {FLOW: "compliant"},
+    # the index knew the deleted flow log (its CreateFlowLogs was judged first): Perimeter
+    # tells its VPC and makes it a new one
+    "DeleteFlowLogs--wrapped-request": {FLOW: "remediated"},
     # A Delete* call leaves its resource gone: an empty account is the state it leaves.
     "DeleteEndpoint--deepseek-r1": {MODEL: "resource-gone"},
     "DeleteModel--deepseek-r1-outside-vpc": {MODEL: "resource-gone"},
@@ -108,7 +113,6 @@ NOT_IN_MOTO = {
 #: run in an empty account and end "resource-gone" / "compliant", not the outcome their names
 #: promise. Listed so the gap is visible; the test only holds them to running without error.
 NOT_STAGED_YET = {
-    "CreateFlowLogs--vpc-all-traffic",
     "UpdateNotebookInstance--new-instance-type",
 }
 #: fix samples -> the principal whose finding the earlier (staged) grant opened and the fix resolves
@@ -164,6 +168,23 @@ def test_sample_ends_as_its_name_promises(sample: str, capsys: pytest.CaptureFix
             "record_state": "ARCHIVED",
         }
         assert not [f for f in after["findings"] if f["compliance"] == "FAILED"]
+        return
+    if sample == "CreateFlowLogs--vpc-all-traffic":
+        # The call's VPC was judged (in scope), and holds the flow log the call made.
+        vpc, fl = staged["ids"]["vpc-0a1b2c3d4e5f60001"], staged["ids"]["fl-0a1b2c3d4e5f60009"]
+        [result] = [r["result"] for r in out["results"]]
+        assert result["vpcs"] == [vpc] and after["flow_logs"] == {fl: vpc}
+    if sample == "DeleteFlowLogs--wrapped-request":
+        # The index named the deleted flow log's VPC: a new flow log there, audited, resolved.
+        vpc, fl = staged["ids"]["vpc-0a1b2c3d4e5f60042"], staged["ids"]["fl-0a1b2c3d4e5f60001"]
+        assert staged["earlier"] == [{"event_name": "CreateFlowLogs", "statuses": {FLOW: "compliant"}}]
+        [result] = [r["result"] for r in out["results"]]
+        assert result["deleted_from"] == {fl: vpc}
+        assert list(after["flow_logs"].values()) == [vpc] and fl not in after["flow_logs"]
+        assert [a["action"] for a in after["audit"]] == ["create-flow-log"]
+        assert [(f["control"], f["resource"], f["compliance"]) for f in after["findings"]] == [
+            ("PER-FL-1", vpc, "PASSED")
+        ]
         return
     if sample.endswith(("failed-call", "perimeter-own-role")) or sample.startswith(("Malformed", "Delete")):
         assert after["audit"] == [] and after["findings"] == []
