@@ -118,9 +118,7 @@ def _after(session: Any, staged: Any) -> dict[str, Any]:
     from perimeter.adapters.audit import AuditAdapter
 
     audit = AuditAdapter(session.client("dynamodb"), _audit_table_name("perimeter")).scan()
-    flow_logs = {
-        f["FlowLogId"]: f["ResourceId"] for f in ec2.describe_flow_logs().get("FlowLogs", [])
-    }
+    flow_logs = {f["FlowLogId"]: f["ResourceId"] for f in ec2.describe_flow_logs().get("FlowLogs", [])}
     return {
         "security_group_rules": groups,
         "flow_logs": flow_logs,

@@ -90,8 +90,8 @@ class World:
         self.run_first = run_first
 
     def earlier(self, name: str, params: Mapping[str, Any], response: Any = None) -> None:
-        """Run, through the routed handlers, the earlier call ``name`` the sample's call undoes
-        (same caller, its own event id), in the account as that call left it."""
+        """Run, through the routed handlers, the earlier call ``name`` the sample's call follows
+        (a grant it undoes, a notebook it updates; same caller, its own event id)."""
         if self.run_first is None:
             return
         event = _rewrite(copy.deepcopy(self.event), self.ids)
@@ -113,7 +113,7 @@ class World:
                 },
             }
         )
-        self._note(f"{name} run through the handlers first (the state the call undoes)")
+        self._note(f"{name} run through the handlers first (the earlier call the sample follows)")
 
     def _note(self, line: str) -> None:
         self.staged.created.append(line)
@@ -178,8 +178,9 @@ class World:
             VpcId=vpc,
             TagSpecifications=_tags("security-group", {"perimeter:tier": tier}),
         )["GroupId"]
-        if sample_id == PRIVATE_MODEL_SG:
-            # A private deployment's group: HTTPS inside the VPC only, not AWS's allow-all egress.
+        if tier == "model":
+            # A model tier's group: HTTPS inside the VPC only, not AWS's allow-all egress (which
+            # PER-SG-4 reports), so the group holds no problem but the one the sample's call makes.
             default_egress = [
                 r["SecurityGroupRuleId"]
                 for r in self.ec2.describe_security_group_rules(
@@ -487,6 +488,15 @@ _ENDPOINT_MODEL = {
 }
 
 
+_NOTEBOOK = {
+    "notebookInstanceName": "deepseek-eval",
+    "instanceType": "ml.t3.medium",
+    "roleArn": "arn:aws:iam::123456789012:role/sagemaker-deepseek-execution",
+    "directInternetAccess": "Enabled",
+    "rootAccess": "Enabled",
+}
+
+
 def _endpoint_config(world: World, name: str, model: Mapping[str, Any] = _ENDPOINT_MODEL) -> None:
     _sagemaker_model(world, model)
     world.session.client("sagemaker").create_endpoint_config(
@@ -523,6 +533,20 @@ def _model_posture(world: World, d: dict[str, Any]) -> None:
         _endpoint_config(world, req["endpointConfigName"])
         sm.create_endpoint(EndpointName=req["endpointName"], EndpointConfigName=req["endpointConfigName"])
         world._note(f"SageMaker endpoint {req['endpointName']} on {req['endpointConfigName']}")
+    elif name == "UpdateNotebookInstance":
+        # The notebook as CreateNotebookInstance--direct-internet made it, judged when made (its
+        # finding active). moto has no update_notebook_instance: the notebook is built in the
+        # state the update leaves (the new instance type, nothing else changed).
+        made = {**_NOTEBOOK, "notebookInstanceName": req["notebookInstanceName"]}
+        _model_posture(
+            world,
+            {
+                **d,
+                "eventName": "CreateNotebookInstance",
+                "requestParameters": {**made, "instanceType": req["instanceType"]},
+            },
+        )
+        world.earlier("CreateNotebookInstance", made)
     elif name == "CreateNotebookInstance":
         kwargs: dict[str, Any] = {
             "NotebookInstanceName": req["notebookInstanceName"],
@@ -764,6 +788,7 @@ _STAGERS = {
     "CreateEndpoint": _model_posture,
     "UpdateEndpoint": _model_posture,
     "CreateNotebookInstance": _model_posture,
+    "UpdateNotebookInstance": _model_posture,
     "AttachRolePolicy": _iam,
     "PutRolePolicy": _iam,
     "PutUserPolicy": _iam,
