@@ -674,16 +674,20 @@ def _managed(world: World, arn: str, document: str) -> str:
     return str(made["Policy"]["Arn"])
 
 
+def _attach_user_grant(world: World, req: Mapping[str, Any]) -> None:
+    _user(world, req["userName"])
+    _managed(world, req["policyArn"], _INVOKE_ON_STAR)
+    world.session.client("iam").attach_user_policy(UserName=req["userName"], PolicyArn=req["policyArn"])
+    world._note(f"{req['policyArn']} (invoke on *) attached to user {req['userName']}")
+
+
 def _iam_fix(world: World, d: dict[str, Any]) -> None:
     """A call that takes a grant away: the grant is made first (and judged, so its finding is
     active), then the call, which leaves the state the handler reads."""
     iam = world.session.client("iam")
     req, name = d["requestParameters"], d["eventName"]
     if name == "AttachUserPolicy":  # the grant itself: a customer policy invoking on *
-        _user(world, req["userName"])
-        _managed(world, req["policyArn"], _INVOKE_ON_STAR)
-        iam.attach_user_policy(UserName=req["userName"], PolicyArn=req["policyArn"])
-        world._note(f"{name} as the call made it")
+        _attach_user_grant(world, req)
     elif name == "DeleteRolePolicy":
         grant = {**req, "policyDocument": _INVOKE_ON_STAR}
         _iam(world, {**d, "eventName": "PutRolePolicy", "requestParameters": grant})
@@ -699,7 +703,7 @@ def _iam_fix(world: World, d: dict[str, Any]) -> None:
         world.earlier("AttachRolePolicy", req)
         iam.detach_role_policy(RoleName=req["roleName"], PolicyArn=req["policyArn"])
     elif name == "DetachUserPolicy":
-        _iam_fix(world, {**d, "eventName": "AttachUserPolicy"})
+        _attach_user_grant(world, req)
         world.earlier("AttachUserPolicy", req)
         iam.detach_user_policy(UserName=req["userName"], PolicyArn=req["policyArn"])
     elif name == "SetDefaultPolicyVersion":
