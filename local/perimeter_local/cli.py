@@ -118,8 +118,10 @@ def _after(session: Any, staged: Any) -> dict[str, Any]:
     from perimeter.adapters.audit import AuditAdapter
 
     audit = AuditAdapter(session.client("dynamodb"), _audit_table_name("perimeter")).scan()
+    flow_logs = {f["FlowLogId"]: f["ResourceId"] for f in ec2.describe_flow_logs().get("FlowLogs", [])}
     return {
         "security_group_rules": groups,
+        "flow_logs": flow_logs,
         "findings": [
             {
                 "control": f["GeneratorId"],
@@ -176,7 +178,12 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         if staging:
             from perimeter_local.stage import stage
 
-            staged = stage(session, event)
+            def run_first(earlier: dict[str, Any]) -> list[dict[str, Any]]:
+                # An earlier call the sample's state depends on (e.g. the grant a fix removes),
+                # run through the routed handlers so the account holds its findings.
+                return [invoke(s, earlier, account=account, region=region) for s, _ in route(specs, earlier)]
+
+            staged = stage(session, event, run_first=run_first)
             if staged.unsupported:
                 where = (
                     " (tests/integration/test_model_bedrock.py covers it with botocore Stubber)"
@@ -216,7 +223,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         "results": results,
     }
     if staged is not None:
-        summary["staged"] = {"ids": staged.ids, "created": staged.created}
+        summary["staged"] = {"ids": staged.ids, "created": staged.created, "earlier": staged.earlier}
         summary["after"] = after
     if not results:
         summary["note"] = "no rule of the template matches this event: EventBridge would not deliver it"

@@ -19,7 +19,8 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,7 @@ DEFAULT_SG, APP_SG, PRIVATE_MODEL_SG = "sg-0def0000000000001", "sg-0a1b000000000
 INSTANCE, INSTANCE_ENI, ENI = "i-0a0000000000000a1", "eni-0a0000000000000a1", "eni-0a0000000000000b2"
 SG_VPC, MODEL_SG, NEW_SG = "vpc-0123456789abcdef0", "sg-0123456789abcdef0", "sg-0fedcba9876543210"
 
-_ID = re.compile(r"\b(?:vpc|subnet|sg|sgr|i|eni|fl)-[0-9a-f]{8,17}\b")
+_ID = re.compile(r"\b(?:vpce|vpc|subnet|sg|sgr|i|eni|fl)-[0-9a-f]{8,17}\b")
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Staged:
     unsupported: str | None = None
     #: groups whose rules are worth showing afterwards (the ones the call touched)
     groups: list[str] = field(default_factory=list)
+    #: earlier calls run through the handlers before the sample's (name -> function -> status)
+    earlier: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _tags(kind: str, tags: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -72,11 +75,45 @@ def _code(exc: ClientError) -> str:
 class World:
     """Creates, on first mention, each sample resource; remembers sample id -> real id."""
 
-    def __init__(self, session: Any, staged: Staged) -> None:
+    def __init__(
+        self,
+        session: Any,
+        staged: Staged,
+        event: Mapping[str, Any] | None = None,
+        run_first: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.ec2 = session.client("ec2")
         self.session = session
         self.staged = staged
         self.ids = staged.ids
+        self.event = dict(event or {})
+        self.run_first = run_first
+
+    def earlier(self, name: str, params: Mapping[str, Any], response: Any = None) -> None:
+        """Run, through the routed handlers, the earlier call ``name`` the sample's call follows
+        (a grant it undoes, a notebook it updates; same caller, its own event id)."""
+        if self.run_first is None:
+            return
+        event = _rewrite(copy.deepcopy(self.event), self.ids)
+        d = event["detail"]
+        event["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.get('id')}/{name}"))
+        d.update(
+            eventName=name,
+            eventID=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{d.get('eventID')}/{name}")),
+            requestParameters=dict(params),
+            responseElements=response,
+        )
+        d.pop("errorCode", None)
+        results = self.run_first(event)
+        self.staged.earlier.append(
+            {
+                "event_name": name,
+                "statuses": {
+                    r["function"]: (r["result"]["status"] if r["ok"] else r["error"]) for r in results
+                },
+            }
+        )
+        self._note(f"{name} run through the handlers first (the earlier call the sample follows)")
 
     def _note(self, line: str) -> None:
         self.staged.created.append(line)
@@ -141,8 +178,9 @@ class World:
             VpcId=vpc,
             TagSpecifications=_tags("security-group", {"perimeter:tier": tier}),
         )["GroupId"]
-        if sample_id == PRIVATE_MODEL_SG:
-            # A private deployment's group: HTTPS inside the VPC only, not AWS's allow-all egress.
+        if tier == "model":
+            # A model tier's group: HTTPS inside the VPC only, not AWS's allow-all egress (which
+            # PER-SG-4 reports), so the group holds no problem but the one the sample's call makes.
             default_egress = [
                 r["SecurityGroupRuleId"]
                 for r in self.ec2.describe_security_group_rules(
@@ -315,9 +353,11 @@ def _create_eni(world: World, d: dict[str, Any]) -> None:
     world.instance()  # the default group's other dependant, as in the sample's account
 
 
-def _mark_requester_managed(world: World) -> None:
+def _mark_requester_managed(
+    world: World, requester: str = "AROAEXAMPLESAGEMAKER", service: str = "SageMaker"
+) -> None:
     """moto has no API to create a service-managed ENI: in the embedded (in-process) server we set
-    the flag on moto's own record, so describe shows what AWS shows for a SageMaker ENI."""
+    the flag on moto's own record, so describe shows what AWS shows for a service's ENI."""
     from moto.ec2.models import ec2_backends
 
     account = world.session.client("sts").get_caller_identity()["Account"]
@@ -328,8 +368,31 @@ def _mark_requester_managed(world: World) -> None:
         )
         return
     eni.requester_managed = True
-    eni.requester_id = "AROAEXAMPLESAGEMAKER"
-    world._note(f"ENI {world.ids[ENI]} marked requester-managed (SageMaker), as the service creates it")
+    eni.requester_id = requester
+    world._note(f"ENI {world.ids[ENI]} marked requester-managed ({service}), as the service creates it")
+
+
+def _create_vpc_endpoint(world: World, d: dict[str, Any]) -> None:
+    """An interface endpoint naming no group: its ENI lands on the VPC's default group."""
+    req = d["requestParameters"]["CreateVpcEndpointRequest"]
+    resp = d["responseElements"]["CreateVpcEndpointResponse"]["vpcEndpoint"]
+    vpc = world.resolve(str(_content(req["VpcId"])))
+    subnet = world.resolve(str(_content(req["SubnetId"])))
+    endpoint = world.ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        ServiceName=str(_content(req["ServiceName"])),
+        VpcEndpointType=str(_content(req["VpcEndpointType"])),
+        SubnetIds=[subnet],
+        PrivateDnsEnabled=bool(_content(req.get("PrivateDnsEnabled", True))),
+    )["VpcEndpoint"]
+    world.ids[str(resp["vpcEndpointId"])] = endpoint["VpcEndpointId"]
+    [eni] = endpoint["NetworkInterfaceIds"]
+    world.ids[str(resp["networkInterfaceIdSet"]["item"])] = eni
+    world._note(f"interface endpoint {endpoint['VpcEndpointId']} with ENI {eni} (the call)")
+    if world.ids.get(ENI) == eni:
+        _mark_requester_managed(world, "AROAEXAMPLEVPCENDPOINT", "VPC endpoint")
+    world.instance()  # the default group's other dependant, as in the sample's account
+    world.staged.groups.append(world.ids[DEFAULT_SG])
 
 
 def _modify_eni(world: World, d: dict[str, Any]) -> None:
@@ -425,6 +488,15 @@ _ENDPOINT_MODEL = {
 }
 
 
+_NOTEBOOK = {
+    "notebookInstanceName": "deepseek-eval",
+    "instanceType": "ml.t3.medium",
+    "roleArn": "arn:aws:iam::123456789012:role/sagemaker-deepseek-execution",
+    "directInternetAccess": "Enabled",
+    "rootAccess": "Enabled",
+}
+
+
 def _endpoint_config(world: World, name: str, model: Mapping[str, Any] = _ENDPOINT_MODEL) -> None:
     _sagemaker_model(world, model)
     world.session.client("sagemaker").create_endpoint_config(
@@ -461,6 +533,20 @@ def _model_posture(world: World, d: dict[str, Any]) -> None:
         _endpoint_config(world, req["endpointConfigName"])
         sm.create_endpoint(EndpointName=req["endpointName"], EndpointConfigName=req["endpointConfigName"])
         world._note(f"SageMaker endpoint {req['endpointName']} on {req['endpointConfigName']}")
+    elif name == "UpdateNotebookInstance":
+        # The notebook as CreateNotebookInstance--direct-internet made it, judged when made (its
+        # finding active). moto has no update_notebook_instance: the notebook is built in the
+        # state the update leaves (the new instance type, nothing else changed).
+        made = {**_NOTEBOOK, "notebookInstanceName": req["notebookInstanceName"]}
+        _model_posture(
+            world,
+            {
+                **d,
+                "eventName": "CreateNotebookInstance",
+                "requestParameters": {**made, "instanceType": req["instanceType"]},
+            },
+        )
+        world.earlier("CreateNotebookInstance", made)
     elif name == "CreateNotebookInstance":
         kwargs: dict[str, Any] = {
             "NotebookInstanceName": req["notebookInstanceName"],
@@ -545,26 +631,149 @@ def _iam(world: World, d: dict[str, Any]) -> None:
     world._note(f"{name} as the call made it")
 
 
+_INVOKE_ON_STAR = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "InvokeAnything",
+                "Effect": "Allow",
+                "Action": ["sagemaker:InvokeEndpoint", "bedrock:InvokeModel*", "bedrock:Converse*"],
+                "Resource": "*",
+            }
+        ],
+    }
+)
+_SCOPED = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sagemaker:InvokeEndpoint",
+                "Resource": "arn:aws:sagemaker:*:*:endpoint/team-*",
+            }
+        ],
+    }
+)
+
+
+def _user(world: World, name: str) -> None:
+    try:
+        world.session.client("iam").create_user(UserName=name)
+        world._note(f"IAM user {name}")
+    except ClientError as exc:
+        if _code(exc) != "EntityAlreadyExists":
+            raise
+
+
+def _managed(world: World, arn: str, document: str) -> str:
+    name = arn.rsplit("/", 1)[-1]
+    made = world.session.client("iam").create_policy(PolicyName=name, PolicyDocument=document)
+    world._note(f"IAM policy {name}")
+    return str(made["Policy"]["Arn"])
+
+
+def _attach_user_grant(world: World, req: Mapping[str, Any]) -> None:
+    _user(world, req["userName"])
+    _managed(world, req["policyArn"], _INVOKE_ON_STAR)
+    world.session.client("iam").attach_user_policy(UserName=req["userName"], PolicyArn=req["policyArn"])
+    world._note(f"{req['policyArn']} (invoke on *) attached to user {req['userName']}")
+
+
+def _iam_fix(world: World, d: dict[str, Any]) -> None:
+    """A call that takes a grant away: the grant is made first (and judged, so its finding is
+    active), then the call, which leaves the state the handler reads."""
+    iam = world.session.client("iam")
+    req, name = d["requestParameters"], d["eventName"]
+    if name == "AttachUserPolicy":  # the grant itself: a customer policy invoking on *
+        _attach_user_grant(world, req)
+    elif name == "DeleteRolePolicy":
+        grant = {**req, "policyDocument": _INVOKE_ON_STAR}
+        _iam(world, {**d, "eventName": "PutRolePolicy", "requestParameters": grant})
+        world.earlier("PutRolePolicy", grant)
+        iam.delete_role_policy(RoleName=req["roleName"], PolicyName=req["policyName"])
+    elif name == "DeleteUserPolicy":
+        grant = {**req, "policyDocument": _INVOKE_ON_STAR}
+        _iam(world, {**d, "eventName": "PutUserPolicy", "requestParameters": grant})
+        world.earlier("PutUserPolicy", grant)
+        iam.delete_user_policy(UserName=req["userName"], PolicyName=req["policyName"])
+    elif name == "DetachRolePolicy":
+        _iam(world, {**d, "eventName": "AttachRolePolicy"})
+        world.earlier("AttachRolePolicy", req)
+        iam.detach_role_policy(RoleName=req["roleName"], PolicyArn=req["policyArn"])
+    elif name == "DetachUserPolicy":
+        _attach_user_grant(world, req)
+        world.earlier("AttachUserPolicy", req)
+        iam.detach_user_policy(UserName=req["userName"], PolicyArn=req["policyArn"])
+    elif name == "SetDefaultPolicyVersion":
+        # v1 scoped, then v2 granting invocation on * made the default (and judged)
+        arn = _managed(world, req["policyArn"], _SCOPED)
+        grant = {"policyArn": arn, "policyDocument": _INVOKE_ON_STAR, "setAsDefault": True}
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=_INVOKE_ON_STAR, SetAsDefault=True)
+        world.earlier("CreatePolicyVersion", grant)
+        iam.set_default_policy_version(PolicyArn=arn, VersionId=req["versionId"])
+    elif name == "DeletePolicyVersion":
+        # AWS refuses to delete the default version: the removed v2 (invoke on *) was not the
+        # default, so the policy grants only v1's scoped invocation before and after the call.
+        arn = _managed(world, req["policyArn"], _SCOPED)
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=_INVOKE_ON_STAR, SetAsDefault=False)
+        world._note(f"IAM policy {arn}: v1 scoped (default), v2 invoke on * (not the default)")
+        iam.delete_policy_version(PolicyArn=arn, VersionId=req["versionId"])
+    world._note(f"{name} (the call)")
+
+
+def _flow_log(world: World, vpc: str, group: str, role: str) -> str:
+    logs = world.session.client("logs")
+    logs.create_log_group(logGroupName=group)
+    return str(
+        world.ec2.create_flow_logs(
+            ResourceIds=[vpc],
+            ResourceType="VPC",
+            TrafficType="ALL",
+            LogDestinationType="cloud-watch-logs",
+            LogGroupName=group,
+            DeliverLogsPermissionArn=role,
+        )["FlowLogIds"][0]
+    )
+
+
 def _flow_logs(world: World, d: dict[str, Any]) -> None:
     name = d["eventName"]
     if name == "CreateVpc":
         vpc_spec = d["responseElements"]["vpc"]
         world.vpc(vpc_spec["vpcId"], d["requestParameters"]["cidrBlock"], public=False)
         return
-    # DeleteFlowLogs: a VPC that had a flow log, which the call deleted.
+    if name == "CreateFlowLogs":
+        # A model VPC (a model-tier group in it, so in flow_logs.scope) and the flow log the call made.
+        req = d["requestParameters"]["CreateFlowLogsRequest"]
+        vpc = world.resolve(str(_content(req["ResourceId"])))
+        world.group(PRIVATE_MODEL_SG)
+        fl = _flow_log(world, vpc, str(req["LogGroupName"]), str(req["DeliverLogsPermissionArn"]))
+        world.ids[str(d["responseElements"]["CreateFlowLogsResponse"]["flowLogIdSet"]["item"])] = fl
+        world._note(f"flow log {fl} (ALL) on {vpc} (the call)")
+        return
+    # DeleteFlowLogs: a VPC whose flow log Perimeter saw made (its CreateFlowLogs event, run
+    # through the handler first, put it in the flow-log index), which the call deleted.
     sample_fl = str(_content(d["requestParameters"]["DeleteFlowLogsRequest"]["FlowLogId"]))
     vpc = world.vpc("vpc-0a1b2c3d4e5f60042", "10.42.0.0/16", public=False)
-    logs = world.session.client("logs")
-    logs.create_log_group(logGroupName="/vpc/team-flow-logs")
-    fl = world.ec2.create_flow_logs(
-        ResourceIds=[vpc],
-        ResourceType="VPC",
-        TrafficType="ALL",
-        LogDestinationType="cloud-watch-logs",
-        LogGroupName="/vpc/team-flow-logs",
-        DeliverLogsPermissionArn="arn:aws:iam::123456789012:role/vpc-flow-logs",
-    )["FlowLogIds"][0]
+    role = "arn:aws:iam::123456789012:role/vpc-flow-logs"
+    fl = _flow_log(world, vpc, "/vpc/team-flow-logs", role)
     world.ids[sample_fl] = fl
+    world.earlier(
+        "CreateFlowLogs",
+        {
+            "CreateFlowLogsRequest": {
+                "ResourceId": {"content": vpc, "tag": 1},
+                "ResourceType": "VPC",
+                "TrafficType": "ALL",
+                "LogDestinationType": "cloud-watch-logs",
+                "LogGroupName": "/vpc/team-flow-logs",
+                "DeliverLogsPermissionArn": role,
+            }
+        },
+        {"CreateFlowLogsResponse": {"flowLogIdSet": {"item": fl}, "unsuccessful": ""}},
+    )
     world.ec2.delete_flow_logs(FlowLogIds=[fl])
     world._note(f"flow log {fl} on {vpc}, then deleted (the call)")
 
@@ -583,17 +792,35 @@ _STAGERS = {
     "CreateEndpoint": _model_posture,
     "UpdateEndpoint": _model_posture,
     "CreateNotebookInstance": _model_posture,
+    "UpdateNotebookInstance": _model_posture,
     "AttachRolePolicy": _iam,
     "PutRolePolicy": _iam,
     "PutUserPolicy": _iam,
     "CreatePolicyVersion": _iam,
+    "AttachUserPolicy": _iam_fix,
+    "DeleteRolePolicy": _iam_fix,
+    "DeleteUserPolicy": _iam_fix,
+    "DetachRolePolicy": _iam_fix,
+    "DetachUserPolicy": _iam_fix,
+    "SetDefaultPolicyVersion": _iam_fix,
+    "DeletePolicyVersion": _iam_fix,
+    "CreateVpcEndpoint": _create_vpc_endpoint,
     "CreateVpc": _flow_logs,
     "DeleteFlowLogs": _flow_logs,
+    "CreateFlowLogs": _flow_logs,
 }
 
 
-def stage(session: Any, event: Mapping[str, Any]) -> Staged:
-    """Build what the event assumes, make its call, return it rewritten to the real ids."""
+def stage(
+    session: Any,
+    event: Mapping[str, Any],
+    *,
+    run_first: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
+) -> Staged:
+    """Build what the event assumes, make its call, return it rewritten to the real ids.
+
+    ``run_first`` runs an earlier event through the routed handlers: a call that undoes another
+    (a fix) is staged as that other call, judged, then the fix, so a finding is there to resolve."""
     event = copy.deepcopy(dict(event))
     staged = Staged(event=event)
     d = event.get("detail")
@@ -606,7 +833,7 @@ def stage(session: Any, event: Mapping[str, Any]) -> Staged:
     stager = _STAGERS.get(name)
     if stager is None:
         return staged
-    world = World(session, staged)
+    world = World(session, staged, event, run_first)
     failed_call = bool(d.get("errorCode"))
     if failed_call:
         # The call changed nothing: only the resources it named exist.

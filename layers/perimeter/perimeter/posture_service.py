@@ -268,7 +268,11 @@ def _resolved_notification(
 ) -> Any:
     first = resolved[0][0]
     control = str(first.get("GeneratorId", ""))
-    what = str((first.get("ProductFields") or {}).get("perimeter/resource") or first.get("Title", ""))
+    # the resource, as the finding id names it (perimeter/<control>/<account>/<region>/<resource>):
+    # a finding's title is too long for an SNS subject and would be cut
+    fid = str(first.get("Id", ""))
+    what = fid.split("/", 4)[4] if fid.startswith("perimeter/") and fid.count("/") >= 4 else ""
+    what = str((first.get("ProductFields") or {}).get("perimeter/resource") or what or first.get("Title", ""))
     subject = f"[Perimeter] RESOLVED {control}: {what}"
     if len(resolved) > 1:
         subject += f" (+{len(resolved) - 1} more)"
