@@ -37,6 +37,8 @@ UNSUPPORTED = {
     "CreateMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
     "UpdateMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
     "DeleteMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
+    # SgGuard finds the groups naming a list with this filter, which moto answers with an error.
+    "ModifyManagedPrefixList": "the DescribeSecurityGroups filter ip-permission.prefix-list-id",
 }
 
 # The ids the samples share (see events/): two VPCs, their groups, one instance, one ENI.

@@ -110,6 +110,18 @@ NOT_IN_MOTO = {
     "CreateMarketplaceModelEndpoint--deepseek-default-sg": "Bedrock Marketplace model endpoints",
     "UpdateMarketplaceModelEndpoint--no-vpc": "Bedrock Marketplace model endpoints",
     "DeleteMarketplaceModelEndpoint--deepseek-default-sg": "Bedrock Marketplace model endpoints",
+    "ModifyManagedPrefixList--entry-opens-world": (
+        "the DescribeSecurityGroups filter ip-permission.prefix-list-id"
+    ),
+}
+#: Samples whose world stage.py does not build yet: a person's fix needs an open finding first
+#: (the offending rule judged in detect mode, then the fix), which the stager cannot set up yet.
+#: They run through their handlers without error; the handler tests prove their outcome
+#: (tests/integration/test_sg_truth.py).
+NOT_STAGED_YET = {
+    "RevokeSecurityGroupIngress--person-closes-world-ssh",
+    "RevokeSecurityGroupEgress--person-removes-allow-all",
+    "DeleteSecurityGroup--group-deleted",
 }
 #: fix samples -> the principal whose finding the earlier (staged) grant opened and the fix resolves
 RESOLVES = {
@@ -135,7 +147,15 @@ OPENED = {
 
 def test_every_sample_has_an_expected_outcome() -> None:
     # every sample is staged (a new one needs its stager in stage.py and an entry here)
-    assert sorted([*EXPECTED, *NOT_IN_MOTO]) == SAMPLES
+    assert sorted([*EXPECTED, *NOT_IN_MOTO, *NOT_STAGED_YET]) == SAMPLES
+
+
+@pytest.mark.parametrize("sample", sorted(NOT_STAGED_YET))
+def test_sample_not_staged_yet_runs_without_error(sample: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(sample, capsys)
+    assert code == 0 and out is not None, err[-2000:]
+    assert all(r["ok"] for r in out["results"]), out["results"]
+    assert out["after"]["audit"] == [], "a fixing call never makes Perimeter write"
 
 
 def _run(sample: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any] | None, str]:
