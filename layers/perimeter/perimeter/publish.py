@@ -124,6 +124,17 @@ def _drop_sent_note(rt: Runtime, item: dict[str, Any], exc: Exception) -> None:
         exc.add_note(f"and dropping the sent message from the outbox failed: {again!r}")
 
 
+def pending(call: ApiCall, rt: Runtime) -> bool:
+    """Whether the outbox holds this event's report, unsent or sent by a retry (one read)."""
+    key = _outbox_key(call, rt)
+    if not key:
+        return False
+    resp = rt.client("dynamodb").get_item(
+        TableName=rt.settings.idempotency_table, Key={"id": {"S": key}}, ConsistentRead=True
+    )
+    return bool(resp.get("Item"))
+
+
 def resume(call: ApiCall, rt: Runtime) -> dict[str, Any] | None:
     """Send the report an earlier attempt at this event wrote but did not finish sending;
     None when there is none (the usual case: one read)."""
@@ -134,13 +145,16 @@ def resume(call: ApiCall, rt: Runtime) -> dict[str, Any] | None:
         TableName=rt.settings.idempotency_table, Key={"id": {"S": key}}, ConsistentRead=True
     )
     item = resp.get("Item")
-    if not item:
-        return None
+    if not item or "report" not in item:
+        return None  # none, or one a retry already sent
     saved = json.loads(item["report"]["S"])
     note = Notification(**saved["note"]) if saved.get("note") else None
     logger.info("resuming an unsent report", extra={"event_id": call.event_id})
     _send(rt, saved["findings"], note)
-    rt.client("dynamodb").delete_item(TableName=rt.settings.idempotency_table, Key={"id": {"S": key}})
+    # Kept, emptied, rather than deleted: the attempt that wrote it released the event's claim,
+    # so this is what tells a later duplicate that the report went out (see ``pending``).
+    sent = {"id": {"S": key}, "sent": {"BOOL": True}, "expiration": item["expiration"]}
+    rt.client("dynamodb").put_item(TableName=rt.settings.idempotency_table, Item=sent)
     summary: dict[str, Any] = saved["summary"]
     return summary
 
