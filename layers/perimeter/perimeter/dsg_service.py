@@ -26,7 +26,7 @@ for N dependants.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from perimeter.adapters.ec2_network import Ec2NetworkAdapter, GroupInfo
@@ -183,6 +183,7 @@ def _assess(call: ApiCall, subjects: Subjects, rt: Runtime, net: Ec2NetworkAdapt
     policy = rt.policy
     out = Assessment()
     vpcs: list[str] = []
+    unfinished: dict[str, Mapping[str, Any]] = {}
     if subjects.kind == "managed":
         groups = net.groups(subjects.group_ids)
         defaults = [g for g in subjects.group_ids if g in groups and groups[g].is_default]
@@ -203,9 +204,10 @@ def _assess(call: ApiCall, subjects: Subjects, rt: Runtime, net: Ec2NetworkAdapt
             tags = {gid: g.tags for gid, g in net.groups(gid for e in enis for gid in e.group_ids).items()}
             out.tiers.extend(tier_findings(enis, tags, policy))
         vpcs.extend(e.vpc_id for e in enis if e.default_group_id)
-        vpcs.extend(_unfinished(call, enis, rt))
+        unfinished = _unfinished(call, enis, rt)
+        vpcs.extend(unfinished)
     for vpc in dict.fromkeys(vpcs):
-        plan = _plan_vpc(call, vpc, rt, net)
+        plan = _plan_vpc(call, vpc, rt, net, unfinished.get(vpc))
         if plan is not None:
             out.plans.append(plan)
             d = plan.default
@@ -232,15 +234,15 @@ def _assess_groups(
     return vpcs
 
 
-def _unfinished(call: ApiCall, enis: Sequence[Eni], rt: Runtime) -> list[str]:
+def _unfinished(call: ApiCall, enis: Sequence[Eni], rt: Runtime) -> dict[str, Mapping[str, Any]]:
     """A retry after a crash half-way: the event's own ENI may already be off the default
-    group, but the migration it started is not done. Only ENIs on one of Perimeter's groups
-    cost the audit read."""
-    out = []
+    group, but the migration it started is not done (VPC -> its audit record). Only ENIs on
+    one of Perimeter's groups cost the audit read."""
+    out: dict[str, Mapping[str, Any]] = {}
     for vpc in dict.fromkeys(e.vpc_id for e in enis if not e.default_group_id and _on_perimeter_group(e)):
         record = rt.audit.get(audit_id_for(call.event_id, vpc))
         if record and record.get("status") != "complete":
-            out.append(vpc)
+            out[vpc] = record
     return out
 
 
@@ -269,11 +271,30 @@ def _vpc_ctx(
     )
 
 
-def _plan_vpc(call: ApiCall, vpc_id: str, rt: Runtime, net: Ec2NetworkAdapter) -> MigrationPlan | None:
+def _plan_vpc(
+    call: ApiCall,
+    vpc_id: str,
+    rt: Runtime,
+    net: Ec2NetworkAdapter,
+    unfinished: Mapping[str, Any] | None = None,
+) -> MigrationPlan | None:
     policy = rt.policy
     default = net.default_group(vpc_id)
     if default is None:
         return None
+    if unfinished:
+        # Resuming this event's migration: plan from the default group as the first attempt
+        # saw it. The rules it already revoked are gone from the group but not from what the
+        # event did: without them the plan would find nothing to do, and the report (and the
+        # record's completion) of what was done would be lost.
+        held = {r.rule_id for r in default.rules}
+        revoked = [
+            Rule.from_dict(r)
+            for r in unfinished.get("default_rules", [])
+            if r.get("rule_id") and r.get("rule_id") not in held
+        ]
+        if revoked:
+            default = replace(default, rules=(*default.rules, *revoked))
     deps = net.dependants(default.group_id)
     ctx = _vpc_ctx(call, rt, vpc_id, SELF)
 
@@ -451,9 +472,11 @@ def migrate(plan: MigrationPlan, call: ApiCall, rt: Runtime, net: Ec2NetworkAdap
             result.earlier.append(eni)
     if plan.revoke:
         outcome = rt.ec2.revoke(default_id, plan.revoke)
-        result.revoked = list(outcome.revoked)
         gone_ids = {r.rule_id for r in outcome.already_gone}
         prior_ids = {r.get("rule_id") for r in (prior or {}).get("default_rules", [])}
+        # A rule the earlier attempt at this event recorded and that is gone now was revoked
+        # by that attempt: it counts as revoked (the record already says so).
+        result.revoked = [*outcome.revoked, *(r for r in outcome.already_gone if r.rule_id in prior_ids)]
         # Keep the record exact: restore puts back only what Perimeter removed.
         record["default_rules"] = [
             r

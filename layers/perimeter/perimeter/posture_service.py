@@ -30,7 +30,7 @@ from perimeter.posture import (
     resolved_finding,
     summary_of,
 )
-from perimeter.publish import publish, resume
+from perimeter.publish import pending, publish, resume
 from perimeter.report import call_notification, finding_id, iso_event_time, iso_now
 from perimeter.runtime import Runtime
 from perimeter.telemetry import logger
@@ -117,13 +117,23 @@ def _into_ours(rt: Runtime, logs: Sequence[FlowLog]) -> bool:
 
 
 def _unrecorded_own(call: ApiCall, rt: Runtime, vpc_id: str, logs: Sequence[FlowLog]) -> bool:
-    """An earlier attempt at this event created a flow log and died before recording its id
-    or reporting it (the retry would otherwise find the VPC clean and say nothing). Only a
-    flow log into Perimeter's own destination costs the audit read."""
+    """An earlier attempt at this event created a flow log and died before reporting it (the
+    retry would otherwise find the VPC clean and say nothing). Only a flow log into
+    Perimeter's own destination costs the audit read.
+
+    Whether the flow log's id made it into the record says nothing of the report: the attempt
+    can die after recording it and before the report's outbox is written. So any record of this
+    event's creation without a report in the outbox makes the retry judge the VPC as the first
+    attempt saw it; the stage's first write (the write-ahead record) carries the event's claim
+    (``perimeter.once``), so if the first attempt did report (its claim completed) that write
+    fails and the retry returns the stored result, changing nothing."""
     if rt.policy.mode("PER-FL-1") != "enforce" or not call.event_id or not _into_ours(rt, logs):
         return False
     record = rt.audit.get(_audit_id(call, vpc_id))
-    return bool(record) and record.get("action") == "create-flow-log" and not record.get("flow_log_ids")
+    if not record or record.get("action") != "create-flow-log":
+        return False
+    # a report in the outbox is resume()'s (unsent) or was sent by it: the VPC is judged as is
+    return not record.get("flow_log_ids") or not pending(call, rt)
 
 
 def vpc_resource(call: ApiCall, vpc_id: str) -> Any:

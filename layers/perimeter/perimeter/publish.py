@@ -87,19 +87,52 @@ def publish(
             rt.client("dynamodb").put_item(TableName=rt.settings.idempotency_table, Item=item)
         else:
             key = None
+    notified: list[bool] = []
+
+    def notify() -> None:
+        rt.sns.publish(note)
+        notified.append(True)
+
     writes: list[Callable[[], Any]] = []
     if findings:
         writes.append(lambda: rt.securityhub.import_findings(findings))
     if sent:
-        writes.append(lambda: rt.sns.publish(note))
+        writes.append(notify)
     if claim is not None:
         writes.append(lambda: claim.complete(summary))
-    rt.in_parallel(*writes)
+    try:
+        rt.in_parallel(*writes)
+    except Exception as exc:
+        if key and notified:
+            _drop_sent_note(rt, item, exc)
+        raise
     record_findings(findings)
     if key:
         rt.client("dynamodb").delete_item(TableName=rt.settings.idempotency_table, Key={"id": {"S": key}})
     logger.info("decision", extra={"summary": summary})
     return summary
+
+
+def _drop_sent_note(rt: Runtime, item: dict[str, Any], exc: Exception) -> None:
+    """The message went out beside a write that failed: the retry resumes from the outbox,
+    which must then not send it again (a write on this failure path only)."""
+    try:
+        saved = json.loads(item["report"]["S"])
+        item["report"] = {"S": json.dumps({**saved, "note": None}, default=str)}
+        rt.client("dynamodb").put_item(TableName=rt.settings.idempotency_table, Item=item)
+    except Exception as again:  # noqa: BLE001 - the first failure is the one to raise
+        exc.add_note(f"and dropping the sent message from the outbox failed: {again!r}")
+
+
+def pending(call: ApiCall, rt: Runtime) -> bool:
+    """Whether the outbox holds this event's report, unsent or sent by a retry (one read)."""
+    key = _outbox_key(call, rt)
+    if not key:
+        return False
+    resp = rt.client("dynamodb").get_item(
+        TableName=rt.settings.idempotency_table, Key={"id": {"S": key}}, ConsistentRead=True
+    )
+    return bool(resp.get("Item"))
 
 
 def resume(call: ApiCall, rt: Runtime) -> dict[str, Any] | None:
@@ -112,13 +145,16 @@ def resume(call: ApiCall, rt: Runtime) -> dict[str, Any] | None:
         TableName=rt.settings.idempotency_table, Key={"id": {"S": key}}, ConsistentRead=True
     )
     item = resp.get("Item")
-    if not item:
-        return None
+    if not item or "report" not in item:
+        return None  # none, or one a retry already sent
     saved = json.loads(item["report"]["S"])
     note = Notification(**saved["note"]) if saved.get("note") else None
     logger.info("resuming an unsent report", extra={"event_id": call.event_id})
     _send(rt, saved["findings"], note)
-    rt.client("dynamodb").delete_item(TableName=rt.settings.idempotency_table, Key={"id": {"S": key}})
+    # Kept, emptied, rather than deleted: the attempt that wrote it released the event's claim,
+    # so this is what tells a later duplicate that the report went out (see ``pending``).
+    sent = {"id": {"S": key}, "sent": {"BOOL": True}, "expiration": item["expiration"]}
+    rt.client("dynamodb").put_item(TableName=rt.settings.idempotency_table, Item=sent)
     summary: dict[str, Any] = saved["summary"]
     return summary
 
