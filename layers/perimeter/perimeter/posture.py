@@ -429,7 +429,7 @@ def merge_issues(issues: Sequence[Issue]) -> list[Issue]:
 
 
 #: The ASFF fields Perimeter writes (GetFindings returns more, set by Security Hub itself).
-_OWN_FIELDS = (
+OWN_FIELDS = (
     "SchemaVersion",
     "Id",
     "ProductArn",
@@ -461,7 +461,7 @@ def resolved_finding(
     existing: Mapping[str, Any], call: ApiCall, *, why: str, now: str, event_time: str
 ) -> dict[str, Any]:
     """The stored finding, PASSED/ARCHIVED: the resource no longer has the problem, or is gone."""
-    out: dict[str, Any] = {k: existing[k] for k in _OWN_FIELDS if k in existing}
+    out: dict[str, Any] = {k: existing[k] for k in OWN_FIELDS if k in existing}
     before = str(existing.get("Description", ""))
     out["Description"] = _clip(
         f"Resolved: {why} Seen in {call.event_name} by {call.actor.display} ({call.event_id}).\n"

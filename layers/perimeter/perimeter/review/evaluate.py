@@ -26,7 +26,7 @@ from perimeter.context import GroupContext
 from perimeter.controls import Control, register
 from perimeter.decide import GroupDecision, decide
 from perimeter.policy import Policy
-from perimeter.posture import Issue, arn_resource
+from perimeter.posture import OWN_FIELDS, Issue, arn_resource
 from perimeter.rules import Rule, rules_from_permission
 
 
@@ -283,21 +283,7 @@ def to_resolve(
     return out
 
 
-_KEEP = (
-    "SchemaVersion",
-    "Id",
-    "ProductArn",
-    "GeneratorId",
-    "AwsAccountId",
-    "Types",
-    "FirstObservedAt",
-    "CreatedAt",
-    "Severity",
-    "Title",
-    "Remediation",
-    "Resources",
-    "ProductFields",
-)
+_KEEP = (*OWN_FIELDS, "ProductFields")
 
 
 def resolved(finding: Mapping[str, Any], *, now: str, why: str, sweep_id: str) -> dict[str, Any]:
