@@ -159,6 +159,10 @@ NEEDS_BEDROCK = (
     "UpdateMarketplaceModelEndpoint",
     "CreateModelImportJob",
     "DeleteMarketplaceModelEndpoint",
+    # not Bedrock, but also beyond moto: SgGuard finds the groups naming a prefix list with the
+    # DescribeSecurityGroups filter ip-permission.prefix-list-id, which moto answers with an HTTP
+    # 500 (tests/integration/test_sg_truth.py gives moto that filter's AWS meaning instead)
+    "ModifyManagedPrefixList",
 )
 SAMPLES = sorted(p.name for p in (ROOT / "events").glob("*.json") if not p.name.startswith(NEEDS_BEDROCK))
 
