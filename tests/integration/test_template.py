@@ -40,6 +40,11 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     "ModifySecurityGroupRules": {"SgGuardFunction", "DefaultSgGuardFunction"},
     "CreateVpcEndpoint": {"DefaultSgGuardFunction"},
     "CreateSecurityGroup": {"SgGuardFunction"},
+    # issue 8: a person's fix resolves findings (both guards); a prefix list re-judges its groups
+    "RevokeSecurityGroupIngress": {"SgGuardFunction", "DefaultSgGuardFunction"},
+    "RevokeSecurityGroupEgress": {"SgGuardFunction", "DefaultSgGuardFunction"},
+    "DeleteSecurityGroup": {"SgGuardFunction"},
+    "ModifyManagedPrefixList": {"SgGuardFunction"},
     # issue 4 (model posture); CreateModel, CreateNotebookInstance and
     # CreateMarketplaceModelEndpoint also go to issue 3's DefaultSgGuardFunction.
     "CreateModel": {"ModelPostureFunction", "DefaultSgGuardFunction"},
