@@ -49,7 +49,10 @@ def _account(embedded: bool, event: dict[str, Any] | None = None) -> Iterator[No
     if embedded:
         from perimeter_local.embedded import embedded_aws
 
-        with embedded_aws(managed_policies="arn:aws:iam::aws:policy/" in json.dumps(event)):
+        # A sample (invoke) may need what moto lacks: the runner's extensions, named when used.
+        with embedded_aws(
+            managed_policies="arn:aws:iam::aws:policy/" in json.dumps(event), extensions=event is not None
+        ):
             yield
     else:
         yield
@@ -147,6 +150,34 @@ def _rule_text(rule: dict[str, Any]) -> str:
     return f"{direction} {proto} {way} {peer}"
 
 
+def _stage(
+    args: argparse.Namespace,
+    session: Any,
+    specs: list[Any],
+    event: dict[str, Any],
+    *,
+    account: str,
+    region: str,
+) -> Any:
+    """Build the sample's world in the local account (``stage.py``)."""
+    from dataclasses import replace
+
+    from perimeter_local.invoke import invoke, route
+    from perimeter_local.stage import stage
+
+    def run_first(earlier: dict[str, Any], *, dry_run: bool = False) -> list[dict[str, Any]]:
+        # An earlier call the sample's state depends on (e.g. the grant a fix removes), run
+        # through the routed handlers so the account holds its findings; in dry run when the
+        # sample needs that call's finding left open.
+        dry = {"PERIMETER_DRY_RUN": "true"} if dry_run else {}
+        return [
+            invoke(replace(s, environment={**s.environment, **dry}), earlier, account=account, region=region)
+            for s, _ in route(specs, earlier)
+        ]
+
+    return stage(session, event, run_first=run_first, extended=args.embedded)
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     import os
 
@@ -154,6 +185,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
     from perimeter_local.account import prepare
     from perimeter_local.invoke import invoke, route
+    from perimeter_local.moto_ext import describe, forget_served, served
     from perimeter_local.template import functions
 
     event = wrap_in_envelope(_read_event(args.event))
@@ -175,24 +207,14 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         specs = functions(template, resolver, template_path.parent)
         account, region = resolver.pseudo["AWS::AccountId"], resolver.pseudo["AWS::Region"]
         staged = None
+        forget_served()
         if staging:
-            from perimeter_local.stage import stage
-
-            def run_first(earlier: dict[str, Any]) -> list[dict[str, Any]]:
-                # An earlier call the sample's state depends on (e.g. the grant a fix removes),
-                # run through the routed handlers so the account holds its findings.
-                return [invoke(s, earlier, account=account, region=region) for s, _ in route(specs, earlier)]
-
-            staged = stage(session, event, run_first=run_first)
+            staged = _stage(args, session, specs, event, account=account, region=region)
             if staged.unsupported:
-                where = (
-                    " (tests/integration/test_model_bedrock.py covers it with botocore Stubber)"
-                    if "Bedrock" in staged.unsupported
-                    else ""
-                )
                 print(
                     f"perimeter: the local AWS (moto) does not implement {staged.unsupported}, so "
-                    f"{Path(args.event).name} cannot run locally; run it against AWS{where}",
+                    f"{Path(args.event).name} cannot run against it; `perimeter invoke --embedded` "
+                    "serves it with a stand-in, or run it against AWS",
                     file=sys.stderr,
                 )
                 return EXIT_UNSUPPORTED
@@ -215,6 +237,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             res["rule"] = rule
             results.append(res)
         after = _after(session, staged) if staged is not None else None
+        extensions = describe(served())
     summary: dict[str, Any] = {
         "event": args.event,
         "event_name": event.get("detail", {}).get("eventName"),
@@ -225,9 +248,14 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     if staged is not None:
         summary["staged"] = {"ids": staged.ids, "created": staged.created, "earlier": staged.earlier}
         summary["after"] = after
+    if extensions:
+        # Answers moto could not give came from the runner's extensions: said, never hidden.
+        summary["moto_extensions"] = extensions
     if not results:
         summary["note"] = "no rule of the template matches this event: EventBridge would not deliver it"
     print(json.dumps(summary, indent=2, default=str))
+    for line in extensions:
+        print(f"perimeter: {line} (local/perimeter_local/moto_ext.py)", file=sys.stderr)
     failed = [r for r in results if not r["ok"]]
     for r in failed:
         print(f"perimeter: {r['function']} failed: {r['error']}", file=sys.stderr)

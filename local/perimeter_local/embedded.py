@@ -1,7 +1,10 @@
 """The embedded AWS: a moto server on 127.0.0.1 (a free port), in this process.
 
 Plain boto3 reaches it through ``AWS_ENDPOINT_URL`` with fake credentials, exactly as it would
-reach AWS, so the handlers run unchanged. Never bound to anything but loopback.
+reach AWS, so the handlers run unchanged. Never bound to anything but loopback. With
+``extensions`` (``invoke --embedded``), moto carries the runner's extensions while in use
+(``moto_ext``: a filter moto lacks and a Bedrock stand-in), which ``invoke`` names in its output
+whenever they served a call; the demo and the sweep run on plain moto.
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ def _fresh_server() -> str:
 
 
 @contextlib.contextmanager
-def embedded_aws(region: str = "us-east-1", *, managed_policies: bool = True) -> Iterator[str]:
+def embedded_aws(
+    region: str = "us-east-1", *, managed_policies: bool = True, extensions: bool = False
+) -> Iterator[str]:
     """Point this process at an empty moto account on 127.0.0.1, yield the endpoint URL.
 
     The server is a daemon thread of this process: it ends with the process."""
@@ -57,13 +62,20 @@ def embedded_aws(region: str = "us-east-1", *, managed_policies: bool = True) ->
     # account: load them only for a run that names one. Read in this process: the server is here.
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true" if managed_policies else "false"
     os.environ.pop("AWS_PROFILE", None)
-    endpoint = _fresh_server()
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
-    try:
-        yield endpoint
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    from perimeter_local.moto_ext import moto_extensions
+
+    with moto_extensions() if extensions else contextlib.nullcontext():
+        endpoint = _fresh_server()
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        try:
+            yield endpoint
+        finally:
+            _restore(saved)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -11,7 +11,9 @@ becomes the id of the resource created for it (names, like a model's, are kept).
 
 Only for local accounts: the caller refuses to stage anywhere but a loopback endpoint.
 moto cannot serve some samples (Bedrock guardrails, Custom Model Import, Marketplace model
-endpoints); ``stage`` says so in ``unsupported`` instead of pretending.
+endpoints; the prefix-list filter SgGuard uses). The ``--embedded`` server carries the runner's
+extensions for those (``moto_ext``, named in the output); against another local server
+``stage`` says so in ``unsupported`` instead of pretending.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from botocore.exceptions import ClientError
 from perimeter.changes import extract_group_changes
 from perimeter.events import parse_event
 
-#: Event names whose resources the embedded AWS (moto 5.2.5) has no API for.
+#: Event names whose resources moto 5.2.5 has no API for: staged only where the runner's
+#: extensions (moto_ext.py) serve them, i.e. with --embedded.
 UNSUPPORTED = {
     "CreateGuardrail": "Bedrock guardrails (bedrock:GetGuardrail)",
     "UpdateGuardrail": "Bedrock guardrails (bedrock:GetGuardrail)",
@@ -82,7 +85,7 @@ class World:
         session: Any,
         staged: Staged,
         event: Mapping[str, Any] | None = None,
-        run_first: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
+        run_first: Callable[..., list[dict[str, Any]]] | None = None,
     ) -> None:
         self.ec2 = session.client("ec2")
         self.session = session
@@ -91,9 +94,13 @@ class World:
         self.event = dict(event or {})
         self.run_first = run_first
 
-    def earlier(self, name: str, params: Mapping[str, Any], response: Any = None) -> None:
+    def earlier(
+        self, name: str, params: Mapping[str, Any], response: Any = None, *, dry_run: bool = False
+    ) -> None:
         """Run, through the routed handlers, the earlier call ``name`` the sample's call follows
-        (a grant it undoes, a notebook it updates; same caller, its own event id)."""
+        (a grant it undoes, a notebook it updates; same caller, its own event id). ``dry_run``:
+        Perimeter only reported it (as ``samconfig.toml`` first deploys it), so its finding is
+        still open when the sample's call comes."""
         if self.run_first is None:
             return
         event = _rewrite(copy.deepcopy(self.event), self.ids)
@@ -106,7 +113,7 @@ class World:
             responseElements=response,
         )
         d.pop("errorCode", None)
-        results = self.run_first(event)
+        results = self.run_first(event, dry_run=True) if dry_run else self.run_first(event)
         self.staged.earlier.append(
             {
                 "event_name": name,
@@ -115,7 +122,8 @@ class World:
                 },
             }
         )
-        self._note(f"{name} run through the handlers first (the earlier call the sample follows)")
+        mode = " in dry run" if dry_run else ""
+        self._note(f"{name} run through the handlers{mode} first (the earlier call the sample follows)")
 
     def _note(self, line: str) -> None:
         self.staged.created.append(line)
@@ -780,6 +788,194 @@ def _flow_logs(world: World, d: dict[str, Any]) -> None:
     world._note(f"flow log {fl} on {vpc}, then deleted (the call)")
 
 
+_WORLD_SSH = {
+    "items": [
+        {
+            "ipProtocol": "tcp",
+            "fromPort": 22,
+            "toPort": 22,
+            "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]},
+        }
+    ]
+}
+
+
+def _rule_set(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """An Authorize call's ``responseElements``, as CloudTrail records it, from the API's answer."""
+    items = []
+    for r in rules:
+        item = {
+            "groupOwnerId": r.get("GroupOwnerId"),
+            "groupId": r["GroupId"],
+            "securityGroupRuleId": r["SecurityGroupRuleId"],
+            "isEgress": r["IsEgress"],
+            "ipProtocol": r["IpProtocol"],
+            "fromPort": r.get("FromPort", -1),
+            "toPort": r.get("ToPort", -1),
+        }
+        for api, trail in (
+            ("CidrIpv4", "cidrIpv4"),
+            ("CidrIpv6", "cidrIpv6"),
+            ("PrefixListId", "prefixListId"),
+        ):
+            if r.get(api):
+                item[trail] = r[api]
+        items.append(item)
+    return {"_return": True, "securityGroupRuleSet": {"items": items}}
+
+
+def _sg_fix(world: World, d: dict[str, Any]) -> None:
+    """A person's fix of a group Perimeter reported: the offending rule was opened first and
+    judged while Perimeter ran in dry run (so its finding is open, nothing revoked), then the
+    person's call (revoke the rule, or delete the group), which leaves the state the handler reads."""
+    name, req = d["eventName"], d["requestParameters"]
+    gid = world.resolve(str(req["groupId"]))
+    grant_name = (
+        name.replace("Revoke", "Authorize") if name.startswith("Revoke") else "AuthorizeSecurityGroupIngress"
+    )
+    permissions = req["ipPermissions"] if name.startswith("Revoke") else _WORLD_SSH
+    grant = {"groupId": gid, "ipPermissions": permissions}
+    call = parse_event({**d, "eventName": grant_name, "requestParameters": grant, "responseElements": None})
+    perms = [rule.to_permission() for change in extract_group_changes(call) for rule in change.rules]
+    egress = grant_name == "AuthorizeSecurityGroupEgress"
+    ec2 = world.ec2
+    authorize = ec2.authorize_security_group_egress if egress else ec2.authorize_security_group_ingress
+    created = authorize(GroupId=gid, IpPermissions=perms).get("SecurityGroupRules", [])
+    world._note(f"{'egress' if egress else 'ingress'} {perms} on {gid} (the rule the person fixes)")
+    world.earlier(grant_name, grant, _rule_set(created), dry_run=True)
+    if name == "DeleteSecurityGroup":
+        ec2.delete_security_group(GroupId=gid)
+        world._note(f"security group {gid} deleted (the call)")
+        return
+    revoke = ec2.revoke_security_group_egress if egress else ec2.revoke_security_group_ingress
+    revoke(GroupId=gid, IpPermissions=perms)
+    world._note("the same rule revoked by the person (the call)")
+    world.staged.groups.append(gid)
+
+
+def _modify_prefix_list(world: World, d: dict[str, Any]) -> None:
+    """A customer-managed list of partner ranges, named by the model tier's HTTPS rule; the call
+    adds 0.0.0.0/0 to it (version 1 -> 2), which opens the group to the world."""
+    req = d["requestParameters"]["ModifyManagedPrefixListRequest"]
+    entry = {k: _content(v) for k, v in req["AddEntry"].items() if k != "tag"}
+    gid = world.group(MODEL_SG)
+    pl = world.ec2.create_managed_prefix_list(
+        PrefixListName="partners",
+        MaxEntries=10,
+        AddressFamily="IPv4",
+        Entries=[{"Cidr": "198.51.100.0/24", "Description": "partner A"}],
+    )["PrefixList"]["PrefixListId"]
+    world.ids[str(_content(req["PrefixListId"]))] = pl
+    world.ec2.authorize_security_group_ingress(
+        GroupId=gid,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "PrefixListIds": [{"PrefixListId": pl}]}
+        ],
+    )
+    world._note(f"prefix list {pl} (198.51.100.0/24, version 1) and tcp/443 from it on {gid}")
+    version = world.ec2.describe_managed_prefix_lists(PrefixListIds=[pl])["PrefixLists"][0]["Version"]
+    world.ec2.modify_managed_prefix_list(PrefixListId=pl, CurrentVersion=version, AddEntries=[entry])
+    world._note(f"{entry['Cidr']} added to {pl} (the call)")
+    world.staged.groups.append(gid)
+
+
+# --- Bedrock (served by the embedded stand-in, moto_ext.py) -----------------------------------
+
+_GUARDRAIL = "gr4h1ghpr0mp"  # the samples' guardrail id
+_HIGH = {"filtersConfig": [{"type": "PROMPT_ATTACK", "inputStrength": "HIGH", "outputStrength": "NONE"}]}
+_IMPORT = {
+    "jobName": "import-deepseek-r1-distill-8b",
+    "importedModelName": "deepseek-r1-distill-llama-8b",
+    "roleArn": "arn:aws:iam::123456789012:role/bedrock-model-import",
+    "modelDataSource": {
+        "s3DataSource": {"s3Uri": "s3://ml-artifacts-123456789012/deepseek-r1-distill-llama-8b/"}
+    },
+}
+#: the Marketplace samples' group: the VPC's default group (the sample's name says so)
+_MARKETPLACE_SG = "sg-0d3fa017000000001"
+
+
+def _import_model(world: World, req: Mapping[str, Any]) -> str:
+    arn = str(world.session.client("bedrock").create_model_import_job(**req)["jobArn"])
+    world._note(f"Bedrock model import job {req['jobName']} -> imported model {req['importedModelName']}")
+    return arn
+
+
+def _guardrail(world: World, req: Mapping[str, Any]) -> str:
+    made = world.session.client("bedrock").create_guardrail(**req)
+    world.ids[_GUARDRAIL] = made["guardrailId"]
+    world._note(f"Bedrock guardrail {made['guardrailId']} {req['name']!r} for {_GUARDRAIL}")
+    return str(made["guardrailId"])
+
+
+def _bedrock(world: World, d: dict[str, Any]) -> None:
+    br = world.session.client("bedrock")
+    name, req = d["eventName"], d["requestParameters"]
+    if name == "CreateModelImportJob":
+        world.ids[str(d["responseElements"]["jobArn"])] = _import_model(world, req)
+        return
+    if name == "CreateGuardrail":
+        # A model Bedrock serves, imported (and judged) while no guardrail blocked prompt
+        # attacks: the account's PER-GR-1 finding is open when the guardrail comes.
+        job = _import_model(world, _IMPORT)
+        world.earlier("CreateModelImportJob", _IMPORT, {"jobArn": job})
+        _guardrail(world, req)
+        return
+    if name in ("UpdateGuardrail", "DeleteGuardrail"):
+        # An imported model served, guarded by a HIGH prompt-attack guardrail (version 1 published).
+        _import_model(world, _IMPORT)
+        base = {
+            "name": "prompt-attack-high",
+            "blockedInputMessaging": "Blocked.",
+            "blockedOutputsMessaging": "Blocked.",
+        }
+        gid = _guardrail(world, {**base, "contentPolicyConfig": _HIGH})
+        br.create_guardrail_version(guardrailIdentifier=gid)
+        if name == "UpdateGuardrail":
+            br.update_guardrail(**{**req, "guardrailIdentifier": gid})
+            world._note(f"guardrail {gid} version 1 published, then its DRAFT updated (the call)")
+        else:
+            br.delete_guardrail(guardrailIdentifier=gid)
+            world._note(f"guardrail {gid} deleted (the call)")
+        return
+    # Marketplace model endpoints
+    world.ids[_MARKETPLACE_SG] = world.group(DEFAULT_SG)
+    arn = str(req.get("endpointArn") or d["responseElements"]["marketplaceModelEndpoint"]["endpointArn"])
+    endpoint_name = arn.rsplit("/", 1)[-1]
+    if name == "CreateMarketplaceModelEndpoint":
+        made = _rewrite(req, {s: world.resolve(s) for s in _ID.findall(json.dumps(req))})
+    else:
+        # The endpoint as the Create sample made it (in the VPC, on its default group).
+        made = {
+            "modelSourceIdentifier": (
+                "arn:aws:sagemaker:us-east-1:aws:hub-content/SageMakerPublicHub/Model/"
+                "deepseek-llm-r1-distill-llama-8b/2.0.0"
+            ),
+            "endpointName": endpoint_name,
+            "acceptEula": True,
+            "endpointConfig": {
+                "sageMaker": {
+                    "initialInstanceCount": 1,
+                    "instanceType": "ml.g6.12xlarge",
+                    "executionRole": "arn:aws:iam::123456789012:role/sagemaker-deepseek-execution",
+                    "vpc": {
+                        "subnetIds": [world.resolve(PRIVATE_SUBNET)],
+                        "securityGroupIds": [world.ids[_MARKETPLACE_SG]],
+                    },
+                }
+            },
+        }
+    real = br.create_marketplace_model_endpoint(**made)["marketplaceModelEndpoint"]["endpointArn"]
+    world.ids[arn] = real
+    world._note(f"Bedrock Marketplace endpoint {endpoint_name} in the VPC, on its default group")
+    if name == "UpdateMarketplaceModelEndpoint":
+        br.update_marketplace_model_endpoint(endpointArn=real, endpointConfig=req["endpointConfig"])
+        world._note(f"endpoint {endpoint_name} updated (the call)")
+    elif name == "DeleteMarketplaceModelEndpoint":
+        br.delete_marketplace_model_endpoint(endpointArn=real)
+        world._note(f"endpoint {endpoint_name} deleted (the call)")
+
+
 _STAGERS = {
     "AuthorizeSecurityGroupIngress": _authorize,
     "AuthorizeSecurityGroupEgress": _authorize,
@@ -810,6 +1006,17 @@ _STAGERS = {
     "CreateVpc": _flow_logs,
     "DeleteFlowLogs": _flow_logs,
     "CreateFlowLogs": _flow_logs,
+    "RevokeSecurityGroupIngress": _sg_fix,
+    "RevokeSecurityGroupEgress": _sg_fix,
+    "DeleteSecurityGroup": _sg_fix,
+    "ModifyManagedPrefixList": _modify_prefix_list,
+    "CreateGuardrail": _bedrock,
+    "UpdateGuardrail": _bedrock,
+    "DeleteGuardrail": _bedrock,
+    "CreateModelImportJob": _bedrock,
+    "CreateMarketplaceModelEndpoint": _bedrock,
+    "UpdateMarketplaceModelEndpoint": _bedrock,
+    "DeleteMarketplaceModelEndpoint": _bedrock,
 }
 
 
@@ -817,19 +1024,21 @@ def stage(
     session: Any,
     event: Mapping[str, Any],
     *,
-    run_first: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
+    run_first: Callable[..., list[dict[str, Any]]] | None = None,
+    extended: bool = False,
 ) -> Staged:
     """Build what the event assumes, make its call, return it rewritten to the real ids.
 
     ``run_first`` runs an earlier event through the routed handlers: a call that undoes another
-    (a fix) is staged as that other call, judged, then the fix, so a finding is there to resolve."""
+    (a fix) is staged as that other call, judged, then the fix, so a finding is there to resolve.
+    ``extended``: the account is the embedded server with the runner's moto extensions."""
     event = copy.deepcopy(dict(event))
     staged = Staged(event=event)
     d = event.get("detail")
     if not isinstance(d, dict) or "eventName" not in d:
         return staged  # not a CloudTrail call: nothing to build (the handler rejects it)
     name = str(d["eventName"])
-    if name in UNSUPPORTED:
+    if name in UNSUPPORTED and not extended:
         staged.unsupported = UNSUPPORTED[name]
         return staged
     stager = _STAGERS.get(name)

@@ -20,6 +20,7 @@ import boto3
 import pytest
 from perimeter_local import cloudtrail
 from perimeter_local.cli import main as cli_main
+from perimeter_local.moto_ext import moto_extensions
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -44,7 +45,8 @@ def server() -> Iterator[str]:
     host, port = srv.get_host_and_port()
     os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
     try:
-        yield os.environ["AWS_ENDPOINT_URL"]
+        with moto_extensions():
+            yield os.environ["AWS_ENDPOINT_URL"]
     finally:
         srv.stop()
         for k, v in saved.items():
@@ -149,22 +151,9 @@ def test_restore_puts_back_exactly_what_was_removed(
     assert [r["CidrIpv4"] for r in _rules(group["group"]) if r.get("FromPort") == 3389] == ["0.0.0.0/0"]
 
 
-#: moto has no Bedrock guardrail or Marketplace endpoint API (FACTS.md): these samples run
-#: through their handler in tests/integration with botocore Stubber responses instead.
-NEEDS_BEDROCK = (
-    "CreateGuardrail",
-    "UpdateGuardrail",
-    "DeleteGuardrail",
-    "CreateMarketplaceModelEndpoint",
-    "UpdateMarketplaceModelEndpoint",
-    "CreateModelImportJob",
-    "DeleteMarketplaceModelEndpoint",
-    # not Bedrock, but also beyond moto: SgGuard finds the groups naming a prefix list with the
-    # DescribeSecurityGroups filter ip-permission.prefix-list-id, which moto answers with an HTTP
-    # 500 (tests/integration/test_sg_truth.py gives moto that filter's AWS meaning instead)
-    "ModifyManagedPrefixList",
-)
-SAMPLES = sorted(p.name for p in (ROOT / "events").glob("*.json") if not p.name.startswith(NEEDS_BEDROCK))
+#: Every sample, the Bedrock ones and ModifyManagedPrefixList included: the server carries the
+#: runner's moto extensions (local/perimeter_local/moto_ext.py), as `invoke --embedded`'s does.
+SAMPLES = sorted(p.name for p in (ROOT / "events").glob("*.json"))
 
 
 @pytest.mark.parametrize("sample", SAMPLES)

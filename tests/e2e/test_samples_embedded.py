@@ -5,9 +5,12 @@ them), routes the event through the template's rules and runs the handlers; it t
 account back through the API (``after``). Each sample must end in the outcome its file name
 promises, judged on that read-back, not only on the handlers' own summaries.
 
-Bedrock guardrails, Custom Model Import and Marketplace endpoints are not in moto (FACTS.md):
-for those samples the command must say so in one line and exit 3, never pretend.
-tests/integration/test_model_bedrock.py runs them through the handler with botocore Stubber.
+moto 5.2.5 lacks Bedrock guardrails, Custom Model Import and Marketplace endpoints, and the
+DescribeSecurityGroups filter ``ip-permission.prefix-list-id`` (FACTS.md). The embedded server
+carries the runner's extensions for them (local/perimeter_local/moto_ext.py: the filter, and a
+Bedrock stand-in whose answers are validated against botocore's model); the output must name
+them whenever they served a call. tests/integration/test_model_bedrock.py runs the Bedrock
+samples through the handler with botocore Stubber too.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
+from perimeter_local import invoke as local_invoke
 from perimeter_local.cli import EXIT_UNSUPPORTED
 from perimeter_local.cli import main as cli_main
+from perimeter_local.stage import UNSUPPORTED, stage
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -101,27 +107,56 @@ EXPECTED: dict[str, dict[str, str]] = {
     "UpdateEndpoint--new-config": {MODEL: "reported"},
     # an instance-type change fixes nothing: the notebook's finding (made when it was) stays
     "UpdateNotebookInstance--new-instance-type": {MODEL: "reported"},
+    # A person's fix of a group Perimeter reported (in dry run): the findings resolve. See FIXES.
+    "RevokeSecurityGroupIngress--person-closes-world-ssh": {SG: "resolved", DSG: "compliant"},
+    "RevokeSecurityGroupEgress--person-removes-allow-all": {SG: "resolved", DSG: "compliant"},
+    "DeleteSecurityGroup--group-deleted": {SG: "resolved"},
+    # the list the model tier's HTTPS rule names now holds 0.0.0.0/0: that rule is revoked
+    "ModifyManagedPrefixList--entry-opens-world": {SG: "remediated"},
+    # Bedrock, served by the embedded stand-in (see STAND_IN)
+    "CreateGuardrail--prompt-attack-high": {MODEL: "reported"},  # resolves only: see FIXES
+    "UpdateGuardrail--prompt-attack-lowered": {MODEL: "reported"},
+    "DeleteGuardrail--deleted": {MODEL: "reported"},
+    "CreateModelImportJob--deepseek-r1-distill": {MODEL: "reported"},
+    # the endpoint's ENIs are the service's: the fix is named; posture creates the missing flow log
+    "CreateMarketplaceModelEndpoint--deepseek-default-sg": {DSG: "reported", MODEL: "remediated"},
+    "UpdateMarketplaceModelEndpoint--no-vpc": {MODEL: "reported"},
+    "DeleteMarketplaceModelEndpoint--deepseek-default-sg": {MODEL: "resource-gone"},
 }
-NOT_IN_MOTO = {
-    "CreateGuardrail--prompt-attack-high": "Bedrock guardrails",
-    "UpdateGuardrail--prompt-attack-lowered": "Bedrock guardrails",
-    "DeleteGuardrail--deleted": "Bedrock guardrails",
-    "CreateModelImportJob--deepseek-r1-distill": "Bedrock Custom Model Import",
-    "CreateMarketplaceModelEndpoint--deepseek-default-sg": "Bedrock Marketplace model endpoints",
-    "UpdateMarketplaceModelEndpoint--no-vpc": "Bedrock Marketplace model endpoints",
-    "DeleteMarketplaceModelEndpoint--deepseek-default-sg": "Bedrock Marketplace model endpoints",
+#: samples served in part by the runner's moto extensions -> what the output must name
+STAND_IN = {
     "ModifyManagedPrefixList--entry-opens-world": (
-        "the DescribeSecurityGroups filter ip-permission.prefix-list-id"
+        "ec2: embedded extension, moto lacks the DescribeSecurityGroups filter ip-permission.prefix-list-id"
     ),
+    "CreateGuardrail--prompt-attack-high": "GetGuardrail",
+    "UpdateGuardrail--prompt-attack-lowered": "UpdateGuardrail",
+    "DeleteGuardrail--deleted": "DeleteGuardrail",
+    "CreateModelImportJob--deepseek-r1-distill": "CreateModelImportJob",
+    "CreateMarketplaceModelEndpoint--deepseek-default-sg": "GetMarketplaceModelEndpoint",
+    "UpdateMarketplaceModelEndpoint--no-vpc": "GetMarketplaceModelEndpoint",
+    "DeleteMarketplaceModelEndpoint--deepseek-default-sg": "DeleteMarketplaceModelEndpoint",
 }
-#: Samples whose world stage.py does not build yet: a person's fix needs an open finding first
-#: (the offending rule judged in detect mode, then the fix), which the stager cannot set up yet.
-#: They run through their handlers without error; the handler tests prove their outcome
-#: (tests/integration/test_sg_truth.py).
-NOT_STAGED_YET = {
-    "RevokeSecurityGroupIngress--person-closes-world-ssh",
-    "RevokeSecurityGroupEgress--person-removes-allow-all",
-    "DeleteSecurityGroup--group-deleted",
+#: A person's fix: the offending call was made and judged first (Perimeter in dry run for the
+#: groups, so nothing was revoked and the finding was open), then the fix, which resolves every
+#: finding of the resource with no write to the resource's service.
+FIXES = {
+    "RevokeSecurityGroupIngress--person-closes-world-ssh": (
+        "AuthorizeSecurityGroupIngress",
+        {SG: "reported", DSG: "compliant"},
+        {"PER-SG-1", "PER-SG-2"},
+    ),
+    "RevokeSecurityGroupEgress--person-removes-allow-all": (
+        "AuthorizeSecurityGroupEgress",
+        {SG: "reported", DSG: "compliant"},
+        {"PER-SG-4"},
+    ),
+    "DeleteSecurityGroup--group-deleted": (
+        "AuthorizeSecurityGroupIngress",
+        {SG: "reported", DSG: "compliant"},
+        {"PER-SG-1", "PER-SG-2"},
+    ),
+    # the imported model was judged while no guardrail blocked prompt attacks
+    "CreateGuardrail--prompt-attack-high": ("CreateModelImportJob", {MODEL: "reported"}, {"PER-GR-1"}),
 }
 #: fix samples -> the principal whose finding the earlier (staged) grant opened and the fix resolves
 RESOLVES = {
@@ -147,15 +182,7 @@ OPENED = {
 
 def test_every_sample_has_an_expected_outcome() -> None:
     # every sample is staged (a new one needs its stager in stage.py and an entry here)
-    assert sorted([*EXPECTED, *NOT_IN_MOTO, *NOT_STAGED_YET]) == SAMPLES
-
-
-@pytest.mark.parametrize("sample", sorted(NOT_STAGED_YET))
-def test_sample_not_staged_yet_runs_without_error(sample: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(sample, capsys)
-    assert code == 0 and out is not None, err[-2000:]
-    assert all(r["ok"] for r in out["results"]), out["results"]
-    assert out["after"]["audit"] == [], "a fixing call never makes Perimeter write"
+    assert sorted(EXPECTED) == SAMPLES
 
 
 def _run(sample: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any] | None, str]:
@@ -165,14 +192,106 @@ def _run(sample: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str
     return code, out, captured.err
 
 
+class SampleCalls:
+    """The AWS operations the handlers make on the sample's own event (not on the earlier calls
+    staging runs first), by service, recorded on botocore's client as the functions build it."""
+
+    def __init__(self) -> None:
+        self.event_id: str | None = None
+        self.calls: dict[str, list[str]] = {}
+        self._running: list[bool] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        invoke, make_api_call = local_invoke.invoke, BaseClient._make_api_call
+
+        def recording_invoke(spec: Any, event: Any, **kwargs: Any) -> Any:
+            self._running.append(event["detail"].get("eventID") == self.event_id)
+            try:
+                return invoke(spec, event, **kwargs)
+            finally:
+                self._running.pop()
+
+        def recording_call(client: Any, operation: str, params: Any) -> Any:
+            if self._running and self._running[-1]:
+                self.calls.setdefault(client.meta.service_model.service_name, []).append(operation)
+            return make_api_call(client, operation, params)
+
+        monkeypatch.setattr(local_invoke, "invoke", recording_invoke)
+        monkeypatch.setattr(BaseClient, "_make_api_call", recording_call)
+
+
+@pytest.fixture
+def sample_calls(monkeypatch: pytest.MonkeyPatch) -> SampleCalls:
+    recorder = SampleCalls()
+    recorder.install(monkeypatch)
+    return recorder
+
+
+READS = ("Describe", "Get", "List")
+
+
+def _check_extensions_named(sample: str, out: dict[str, Any], err: str) -> None:
+    """The runner's moto extensions are named whenever they served a call, and only then."""
+    if sample in STAND_IN:
+        assert any(STAND_IN[sample] in line for line in out["moto_extensions"]), out["moto_extensions"]
+        assert [line for line in err.splitlines() if "moto_ext.py" in line], err[-2000:]
+    else:
+        assert "moto_extensions" not in out and "moto_ext.py" not in err
+
+
+def _check_fix(sample: str, out: dict[str, Any], calls: dict[str, list[str]]) -> None:
+    """The offending call was judged first (its finding open); the fix resolved every finding of
+    the resource, reported to Security Hub, with no write to EC2 or Bedrock."""
+    grant, grant_statuses, controls = FIXES[sample]
+    after = out["after"]
+    assert out["staged"]["earlier"] == [{"event_name": grant, "statuses": grant_statuses}]
+    assert {f["control"] for f in after["findings"]} == controls
+    assert all((f["compliance"], f["record_state"]) == ("PASSED", "ARCHIVED") for f in after["findings"]), (
+        after["findings"]
+    )
+    assert after["audit"] == []
+    writes = [
+        f"{service}.{op}"
+        for service, ops in calls.items()
+        if service in ("ec2", "bedrock")
+        for op in ops
+        if not op.startswith(READS)
+    ]
+    assert "BatchImportFindings" in calls.get("securityhub", []), calls  # the resolution, reported
+    assert writes == [], "a person's fix never makes Perimeter write to the resource"
+
+
 @pytest.mark.parametrize("sample", sorted(EXPECTED))
-def test_sample_ends_as_its_name_promises(sample: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sample_ends_as_its_name_promises(
+    sample: str, capsys: pytest.CaptureFixture[str], sample_calls: SampleCalls
+) -> None:
+    event = json.loads((ROOT / "events" / f"{sample}.json").read_text(encoding="utf-8"))
+    sample_calls.event_id = (event.get("detail") or {}).get("eventID")
     code, out, err = _run(sample, capsys)
     assert code == 0 and out is not None, err[-2000:]
     statuses = {r["function"]: (r["result"]["status"] if r["ok"] else r["error"]) for r in out["results"]}
     assert statuses == EXPECTED[sample]
     after = out["after"]
     staged = out["staged"]
+    _check_extensions_named(sample, out, err)
+    if sample in FIXES:
+        _check_fix(sample, out, sample_calls.calls)
+        return
+    if sample == "ModifyManagedPrefixList--entry-opens-world":
+        # The model tier's HTTPS rule from the list (now holding the world) is revoked, audited, resolved.
+        pl = staged["ids"]["pl-0a1b2c3d4e5f60001"]
+        [rules] = after["security_group_rules"].values()
+        assert not [r for r in rules if pl in r], rules
+        assert [a["action"] for a in after["audit"]] == ["revoke-security-group-rules"]
+        assert [(f["control"], f["compliance"]) for f in after["findings"]] == [("PER-SG-1", "PASSED")]
+        return
+    if sample in ("UpdateGuardrail--prompt-attack-lowered", "DeleteGuardrail--deleted"):
+        # The guardrail the call weakened or deleted (its new id) has its own finding, open.
+        gid = staged["ids"]["gr4h1ghpr0mp"]
+        [finding] = [f for f in after["findings"] if f["resource"] == gid]
+        assert (finding["control"], finding["compliance"]) == ("PER-GR-1", "FAILED")
+        assert after["audit"] == []
+        return
     if sample in RESOLVES:
         # The grant was judged first (its finding active), then the fix resolved that finding.
         grant, principal = RESOLVES[sample]
@@ -252,9 +371,26 @@ def test_ids_are_rewritten_consistently(capsys: pytest.CaptureFixture[str]) -> N
     assert result["groups"][0]["revoked"] == [ids["sgr-0a1b2c3d4e5f60001"]]
 
 
-@pytest.mark.parametrize("sample", sorted(NOT_IN_MOTO))
-def test_sample_moto_cannot_serve_says_so(sample: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(sample, capsys)
-    assert code == EXIT_UNSUPPORTED and out is None
-    [line] = err.strip().splitlines()
-    assert f"does not implement {NOT_IN_MOTO[sample]}" in line and "Traceback" not in err
+@pytest.mark.parametrize("event_name", sorted(UNSUPPORTED))
+def test_without_the_extensions_a_sample_moto_cannot_serve_says_so(event_name: str) -> None:
+    # Against another local server (`local up`) moto has no extension: stage says what it lacks
+    # instead of pretending (the command prints it in one line and exits 3).
+    sample = next(p for p in (ROOT / "events").glob(f"{event_name}--*.json"))
+    event = json.loads(sample.read_text(encoding="utf-8"))
+    assert stage(None, event, extended=False).unsupported == UNSUPPORTED[event_name]
+
+
+def test_local_server_without_extensions_exits_3_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from perimeter_local.embedded import embedded_aws
+
+    with embedded_aws() as endpoint:
+        # reached as `local up`'s server is (--stage, not --embedded): the runner cannot count on
+        # the runner's extensions there, so it stages nothing and says what moto lacks
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        code = cli_main(["invoke", "-e", str(ROOT / "events" / "DeleteGuardrail--deleted.json"), "--stage"])
+    captured = capsys.readouterr()
+    assert code == EXIT_UNSUPPORTED and captured.out == ""
+    [line] = captured.err.strip().splitlines()
+    assert "does not implement Bedrock guardrails" in line and "--embedded" in line

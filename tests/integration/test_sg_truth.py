@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from moto.ec2.models.security_groups import SecurityGroup
 from perimeter.events import wrap_in_envelope
+from perimeter_local.moto_ext import moto_extensions
 
 from tests.corpus import MOTO_ACCOUNT, REGION
 from tests.integration.test_sg_handler import (  # noqa: F401
@@ -285,19 +286,18 @@ def test_aws_managed_prefix_list_is_trusted(env: Env) -> None:
     assert env.findings(gid) == {}
 
 
-def test_modify_managed_prefix_list_judges_every_referencing_group(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def prefix_list_filter() -> Iterator[None]:
     # moto 5.2.5 raises NotImplementedError for DescribeSecurityGroups' filter
-    # ip-permission.prefix-list-id (AWS implements it): give moto the filter's AWS meaning.
-    original = SecurityGroup.matches_filter
+    # ip-permission.prefix-list-id (AWS implements it): the local runner's moto extension gives
+    # moto the filter's AWS meaning, here as in `perimeter invoke --embedded`.
+    with moto_extensions():
+        yield
 
-    def matches_filter(self: SecurityGroup, key: str, values: Any) -> Any:
-        if key == "ip-permission.prefix-list-id":
-            return any(r.prefix_list_id in values for r in self.ingress_rules)
-        return original(self, key, values)
 
-    monkeypatch.setattr(SecurityGroup, "matches_filter", matches_filter)
+def test_modify_managed_prefix_list_judges_every_referencing_group(
+    env: Env, prefix_list_filter: None
+) -> None:
     pl = _prefix_list(env, ["10.9.0.0/16"])
     groups = [env.group({"perimeter:tier": "app"}) for _ in range(2)]
     bystander = env.group({"perimeter:tier": "app"})

@@ -1,0 +1,410 @@
+"""What the embedded AWS adds to moto, for the local runner only (never the Lambda code).
+
+moto 5.2.5 lacks two things the samples in ``events/`` need (FACTS.md):
+
+- the DescribeSecurityGroups filter ``ip-permission.prefix-list-id`` (AWS implements it; moto
+  raises NotImplementedError, an HTTP 500). SgGuard keeps using it on ModifyManagedPrefixList:
+  on AWS it is one paginated call for every group naming the list. The extension gives moto the
+  filter's AWS meaning: a group matches when one of its ingress rules names one of the lists.
+- Bedrock guardrails, Marketplace model endpoints and Custom Model Import. The **stand-in**
+  serves those calls from a small store kept on moto's Bedrock backend (so moto's reset empties
+  it with the rest of the account), shaped by botocore's Bedrock model: every request is parsed
+  and every answer validated against the operation's output shape, so a wrong shape fails
+  loudly instead of passing. It is not Bedrock: an import job completes at once, a Marketplace
+  endpoint is ``InService`` at once, and of a guardrail's policies it keeps what the call sent.
+
+``moto_extensions()`` patches the in-process moto classes for as long as it is entered (the
+``--embedded`` server is in-process, so it serves both; tests that need the filter enter it too)
+and puts moto back as it was on leaving. The runner prints what was served by each
+(``served()``), so no run passes a stand-in answer off as moto's or AWS's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import json
+import secrets
+import string
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import unquote
+
+#: Operation -> what the runner says moto lacks, in the order they were served this run.
+_SERVED: dict[str, str] = {}
+_MISSING = object()
+#: How many callers are inside ``moto_extensions()``, and what the patches replaced.
+_DEPTH: list[int] = [0]
+_SAVED: list[tuple[Any, str, Any]] = []
+_LOCK = threading.Lock()
+
+PREFIX_LIST_FILTER = "the DescribeSecurityGroups filter ip-permission.prefix-list-id"
+
+
+def served() -> dict[str, str]:
+    """What the extensions served since the last ``forget_served()`` (operation -> kind)."""
+    return dict(_SERVED)
+
+
+def forget_served() -> None:
+    _SERVED.clear()
+
+
+@contextlib.contextmanager
+def moto_extensions() -> Iterator[None]:
+    """Both extensions on moto's classes in this process while inside (re-entrant)."""
+    with _LOCK:
+        if _DEPTH[0] == 0:
+            _prefix_list_filter()
+            _bedrock_stand_in()
+        _DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _DEPTH[0] -= 1
+            if _DEPTH[0] == 0:
+                for cls, name, old in reversed(_SAVED):
+                    if old is _MISSING:
+                        delattr(cls, name)
+                    else:
+                        setattr(cls, name, old)
+                _SAVED.clear()
+
+
+def _patch(cls: Any, name: str, func: Any) -> None:
+    _SAVED.append((cls, name, cls.__dict__.get(name, _MISSING)))
+    setattr(cls, name, func)
+
+
+# --- EC2: DescribeSecurityGroups' ip-permission.prefix-list-id --------------------------------
+
+
+def _prefix_list_filter() -> None:
+    from moto.ec2.models.security_groups import SecurityGroup
+
+    original = SecurityGroup.matches_filter
+
+    def matches_filter(self: Any, key: str, filter_value: Any) -> Any:
+        if key == "ip-permission.prefix-list-id":
+            _SERVED.setdefault("DescribeSecurityGroups(ip-permission.prefix-list-id)", "ec2")
+            return any(rule.prefix_list_id in filter_value for rule in self.ingress_rules)
+        return original(self, key, filter_value)
+
+    _patch(SecurityGroup, "matches_filter", matches_filter)
+
+
+# --- Bedrock stand-in -------------------------------------------------------------------------
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _new_id(n: int = 12) -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(n))
+
+
+def _unconfig(value: Any) -> Any:
+    """A guardrail policy as Create/UpdateGuardrail take it -> as GetGuardrail returns it
+    (``contentPolicyConfig.filtersConfig`` -> ``contentPolicy.filters``...)."""
+    if isinstance(value, Mapping):
+        return {k.removesuffix("Config"): _unconfig(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unconfig(v) for v in value]
+    return value
+
+
+_POLICY_KEYS = (
+    "topicPolicyConfig",
+    "contentPolicyConfig",
+    "wordPolicyConfig",
+    "sensitiveInformationPolicyConfig",
+    "contextualGroundingPolicyConfig",
+)
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.guardrails: dict[str, dict[str, Any]] = {}  # id -> {"DRAFT": {...}, "1": {...}}
+        self.endpoints: dict[str, dict[str, Any]] = {}  # arn -> endpoint
+        self.jobs: dict[str, dict[str, Any]] = {}  # arn -> job
+        self.models: dict[str, dict[str, Any]] = {}  # name -> model summary
+
+
+def _not_found(what: str) -> Exception:
+    from moto.bedrock.exceptions import ResourceNotFoundException
+
+    return ResourceNotFoundException(f"{what} not found (embedded stand-in)")
+
+
+@functools.cache
+def _bedrock_model() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model("bedrock")
+
+
+def _store(self: Any) -> _Store:
+    backend = self.bedrock_backend
+    if not hasattr(backend, "perimeter_stand_in"):
+        backend.perimeter_stand_in = _Store()
+    return backend.perimeter_stand_in  # type: ignore[no-any-return]
+
+
+def _body(self: Any) -> dict[str, Any]:
+    return dict(json.loads(self.body)) if self.body else {}
+
+
+def _query(self: Any, name: str) -> str | None:
+    values = self.querystring.get(name)
+    return str(values[0]) if values else None
+
+
+def _path(self: Any, name: str) -> str:
+    return unquote(str(self.uri_match[name]))
+
+
+def _answer(operation: str, result: dict[str, Any] | None) -> Any:
+    """The stand-in's answer, checked against botocore's output shape for the operation."""
+    from botocore.validate import ParamValidator
+    from moto.core.responses import ActionResult, EmptyResult
+
+    _SERVED.setdefault(operation, "bedrock")
+    if result is None:
+        return EmptyResult()
+    report = ParamValidator().validate(result, _bedrock_model().operation_model(operation).output_shape)
+    if report.has_errors():
+        raise AssertionError(f"the Bedrock stand-in's {operation} answer: {report.generate_report()}")
+    return ActionResult(result)
+
+
+def _guardrail_id(self: Any) -> str:
+    ident = _path(self, "guardrailIdentifier")
+    return ident.rsplit("/", 1)[-1] if ident.startswith("arn:") else ident
+
+
+def create_guardrail(self: Any) -> Any:
+    req, s = _body(self), _store(self)
+    gid, now = _new_id(), _now()
+    arn = f"arn:aws:bedrock:{self.region}:{self.current_account}:guardrail/{gid}"
+    draft = {
+        "name": req["name"],
+        "guardrailId": gid,
+        "guardrailArn": arn,
+        "version": "DRAFT",
+        "status": "READY",
+        "createdAt": now,
+        "updatedAt": now,
+        "blockedInputMessaging": req["blockedInputMessaging"],
+        "blockedOutputsMessaging": req["blockedOutputsMessaging"],
+        **({"description": req["description"]} if req.get("description") else {}),
+        **{k.removesuffix("Config"): _unconfig(req[k]) for k in _POLICY_KEYS if req.get(k)},
+    }
+    s.guardrails[gid] = {"DRAFT": draft}
+    return _answer(
+        "CreateGuardrail", {"guardrailId": gid, "guardrailArn": arn, "version": "DRAFT", "createdAt": now}
+    )
+
+
+def _versions(self: Any) -> dict[str, Any]:
+    gid = _guardrail_id(self)
+    versions = _store(self).guardrails.get(gid)
+    if versions is None:
+        raise _not_found(f"guardrail {gid}")
+    return versions
+
+
+def get_guardrail(self: Any) -> Any:
+    versions = _versions(self)
+    version = _query(self, "guardrailVersion") or "DRAFT"
+    if version not in versions:
+        raise _not_found(f"guardrail {_guardrail_id(self)} version {version}")
+    return _answer("GetGuardrail", dict(versions[version]))
+
+
+def list_guardrails(self: Any) -> Any:
+    s, ident = _store(self), _query(self, "guardrailIdentifier")
+    if ident:
+        gid = ident.rsplit("/", 1)[-1]
+        chosen = list(s.guardrails.get(gid, {}).values())
+    else:  # without an identifier: the DRAFT of every guardrail
+        chosen = [v["DRAFT"] for v in s.guardrails.values()]
+    keys = ("name", "status", "version", "createdAt", "updatedAt")
+    summaries = [
+        {"id": g["guardrailId"], "arn": g["guardrailArn"], **{k: g[k] for k in keys}} for g in chosen
+    ]
+    return _answer("ListGuardrails", {"guardrails": summaries})
+
+
+def update_guardrail(self: Any) -> Any:
+    versions, req, now = _versions(self), _body(self), _now()
+    draft = {
+        k: v
+        for k, v in versions["DRAFT"].items()
+        if k in ("guardrailId", "guardrailArn", "version", "status", "createdAt")
+    }
+    draft.update(
+        name=req["name"],
+        updatedAt=now,
+        blockedInputMessaging=req["blockedInputMessaging"],
+        blockedOutputsMessaging=req["blockedOutputsMessaging"],
+        **{k.removesuffix("Config"): _unconfig(req[k]) for k in _POLICY_KEYS if req.get(k)},
+    )
+    versions["DRAFT"] = draft
+    return _answer(
+        "UpdateGuardrail",
+        {
+            "guardrailId": draft["guardrailId"],
+            "guardrailArn": draft["guardrailArn"],
+            "version": "DRAFT",
+            "updatedAt": now,
+        },
+    )
+
+
+def create_guardrail_version(self: Any) -> Any:
+    versions = _versions(self)
+    number = str(1 + max((int(v) for v in versions if v.isdigit()), default=0))
+    versions[number] = {**versions["DRAFT"], "version": number}
+    return _answer("CreateGuardrailVersion", {"guardrailId": _guardrail_id(self), "version": number})
+
+
+def delete_guardrail(self: Any) -> Any:
+    versions, version = _versions(self), _query(self, "guardrailVersion")
+    if version:
+        versions.pop(version, None)
+    else:
+        del _store(self).guardrails[_guardrail_id(self)]
+    return _answer("DeleteGuardrail", None)
+
+
+def list_enforced_guardrails_configuration(self: Any) -> Any:
+    # No account- or organization-level enforced guardrail in a fresh account.
+    return _answer("ListEnforcedGuardrailsConfiguration", {"guardrailsConfig": []})
+
+
+def _endpoint(self: Any, operation: str) -> Any:
+    arn = _path(self, "endpointArn")
+    endpoint = _store(self).endpoints.get(arn)
+    if endpoint is None:
+        raise _not_found(f"Marketplace model endpoint {arn}")
+    return _answer(operation, {"marketplaceModelEndpoint": endpoint})
+
+
+def create_marketplace_model_endpoint(self: Any) -> Any:
+    req, now = _body(self), _now()
+    arn = f"arn:aws:sagemaker:{self.region}:{self.current_account}:endpoint/{req['endpointName']}"
+    _store(self).endpoints[arn] = {
+        "endpointArn": arn,
+        "modelSourceIdentifier": req["modelSourceIdentifier"],
+        "status": "ACTIVE",
+        "endpointStatus": "InService",
+        "createdAt": now,
+        "updatedAt": now,
+        "endpointConfig": req["endpointConfig"],
+    }
+    made = {"marketplaceModelEndpoint": _store(self).endpoints[arn]}
+    return _answer("CreateMarketplaceModelEndpoint", made)
+
+
+def get_marketplace_model_endpoint(self: Any) -> Any:
+    return _endpoint(self, "GetMarketplaceModelEndpoint")
+
+
+def update_marketplace_model_endpoint(self: Any) -> Any:
+    arn = _path(self, "endpointArn")
+    endpoint = _store(self).endpoints.get(arn)
+    if endpoint is not None:
+        endpoint.update(endpointConfig=_body(self)["endpointConfig"], updatedAt=_now())
+    return _endpoint(self, "UpdateMarketplaceModelEndpoint")
+
+
+def delete_marketplace_model_endpoint(self: Any) -> Any:
+    arn = _path(self, "endpointArn")
+    if _store(self).endpoints.pop(arn, None) is None:
+        raise _not_found(f"Marketplace model endpoint {arn}")
+    return _answer("DeleteMarketplaceModelEndpoint", None)
+
+
+def list_marketplace_model_endpoints(self: Any) -> Any:
+    keys = ("endpointArn", "modelSourceIdentifier", "status", "createdAt", "updatedAt")
+    summaries = [{k: e[k] for k in keys} for e in _store(self).endpoints.values()]
+    return _answer("ListMarketplaceModelEndpoints", {"marketplaceModelEndpoints": summaries})
+
+
+def create_model_import_job(self: Any) -> Any:
+    req, s, now = _body(self), _store(self), _now()
+    base = f"arn:aws:bedrock:{self.region}:{self.current_account}"
+    job_arn = f"{base}:model-import-job/{_new_id()}"
+    model_arn = f"{base}:imported-model/{_new_id()}"
+    s.jobs[job_arn] = {
+        "jobArn": job_arn,
+        "jobName": req["jobName"],
+        "importedModelName": req["importedModelName"],
+        "importedModelArn": model_arn,
+        "roleArn": req["roleArn"],
+        "modelDataSource": req["modelDataSource"],
+        "status": "Completed",  # AWS takes minutes; the stand-in completes the job at once
+        "creationTime": now,
+        "endTime": now,
+    }
+    s.models[req["importedModelName"]] = {
+        "modelArn": model_arn,
+        "modelName": req["importedModelName"],
+        "creationTime": now,
+    }
+    return _answer("CreateModelImportJob", {"jobArn": job_arn})
+
+
+def get_model_import_job(self: Any) -> Any:
+    ident = _path(self, "jobIdentifier")
+    job = next((j for j in _store(self).jobs.values() if ident in (j["jobArn"], j["jobName"])), None)
+    if job is None:
+        raise _not_found(f"model import job {ident}")
+    return _answer("GetModelImportJob", dict(job))
+
+
+def list_imported_models(self: Any) -> Any:
+    return _answer("ListImportedModels", {"modelSummaries": list(_store(self).models.values())})
+
+
+_OPERATIONS: dict[str, Callable[..., Any]] = {
+    "create_guardrail": create_guardrail,
+    "get_guardrail": get_guardrail,
+    "list_guardrails": list_guardrails,
+    "update_guardrail": update_guardrail,
+    "create_guardrail_version": create_guardrail_version,
+    "delete_guardrail": delete_guardrail,
+    "list_enforced_guardrails_configuration": list_enforced_guardrails_configuration,
+    "create_marketplace_model_endpoint": create_marketplace_model_endpoint,
+    "get_marketplace_model_endpoint": get_marketplace_model_endpoint,
+    "update_marketplace_model_endpoint": update_marketplace_model_endpoint,
+    "delete_marketplace_model_endpoint": delete_marketplace_model_endpoint,
+    "list_marketplace_model_endpoints": list_marketplace_model_endpoints,
+    "create_model_import_job": create_model_import_job,
+    "get_model_import_job": get_model_import_job,
+    "list_imported_models": list_imported_models,
+}
+
+
+def _bedrock_stand_in() -> None:
+    from moto.bedrock.responses import BedrockResponse
+
+    for name, func in _OPERATIONS.items():
+        if hasattr(BedrockResponse, name):
+            raise RuntimeError(f"moto now implements bedrock {name}: drop it from the stand-in")
+        _patch(BedrockResponse, name, func)
+
+
+def describe(served_now: Mapping[str, str]) -> list[str]:
+    """One line per extension used, for stderr: what was served and that moto lacks it."""
+    lines = []
+    bedrock = [op for op, kind in served_now.items() if kind == "bedrock"]
+    if bedrock:
+        lines.append(f"bedrock: embedded stand-in, moto lacks {', '.join(bedrock)}")
+    if any(kind == "ec2" for kind in served_now.values()):
+        lines.append(f"ec2: embedded extension, moto lacks {PREFIX_LIST_FILTER}")
+    return lines
