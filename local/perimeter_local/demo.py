@@ -434,10 +434,7 @@ def report(demo: Demo) -> dict[str, Any]:
     for item in sorted(audit, key=lambda i: i["time"]["S"]):
         body = json.loads(item["body"]["S"])
         target = body.get("group_id") or body.get("vpc_id") or ""
-        rule_ids = [r.get("rule_id") for r in body.get("rules", [])]
-        flow_logs = ", ".join(body.get("flow_log_ids") or [])
-        what = f"rules {', '.join(map(str, rule_ids))}" if rule_ids else f"flow log {flow_logs}"
-        demo.say_wrapped(f"{body['audit_id']}: {body['action']} {target} {what}".rstrip(), "  ")
+        demo.say_wrapped(f"{body['audit_id']}: {body['action']} {target} {_audited(body)}".rstrip(), "  ")
     dlq = demo.resolver.physical["DeadLetterQueue"]["Ref"]
     depth = int(
         sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
@@ -459,6 +456,22 @@ def _scenes() -> list[Any]:
         if hasattr(mod, "play") and hasattr(mod, "TITLE"):
             mods.append(mod)
     return mods
+
+
+def _audited(body: dict[str, Any]) -> str:
+    """What an audit record holds, in words: the rules removed (by id, or by content where the
+    revoke went by content and AWS named no id), the flow logs made, the ENIs moved."""
+    from perimeter.rules import Rule
+
+    rules = [r.get("rule_id") or Rule.from_dict(r).describe() for r in body.get("rules", [])]
+    parts = []
+    if rules:
+        parts.append(f"rules {', '.join(rules)}")
+    if body.get("flow_log_ids"):
+        parts.append(f"flow log {', '.join(body['flow_log_ids'])}")
+    if body.get("enis"):
+        parts.append(f"ENIs moved {', '.join(body['enis'])}")
+    return "; ".join(parts)
 
 
 def run_demo(template: Path, as_json: bool = False) -> int:

@@ -139,7 +139,7 @@ def play(demo: Any) -> None:
         f"{c['findings_resolved']} finding(s) resolved"
     )
     for line in out["lines"]:
-        demo.say(f"    {line[:150]}")
+        demo.say_wrapped(line, "    ")
     for fid in out["resolved"]:
         demo.say(f"    resolved  {fid}")
 
