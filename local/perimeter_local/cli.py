@@ -421,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument(
         "--embedded",
         action="store_true",
-        help="run against a fresh moto server of this run's own, with the event's resources built first",
+        help="run against a fresh moto server of this run's own, with the event's resources built first "
+        "(what moto lacks is served by the runner's extensions, named in the output)",
     )
     inv.add_argument(
         "--stage",
