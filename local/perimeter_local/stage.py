@@ -836,12 +836,13 @@ def _sg_fix(world: World, d: dict[str, Any]) -> None:
     permissions = req["ipPermissions"] if name.startswith("Revoke") else _WORLD_SSH
     grant = {"groupId": gid, "ipPermissions": permissions}
     call = parse_event({**d, "eventName": grant_name, "requestParameters": grant, "responseElements": None})
-    perms = [rule.to_permission() for change in extract_group_changes(call) for rule in change.rules]
+    rules = [rule for change in extract_group_changes(call) for rule in change.rules]
+    perms = [rule.to_permission() for rule in rules]
     egress = grant_name == "AuthorizeSecurityGroupEgress"
     ec2 = world.ec2
     authorize = ec2.authorize_security_group_egress if egress else ec2.authorize_security_group_ingress
     created = authorize(GroupId=gid, IpPermissions=perms).get("SecurityGroupRules", [])
-    world._note(f"{'egress' if egress else 'ingress'} {perms} on {gid} (the rule the person fixes)")
+    world._note(f"rule {', '.join(r.describe() for r in rules)} on {gid} (the one the person fixes)")
     world.earlier(grant_name, grant, _rule_set(created), dry_run=True)
     if name == "DeleteSecurityGroup":
         ec2.delete_security_group(GroupId=gid)
