@@ -60,7 +60,7 @@ FAKE = {
 WORLD_SSH = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
 HARMLESS = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
 #: the clients functions/sweep/app.py builds in Lambda's init phase
-SWEEP_CLIENTS = ("ec2", "sagemaker", "dynamodb", "securityhub", "sns")
+SWEEP_CLIENTS = ("ec2", "sagemaker", "bedrock", "iam", "dynamodb", "securityhub", "sns")
 SG_ONLY = ("PER-SG-1", "PER-SG-2", "PER-SG-3", "PER-SG-4")
 
 SERVER = """

@@ -548,3 +548,115 @@ def test_the_message_of_a_large_sweep_names_the_first_items_and_counts_the_rest(
     body = json.loads(msg["Body"])
     assert body["counts"]["resolved"] == 10 and len(body["resolved"]) == 3
     assert len(body["finding_ids"]) <= 3
+
+
+# --- PER-IAM-1 and Bedrock Marketplace endpoints: the event path's evaluations ------------------
+
+INVOKE_ANY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "bedrock:InvokeModel", "Resource": "*"}],
+}
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+def test_principals_granting_model_invocation_on_everything_are_found_and_resolved_when_fixed(
+    session: Any,
+) -> None:
+    """Roles, users and customer managed policies from one paginated
+    GetAccountAuthorizationDetails (moto implements it), judged by IamGuard's own
+    ``principal_issues``/``invoke_issues``; a grant removed by hand resolves on the next sweep."""
+    iam = session.client("iam")
+    iam.create_role(RoleName="caller", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
+    iam.put_role_policy(RoleName="caller", PolicyName="invoke", PolicyDocument=json.dumps(INVOKE_ANY))
+    iam.create_role(RoleName="quiet", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
+    arn = iam.create_policy(PolicyName="invoke-all", PolicyDocument=json.dumps(INVOKE_ANY))["Policy"]["Arn"]
+    iam.create_user(UserName="analyst")
+    iam.attach_user_policy(UserName="analyst", PolicyArn=arn)
+    out, _ = run(session)
+    for short in ("role/caller", "user/analyst", "policy/invoke-all"):
+        f = finding(session, "PER-IAM-1", short)
+        assert state(f) == ("FAILED", "ACTIVE"), short
+        assert "bedrock:InvokeModel" in f["Description"]
+    assert f"perimeter/PER-IAM-1/{ACCOUNT}/{REGION}/role/quiet" not in out["raised"]
+    # The same evaluation as the event path: IamGuard on the role says the same.
+    from perimeter.adapters.iam import IamAdapter
+    from perimeter.iam_service import evaluate_role
+
+    ev, _, _ = evaluate_role(IamAdapter(iam), "caller", ACCOUNT)
+    assert [i.summary for i in ev.issues] and all(
+        i.summary in finding(session, "PER-IAM-1", "role/caller")["Description"] for i in ev.issues
+    )
+    iam.delete_role_policy(RoleName="caller", PolicyName="invoke")
+    out, _ = run(session)
+    f = finding(session, "PER-IAM-1", "role/caller")
+    assert state(f) == ("PASSED", "ARCHIVED")
+    assert "no longer violates" in f["Description"]
+    assert state(finding(session, "PER-IAM-1", "user/analyst")) == ("FAILED", "ACTIVE")
+
+
+HUB_MODEL = "SageMakerPublicHub/Model/m/1"
+
+
+def test_a_marketplace_endpoint_outside_a_vpc_is_found(session: Any, monkeypatch: Any) -> None:
+    """moto lacks ListMarketplaceModelEndpoints and GetMarketplaceModelEndpoint: botocore's
+    Stubber serves both on the sweep's Bedrock client (shapes validated against the service
+    model); everything else is moto."""
+    import datetime as dt
+
+    from botocore.stub import Stubber
+    from perimeter import runtime
+    from perimeter.review import service
+
+    template, resolver = prepare(session, ROOT / "template.yaml")
+    spec = next(s for s in functions(template, resolver, ROOT) if s.logical_id == "SweepFunction")
+    for k, v in spec.environment.items():
+        monkeypatch.setenv(k, v)
+    rt = runtime.Runtime(runtime.Settings.from_env(), session=session)
+    bedrock = rt.client("bedrock")
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/open-llm"
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    with Stubber(bedrock) as stub:
+        stub.add_response(
+            "list_marketplace_model_endpoints",
+            {
+                "marketplaceModelEndpoints": [
+                    {"endpointArn": arn, "modelSourceIdentifier": "m", "createdAt": now, "updatedAt": now}
+                ],
+                "nextToken": "p2",
+            },
+            {},
+        )
+        stub.add_response(
+            "list_marketplace_model_endpoints", {"marketplaceModelEndpoints": []}, {"nextToken": "p2"}
+        )
+        stub.add_response(
+            "get_marketplace_model_endpoint",
+            {
+                "marketplaceModelEndpoint": {
+                    "endpointArn": arn,
+                    "modelSourceIdentifier": f"arn:aws:sagemaker:{REGION}:aws:hub-content/{HUB_MODEL}",
+                    "createdAt": now,
+                    "updatedAt": now,
+                    "endpointConfig": {
+                        "sageMaker": {
+                            "initialInstanceCount": 1,
+                            "instanceType": "ml.g5.xlarge",
+                            "executionRole": f"arn:aws:iam::{ACCOUNT}:role/sm",
+                        }
+                    },
+                    "endpointStatus": "InService",
+                }
+            },
+            {"endpointArn": arn},
+        )
+        out = service.handle({"id": "marketplace"}, rt)
+        stub.assert_no_pending_responses()
+    f = finding(session, "PER-VPC-1", "marketplace-endpoint/open-llm")
+    assert state(f) == ("FAILED", "ACTIVE")
+    assert "outside your VPC" in f["Description"]
+    assert "Marketplace endpoint open-llm" in out["models"]

@@ -170,6 +170,13 @@ FUNCTIONS["SweepFunction"] = (
             "sagemaker:DescribeModel",
             "sagemaker:ListNotebookInstances",
             "sagemaker:DescribeNotebookInstance",
+            # Bedrock Marketplace endpoints (PER-VPC-1), as ModelPosture judges them
+            "bedrock:ListMarketplaceModelEndpoints",
+            "bedrock:GetMarketplaceModelEndpoint",
+            # PER-IAM-1: every principal in one paginated read; AWS managed policies' text
+            "iam:GetAccountAuthorizationDetails",
+            "iam:GetPolicy",
+            "iam:GetPolicyVersion",
             "securityhub:GetFindings",
             "dynamodb:BatchWriteItem",
             "dynamodb:Scan",

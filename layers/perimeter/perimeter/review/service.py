@@ -37,8 +37,9 @@ from perimeter.context import GroupContext
 from perimeter.decide import SG_CONTROLS, GroupDecision
 from perimeter.dsg_service import judge_default_groups
 from perimeter.events import Actor, ApiCall
-from perimeter.model_service import as_model_tier, sweep_models
-from perimeter.posture import Issue, Judged, issue_finding, judge
+from perimeter.iam_service import sweep_account
+from perimeter.model_service import as_model_tier, sweep_marketplace, sweep_models
+from perimeter.posture import Issue, Judged, issue_finding, judge, merge_issues
 from perimeter.posture_service import flow_log_evaluation, remediate
 from perimeter.report import (
     Outcome,
@@ -166,6 +167,8 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
     }
     s = Sweep(call, now, listing, contexts, existing=existing, unused_state=unused_state, ledger=ledger)
     s.model_groups, model_judged = _models(s, rt)
+    if policy.mode("PER-IAM-1") != "off":
+        _principals(s, rt)
     _groups(s, rt, inv, s.model_groups)
     _default_groups(s, rt)
     _flow_logs(s, rt)
@@ -202,13 +205,27 @@ def _models(s: Sweep, rt: Runtime) -> tuple[set[str], list[dict[str, Any]]]:
     groups that serve a model (judged as the model tier) and the posture findings; notes the
     groups models and notebooks use."""
     gathered = sweep_models(s.call, rt)
-    judged = judge([i for i in gathered.issues if i.control_id != "PER-FL-1"], rt.policy, principal_arn=None)
-    s.details["models"] = gathered.judged
+    market = sweep_marketplace(s.call, rt)
+    issues = [i for g in (gathered, market) for i in g.issues if i.control_id != "PER-FL-1"]
+    judged = judge(merge_issues(issues), rt.policy, principal_arn=None)
+    s.details["models"] = gathered.judged + market.judged
     findings = [issue_finding(s.call, j, now=s.now) for j in judged]
     s.lines.extend(_line(j) for j in judged)
-    s.used_by_models = set(gathered.group_chains) | set(gathered.notes.get("notebook_groups", []))
-    s.model_vpcs = set(gathered.vpcs)
-    return set(gathered.group_chains), findings
+    serving = set(gathered.group_chains) | set(market.group_chains)
+    s.used_by_models = serving | set(gathered.notes.get("notebook_groups", []))
+    s.model_vpcs = set(gathered.vpcs) | set(market.vpcs)
+    return serving, findings
+
+
+def _principals(s: Sweep, rt: Runtime) -> None:
+    """PER-IAM-1 on every role, user and customer managed policy, by IamGuard's evaluation."""
+    from perimeter.adapters.iam import IamAdapter
+
+    ev, judged_what = sweep_account(IamAdapter(rt.client("iam")), s.call.account)
+    for j in judge(merge_issues(ev.issues), rt.policy, principal_arn=None):
+        s.findings.append(issue_finding(s.call, j, now=s.now))
+        s.lines.append(_line(j))
+    s.details["principals"] = judged_what
 
 
 def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]) -> None:
@@ -636,6 +653,15 @@ def _resolved_line(f: Mapping[str, Any]) -> str:
 
 
 def _known_resources(s: Sweep) -> set[str]:
-    models = {str(m).replace(" ", "/", 1) for m in s.details.get("models", [])}
+    models = {_short_id(str(m)) for m in s.details.get("models", [])}
     vpcs = set(s.listing.vpc_ids) | set(s.listing.vpc_facts)
-    return set(s.contexts) | vpcs | {e.eni_id for e in s.listing.enis} | models
+    principals = set(s.details.get("principals", []))
+    return set(s.contexts) | vpcs | {e.eni_id for e in s.listing.enis} | models | principals
+
+
+def _short_id(judged: str) -> str:
+    """A judged resource's name ("model m1", "Marketplace endpoint e1") as its finding's id
+    ends ("model/m1", "marketplace-endpoint/e1")."""
+    if judged.startswith("Marketplace endpoint "):
+        return "marketplace-endpoint/" + judged.removeprefix("Marketplace endpoint ")
+    return judged.replace(" ", "/", 1)
