@@ -284,21 +284,22 @@ def test_findings_of_other_products_and_controls_the_sweep_does_not_judge_are_le
         "Severity": {"Label": "HIGH"},
         "Title": "t",
         "Description": "d",
-        "Resources": [{"Type": "AwsIamRole", "Id": f"arn:aws:iam::{ACCOUNT}:role/r"}],
+        "Resources": [{"Type": "Other", "Id": f"arn:aws:bedrock:{REGION}:{ACCOUNT}:guardrail/g"}],
         "RecordState": "ACTIVE",
         "Compliance": {"Status": "FAILED"},
     }
     product = f"arn:aws:securityhub:{REGION}:{ACCOUNT}:product/{ACCOUNT}/default"
-    iam_id = f"perimeter/PER-IAM-1/{ACCOUNT}/{REGION}/role/r"
+    # PER-GR-1 is left to its events: the sweep does not judge guardrails.
+    gr_id = f"perimeter/PER-GR-1/{ACCOUNT}/{REGION}/guardrail/g"
     hub.batch_import_findings(
         Findings=[
-            {**base, "Id": iam_id, "ProductArn": product, "GeneratorId": "PER-IAM-1"},
+            {**base, "Id": gr_id, "ProductArn": product, "GeneratorId": "PER-GR-1"},
             {**base, "Id": "other/1", "ProductArn": product, "GeneratorId": "aws-foundational"},
         ]
     )
     run(session)
     everything = findings(session)
-    assert state(everything[iam_id]) == ("FAILED", "ACTIVE")
+    assert state(everything[gr_id]) == ("FAILED", "ACTIVE")
     assert state(everything["other/1"]) == ("FAILED", "ACTIVE")
 
 
@@ -508,6 +509,8 @@ def test_reads_do_not_grow_with_the_number_of_groups_and_each_offender_costs_one
         "sagemaker:ListNotebookInstances": 1,
         "securityhub:GetFindings": 1,
         "dynamodb:Scan": 2,  # review state, findings ledger
+        "bedrock:ListMarketplaceModelEndpoints": 1,
+        "iam:GetAccountAuthorizationDetails": 1,
     }
     findings = 2 * offenders  # PER-SG-1 and PER-SG-2 per group
     assert counts["securityhub:BatchImportFindings"] == -(-findings // 100)
