@@ -95,8 +95,18 @@ class MotoProcess:
             self.proc.kill()
 
 
+def _ec2(session: Any) -> Any:
+    """The harness's own EC2 client (seeding, checks): moto's tag scans on thousands of tagged
+    groups, on a loaded machine, outlast botocore's default 60 s read timeout."""
+    from botocore.config import Config
+
+    return session.client(
+        "ec2", config=Config(read_timeout=900, retries={"mode": "standard", "max_attempts": 5})
+    )
+
+
 def seed(session: Any, n: int, tagged: bool) -> list[str]:
-    ec2 = session.client("ec2")
+    ec2 = _ec2(session)
     vpc = ec2.create_vpc(CidrBlock="10.90.0.0/16")["Vpc"]["VpcId"]
     offending = []
     for i in range(n):
@@ -117,7 +127,7 @@ def seed(session: Any, n: int, tagged: bool) -> list[str]:
 
 
 def world_open(session: Any) -> set[str]:
-    ec2 = session.client("ec2")
+    ec2 = _ec2(session)
     out = set()
     for page in ec2.get_paginator("describe_security_groups").paginate():
         for g in page["SecurityGroups"]:
@@ -254,7 +264,7 @@ def one(n: int, tagged: bool, skip_c7n: bool, profile: str | None = None) -> dic
             raise SystemExit(f"Perimeter revoked {p['revoked_groups']} groups, expected {len(offending)}")
         c = None
         if not skip_c7n:
-            ec2 = session.client("ec2")
+            ec2 = _ec2(session)
             for gid in offending:
                 ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[WORLD_SSH])
             c = run_c7n(endpoint)
