@@ -158,6 +158,9 @@ def run_perimeter(session: Any, profile: str | None = None) -> dict[str, Any]:
     template, resolver = prepare(session, ROOT / "template.yaml")
     spec = next(s for s in functions(template, resolver, ROOT) if s.logical_id == "SweepFunction")
     os.environ.update(spec.environment)
+    # moto's DescribeSecurityGroups scans every tag per group returned: 5000 tagged groups on a
+    # loaded machine outlast the template's 60 s (real AWS serves a 1000-group page in seconds).
+    os.environ["PERIMETER_READ_TIMEOUT"] = "900"
     counted: collections.Counter[str] = collections.Counter()
     hooked = boto3.session.Session()
 
