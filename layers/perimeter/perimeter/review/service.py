@@ -4,17 +4,24 @@ mode, and make Security Hub tell the truth (DESIGN §4b, "one evaluation, two wa
 Reads, all paginated listings (``adapters/inventory.py``): security groups, ENIs, VPCs, route
 tables; for the review controls VPC endpoints, launch templates and peering connections, then
 DescribeStaleSecurityGroups for peered VPCs only; rule ids only for the groups a revoke needs;
-SageMaker models and notebooks (SageMaker has no batch describe: one DescribeModel each); the
-flow logs of every VPC; Perimeter's active findings; the review state.
+SageMaker models and notebooks (SageMaker has no batch describe: one DescribeModel each);
+Bedrock Marketplace endpoints (one GetMarketplaceModelEndpoint each: the listing carries no
+configuration); every IAM role, user and customer managed policy (one paginated
+GetAccountAuthorizationDetails); the managed prefix lists the rules name (entries per customer
+list, cached by version); the flow logs of every VPC; Perimeter's active findings; the review
+state; the findings ledger.
 
 Then, per resource kind, the event path's own code: ``decide`` for every group (a group that
 serves a model as the model tier, as ModelPosture judges it), ``dsg_service`` for default
 groups that have rules or dependants, ``flow_log_issues`` for every VPC, ``model_service`` for
-models and notebooks; and the review controls PER-REV-1/2 (``review.evaluate``).
+models, notebooks and Marketplace endpoints, ``iam_service.sweep_account`` (IamGuard's
+``principal_issues``/``invoke_issues``) for PER-IAM-1; and the review controls PER-REV-1/2
+(``review.evaluate``). The findings ledger is kept by the event path's rules (``ledger.observed``).
 
-Writes, only what modes allow: at most one revoke per offending group and direction (rules by
-id, audit record first), default-SG migrations, flow logs, unused groups deleted (PER-REV-1
-enforce, audit record first); findings in batches of 100: every current violation (first
+Writes, only what modes allow: at most one revoke per offending group and direction (audit
+record first, 25 a batch; revokes start while the rest of the groups are judged),
+default-SG migrations, flow logs, unused groups deleted (PER-REV-1 enforce, audit record
+first); findings in batches of 100: every current violation (first
 sighting kept), and every active Perimeter finding in the sweep's scope that it did not raise
 again, resolved (PASSED/ARCHIVED); one SNS message when something is new, changed or resolved.
 """
