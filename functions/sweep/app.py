@@ -25,6 +25,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 # In Lambda's init phase (and so in a SnapStart snapshot): the clients this function calls.
-init_container(("ec2", "sagemaker", "dynamodb", "securityhub", "sns"))
+init_container(("ec2", "sagemaker", "bedrock", "iam", "dynamodb", "securityhub", "sns"))
 gc.freeze()
 gc.enable()

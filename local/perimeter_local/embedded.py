@@ -35,6 +35,10 @@ def _fresh_server() -> str:
     if "endpoint" not in _SERVER:
         from moto.server import ThreadedMotoServer
 
+        from perimeter_local.moto_gaps import serve_marketplace_listing
+
+        serve_marketplace_listing()  # what moto lacks, filled in (moto_gaps.py)
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()

@@ -25,8 +25,11 @@ from typing import Any
 
 from perimeter.events import wrap_in_envelope
 
+from perimeter_local.moto_gaps import serve_marketplace_listing
 from perimeter_local.patterns import matches
 from perimeter_local.template import FunctionSpec
+
+serve_marketplace_listing()  # the local account is moto's: fill in what it lacks (moto_gaps.py)
 
 _MODULES: dict[str, ModuleType] = {}
 #: One warm runtime (clients, policy) per function, as one warm Lambda container each.

@@ -79,7 +79,7 @@ def _patch(cls: Any, name: str, func: Any) -> None:
     setattr(cls, name, func)
 
 
-# --- EC2: DescribeSecurityGroups' ip-permission.prefix-list-id --------------------------------
+# --- EC2: DescribeSecurityGroups' (egress.)ip-permission.prefix-list-id ------------------------------
 
 
 def _prefix_list_filter() -> None:
@@ -91,6 +91,9 @@ def _prefix_list_filter() -> None:
         if key == "ip-permission.prefix-list-id":
             _SERVED.setdefault("DescribeSecurityGroups(ip-permission.prefix-list-id)", "ec2")
             return any(rule.prefix_list_id in filter_value for rule in self.ingress_rules)
+        if key == "egress.ip-permission.prefix-list-id":
+            _SERVED.setdefault("DescribeSecurityGroups(egress.ip-permission.prefix-list-id)", "ec2")
+            return any(rule.prefix_list_id in filter_value for rule in self.egress_rules)
         return original(self, key, filter_value)
 
     _patch(SecurityGroup, "matches_filter", matches_filter)

@@ -32,7 +32,9 @@ ENV = {
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
+    from perimeter_local.moto_gaps import serve_marketplace_listing
 
+    serve_marketplace_listing()  # moto lacks ListMarketplaceModelEndpoints; the sweep asks it
     srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     srv.start()
     host, port = srv.get_host_and_port()

@@ -242,11 +242,21 @@ def test_sweep_calls_only_its_declared_actions(account: Any, monkeypatch: Any) -
     gone = ec2.create_security_group(GroupName="gone", Description="gone", VpcId=vpc)["GroupId"]
     unused = ec2.create_security_group(GroupName="unused", Description="unused", VpcId=vpc)["GroupId"]
     world22 = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    partners = ec2.create_managed_prefix_list(
+        PrefixListName="partners", MaxEntries=2, AddressFamily="IPv4", Entries=[{"Cidr": "203.0.113.0/24"}]
+    )["PrefixList"]["PrefixListId"]
     ec2.authorize_security_group_ingress(
         GroupId=app,
         IpPermissions=[
             world22,
             {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": gone}]},
+            # the union rule reads the customer list's entries
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "PrefixListIds": [{"PrefixListId": partners}],
+            },
         ],
     )
     ec2.delete_security_group(GroupId=gone)
@@ -293,5 +303,11 @@ def test_sweep_calls_only_its_declared_actions(account: Any, monkeypatch: Any) -
         "iam:PassRole",  # authorizes CreateFlowLogs' delivery role, no call of its own
         "logs:CreateLogDelivery",  # authorize flow logs to S3 (the policy's other destination)
         "logs:DeleteLogDelivery",
+        # a Marketplace endpoint's configuration: moto holds none (Stubber test in test_sweep.py)
+        "bedrock:GetMarketplaceModelEndpoint",
+        # the text of AWS managed policies attached to a principal: moto loads none unless
+        # MOTO_IAM_LOAD_MANAGED_POLICIES is set (IamGuard's tests read them)
+        "iam:GetPolicy",
+        "iam:GetPolicyVersion",
     }
     assert declared - recorder.calls == not_called

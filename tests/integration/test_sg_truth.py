@@ -288,11 +288,33 @@ def test_aws_managed_prefix_list_is_trusted(env: Env) -> None:
 
 @pytest.fixture
 def prefix_list_filter() -> Iterator[None]:
-    # moto 5.2.5 raises NotImplementedError for DescribeSecurityGroups' filter
-    # ip-permission.prefix-list-id (AWS implements it): the local runner's moto extension gives
-    # moto the filter's AWS meaning, here as in `perimeter invoke --embedded`.
+    # moto 5.2.5 raises NotImplementedError for DescribeSecurityGroups' filters
+    # ip-permission.prefix-list-id and egress.ip-permission.prefix-list-id (AWS implements both):
+    # the local runner's moto extension gives moto the filters' AWS meaning, here as in
+    # `perimeter invoke --embedded`.
     with moto_extensions():
         yield
+
+
+def test_modify_managed_prefix_list_judges_groups_naming_it_in_egress(
+    env: Env, prefix_list_filter: None
+) -> None:
+    """A model-tier group whose only egress is all traffic to a customer prefix list: when the
+    list gains 0.0.0.0/0, the group's egress is unrestricted (PER-SG-4), though no ingress
+    rule names the list."""
+    pl = _prefix_list(env, ["10.9.0.0/16"])
+    gid = env.group({"perimeter:tier": "model"})
+    env.ec2.revoke_security_group_egress(
+        GroupId=gid, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": W4}]}]
+    )
+    env.ec2.authorize_security_group_egress(
+        GroupId=gid, IpPermissions=[{"IpProtocol": "-1", "PrefixListIds": [{"PrefixListId": pl}]}]
+    )
+    result = env.invoke(modify_prefix_list(env, pl, [W4]))
+    assert gid in {g["group_id"] for g in result["groups"]}, result
+    f = env.findings(gid)["PER-SG-4"]
+    assert state(f) == ("FAILED", "ACTIVE")  # PER-SG-4 detects by default
+    assert pl in f["Description"]
 
 
 def test_modify_managed_prefix_list_judges_every_referencing_group(

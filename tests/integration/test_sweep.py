@@ -160,6 +160,76 @@ def test_a_violation_without_a_finding_gets_one_and_a_second_sweep_keeps_its_fir
     assert out["counts"]["findings_new"] == 0  # known already: no second "new" finding
 
 
+def test_the_sweep_keeps_the_findings_ledger_so_a_later_event_keeps_the_sweeps_first_times(
+    session: Any,
+) -> None:
+    """The sweep sees a violation first; the next event on the group (SgGuard, which reads only
+    the ledger, never Security Hub) must send the sweep's CreatedAt/FirstObservedAt again."""
+    vpc, gid = vpc_and_group(session)
+    in_use(session, vpc, gid)
+    ec2 = session.client("ec2")
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[WORLD_SSH])
+    _, resolver = run(session, DryRun="true")
+    first = finding(session, "PER-SG-1", gid)
+    assert state(first) == ("FAILED", "ACTIVE")
+    table = resolver.physical["FindingsLedgerTable"]["Ref"]
+    arn = f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/{gid}"
+    item = session.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": arn}})["Item"]
+    assert item["created:PER-SG-1"]["S"] == first["CreatedAt"]
+    assert item["first:PER-SG-1"]["S"] == first["FirstObservedAt"]
+    rdp = {**WORLD_SSH, "FromPort": 3389, "ToPort": 3389}
+    before = {r["SecurityGroupRuleId"] for r in ingress(session, gid)}
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[rdp])
+    created = [r for r in ingress(session, gid) if r["SecurityGroupRuleId"] not in before]
+    event = cloudtrail.authorize_event(
+        account=ACCOUNT, region=REGION, group_id=gid, permissions=[rdp], created_rules=created
+    )
+    run(session, "SgGuardFunction", event, DryRun="true")
+    again = finding(session, "PER-SG-1", gid)
+    assert state(again) == ("FAILED", "ACTIVE")
+    assert "3389" in again["Description"]  # the event's own import, not the sweep's
+    assert (again["CreatedAt"], again["FirstObservedAt"]) == (first["CreatedAt"], first["FirstObservedAt"])
+    # And back: the sweep re-imports the finding with the same first times.
+    run(session, DryRun="true")
+    third = finding(session, "PER-SG-1", gid)
+    assert (third["CreatedAt"], third["FirstObservedAt"]) == (first["CreatedAt"], first["FirstObservedAt"])
+
+
+def test_a_customer_prefix_list_holding_the_world_counts_in_the_sweep(session: Any) -> None:
+    """The union rule in the sweep: SSH from a customer prefix list whose entries hold
+    0.0.0.0/0 is world-open SSH; an AWS-managed list on the same port is trusted."""
+    vpc, gid = vpc_and_group(session)
+    _, trusted = vpc_and_group(session, "trusted", "10.61.0.0/16")
+    in_use(session, vpc, gid)
+    ec2 = session.client("ec2")
+    pl = ec2.create_managed_prefix_list(
+        PrefixListName="partners",
+        MaxEntries=5,
+        AddressFamily="IPv4",
+        Entries=[{"Cidr": "203.0.113.0/24"}, {"Cidr": "0.0.0.0/0"}],
+    )["PrefixList"]["PrefixListId"]
+    aws_pl = next(
+        p["PrefixListId"] for p in ec2.describe_managed_prefix_lists()["PrefixLists"] if p["OwnerId"] == "AWS"
+    )
+
+    def ssh_from(list_id: str) -> dict[str, Any]:
+        return {
+            "IpProtocol": "tcp",
+            "FromPort": 22,
+            "ToPort": 22,
+            "PrefixListIds": [{"PrefixListId": list_id}],
+        }
+
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[ssh_from(pl)])
+    ec2.authorize_security_group_ingress(GroupId=trusted, IpPermissions=[ssh_from(aws_pl)])
+    out, _ = run(session)
+    assert ingress(session, gid) == []  # revoked
+    assert len(ingress(session, trusted)) == 1
+    assert state(finding(session, "PER-SG-1", gid)) == ("PASSED", "ARCHIVED")
+    assert "revoked" in finding(session, "PER-SG-1", gid)["ProductFields"]["perimeter/action"]
+    assert not any(trusted in i for i in out["raised"])
+
+
 def test_a_finding_fixed_by_hand_is_resolved(session: Any) -> None:
     """SSH from one external /32 scores below the enforce threshold: SgGuard reports it
     (ACTIVE) and leaves it. A person then removes the rule; no event is routed for that on
@@ -214,21 +284,22 @@ def test_findings_of_other_products_and_controls_the_sweep_does_not_judge_are_le
         "Severity": {"Label": "HIGH"},
         "Title": "t",
         "Description": "d",
-        "Resources": [{"Type": "AwsIamRole", "Id": f"arn:aws:iam::{ACCOUNT}:role/r"}],
+        "Resources": [{"Type": "Other", "Id": f"arn:aws:bedrock:{REGION}:{ACCOUNT}:guardrail/g"}],
         "RecordState": "ACTIVE",
         "Compliance": {"Status": "FAILED"},
     }
     product = f"arn:aws:securityhub:{REGION}:{ACCOUNT}:product/{ACCOUNT}/default"
-    iam_id = f"perimeter/PER-IAM-1/{ACCOUNT}/{REGION}/role/r"
+    # PER-GR-1 is left to its events: the sweep does not judge guardrails.
+    gr_id = f"perimeter/PER-GR-1/{ACCOUNT}/{REGION}/guardrail/g"
     hub.batch_import_findings(
         Findings=[
-            {**base, "Id": iam_id, "ProductArn": product, "GeneratorId": "PER-IAM-1"},
+            {**base, "Id": gr_id, "ProductArn": product, "GeneratorId": "PER-GR-1"},
             {**base, "Id": "other/1", "ProductArn": product, "GeneratorId": "aws-foundational"},
         ]
     )
     run(session)
     everything = findings(session)
-    assert state(everything[iam_id]) == ("FAILED", "ACTIVE")
+    assert state(everything[gr_id]) == ("FAILED", "ACTIVE")
     assert state(everything["other/1"]) == ("FAILED", "ACTIVE")
 
 
@@ -437,7 +508,9 @@ def test_reads_do_not_grow_with_the_number_of_groups_and_each_offender_costs_one
         "sagemaker:ListModels": 1,
         "sagemaker:ListNotebookInstances": 1,
         "securityhub:GetFindings": 1,
-        "dynamodb:Scan": 1,  # review state
+        "dynamodb:Scan": 2,  # review state, findings ledger
+        "bedrock:ListMarketplaceModelEndpoints": 1,
+        "iam:GetAccountAuthorizationDetails": 1,
     }
     findings = 2 * offenders  # PER-SG-1 and PER-SG-2 per group
     assert counts["securityhub:BatchImportFindings"] == -(-findings // 100)
@@ -478,3 +551,115 @@ def test_the_message_of_a_large_sweep_names_the_first_items_and_counts_the_rest(
     body = json.loads(msg["Body"])
     assert body["counts"]["resolved"] == 10 and len(body["resolved"]) == 3
     assert len(body["finding_ids"]) <= 3
+
+
+# --- PER-IAM-1 and Bedrock Marketplace endpoints: the event path's evaluations ------------------
+
+INVOKE_ANY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "bedrock:InvokeModel", "Resource": "*"}],
+}
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+def test_principals_granting_model_invocation_on_everything_are_found_and_resolved_when_fixed(
+    session: Any,
+) -> None:
+    """Roles, users and customer managed policies from one paginated
+    GetAccountAuthorizationDetails (moto implements it), judged by IamGuard's own
+    ``principal_issues``/``invoke_issues``; a grant removed by hand resolves on the next sweep."""
+    iam = session.client("iam")
+    iam.create_role(RoleName="caller", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
+    iam.put_role_policy(RoleName="caller", PolicyName="invoke", PolicyDocument=json.dumps(INVOKE_ANY))
+    iam.create_role(RoleName="quiet", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
+    arn = iam.create_policy(PolicyName="invoke-all", PolicyDocument=json.dumps(INVOKE_ANY))["Policy"]["Arn"]
+    iam.create_user(UserName="analyst")
+    iam.attach_user_policy(UserName="analyst", PolicyArn=arn)
+    out, _ = run(session)
+    for short in ("role/caller", "user/analyst", "policy/invoke-all"):
+        f = finding(session, "PER-IAM-1", short)
+        assert state(f) == ("FAILED", "ACTIVE"), short
+        assert "bedrock:InvokeModel" in f["Description"]
+    assert f"perimeter/PER-IAM-1/{ACCOUNT}/{REGION}/role/quiet" not in out["raised"]
+    # The same evaluation as the event path: IamGuard on the role says the same.
+    from perimeter.adapters.iam import IamAdapter
+    from perimeter.iam_service import evaluate_role
+
+    ev, _, _ = evaluate_role(IamAdapter(iam), "caller", ACCOUNT)
+    assert [i.summary for i in ev.issues] and all(
+        i.summary in finding(session, "PER-IAM-1", "role/caller")["Description"] for i in ev.issues
+    )
+    iam.delete_role_policy(RoleName="caller", PolicyName="invoke")
+    out, _ = run(session)
+    f = finding(session, "PER-IAM-1", "role/caller")
+    assert state(f) == ("PASSED", "ARCHIVED")
+    assert "no longer violates" in f["Description"]
+    assert state(finding(session, "PER-IAM-1", "user/analyst")) == ("FAILED", "ACTIVE")
+
+
+HUB_MODEL = "SageMakerPublicHub/Model/m/1"
+
+
+def test_a_marketplace_endpoint_outside_a_vpc_is_found(session: Any, monkeypatch: Any) -> None:
+    """moto lacks ListMarketplaceModelEndpoints and GetMarketplaceModelEndpoint: botocore's
+    Stubber serves both on the sweep's Bedrock client (shapes validated against the service
+    model); everything else is moto."""
+    import datetime as dt
+
+    from botocore.stub import Stubber
+    from perimeter import runtime
+    from perimeter.review import service
+
+    template, resolver = prepare(session, ROOT / "template.yaml")
+    spec = next(s for s in functions(template, resolver, ROOT) if s.logical_id == "SweepFunction")
+    for k, v in spec.environment.items():
+        monkeypatch.setenv(k, v)
+    rt = runtime.Runtime(runtime.Settings.from_env(), session=session)
+    bedrock = rt.client("bedrock")
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/open-llm"
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    with Stubber(bedrock) as stub:
+        stub.add_response(
+            "list_marketplace_model_endpoints",
+            {
+                "marketplaceModelEndpoints": [
+                    {"endpointArn": arn, "modelSourceIdentifier": "m", "createdAt": now, "updatedAt": now}
+                ],
+                "nextToken": "p2",
+            },
+            {},
+        )
+        stub.add_response(
+            "list_marketplace_model_endpoints", {"marketplaceModelEndpoints": []}, {"nextToken": "p2"}
+        )
+        stub.add_response(
+            "get_marketplace_model_endpoint",
+            {
+                "marketplaceModelEndpoint": {
+                    "endpointArn": arn,
+                    "modelSourceIdentifier": f"arn:aws:sagemaker:{REGION}:aws:hub-content/{HUB_MODEL}",
+                    "createdAt": now,
+                    "updatedAt": now,
+                    "endpointConfig": {
+                        "sageMaker": {
+                            "initialInstanceCount": 1,
+                            "instanceType": "ml.g5.xlarge",
+                            "executionRole": f"arn:aws:iam::{ACCOUNT}:role/sm",
+                        }
+                    },
+                    "endpointStatus": "InService",
+                }
+            },
+            {"endpointArn": arn},
+        )
+        out = service.handle({"id": "marketplace"}, rt)
+        stub.assert_no_pending_responses()
+    f = finding(session, "PER-VPC-1", "marketplace-endpoint/open-llm")
+    assert state(f) == ("FAILED", "ACTIVE")
+    assert "outside your VPC" in f["Description"]
+    assert "Marketplace endpoint open-llm" in out["models"]

@@ -92,8 +92,10 @@ def test_only_active_findings_in_the_sweeps_scope_that_it_did_not_raise_are_reso
         _finding("PER-SG-1", "sg-fixed"),
         _finding("PER-SG-1", "sg-still"),
         _finding("PER-SG-1", "sg-archived", "ARCHIVED"),
-        _finding("PER-IAM-1", "role/r"),  # the sweep does not judge IAM
-        _finding("PER-VPC-1", "marketplace-endpoint/e"),  # nor Bedrock endpoints
+        _finding("PER-IAM-1", "role/r"),  # every role, user and managed policy is judged
+        _finding("PER-VPC-1", "marketplace-endpoint/e"),  # every Marketplace endpoint too
+        _finding("PER-GR-1", "guardrail/g"),  # guardrails are not: left to their events
+        _finding("PER-TIER-1", "sg-shared"),  # nor PER-TIER-1
         _finding("PER-VPC-1", "model/m"),
         _finding("PER-FL-1", "vpc-1"),
         {**_finding("PER-SG-1", "sg-other-region"), "Id": f"perimeter/PER-SG-1/{ACCOUNT}/eu-west-1/sg-x"},
@@ -103,7 +105,7 @@ def test_only_active_findings_in_the_sweeps_scope_that_it_did_not_raise_are_reso
         f["Id"].rsplit("/", 1)[-1]
         for f in to_resolve(existing, raised, scope, account=ACCOUNT, region="us-east-1")
     ]
-    assert out == ["sg-fixed", "m", "vpc-1"]
+    assert out == ["sg-fixed", "r", "e", "m", "vpc-1"]
 
 
 def test_a_resolved_finding_keeps_its_first_sighting_and_drops_security_hubs_own_fields() -> None:

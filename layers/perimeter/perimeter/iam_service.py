@@ -165,3 +165,45 @@ def evaluate_policy(iam: Any, arn: str, account: str) -> tuple[Evaluation, list[
         ev.extend(sub)
         judged += what
     return ev, judged, []
+
+
+def sweep_account(iam: Any, account: str) -> tuple[Evaluation, list[str]]:
+    """The sweep's way in: every role, user and customer managed policy of the account, from
+    one paginated GetAccountAuthorizationDetails, judged by the same ``principal_issues`` and
+    ``invoke_issues`` as their events (AWS managed policies attached to a principal are read
+    once each, as the event path reads them; the administrator ones are known by ARN).
+    Returns the evaluation and the resources judged."""
+    details = iam.account_details()
+    docs: dict[str, Any] = {arn: doc for arn, (_, doc) in details.policies.items()}
+
+    def attached_docs(arns: list[str]) -> list[tuple[str, Any]]:
+        out = []
+        for arn in arns:
+            if arn in ADMIN_POLICY_ARNS:
+                out.append((arn, None))
+                continue
+            if arn not in docs:
+                docs[arn] = iam.policy_document(arn)
+            out.append((arn, docs[arn]))
+        return out
+
+    ev = Evaluation()
+    judged: list[str] = []
+    for kind, entries in (("role", details.roles), ("user", details.users)):
+        for principal, inline, attached in entries:
+            ev.issues.extend(principal_issues(principal, inline=inline, attached=attached_docs(attached)))
+            ev.cover(
+                _CONTROL, principal_resource(principal), f"{kind} {principal.name} grants nothing too wide."
+            )
+            judged.append(f"{kind}/{principal.name}")
+    for arn, (name, doc) in details.policies.items():
+        target = Principal("policy", name, arn)
+        source = f"managed policy {arn} (default version)"
+        ev.issues.extend(invoke_issues(doc, target, source=source, chain=(source,)))
+        ev.cover(
+            _CONTROL,
+            principal_resource(target),
+            f"the default version of {arn} grants no model invocation on *.",
+        )
+        judged.append(f"policy/{name}")
+    return ev, judged

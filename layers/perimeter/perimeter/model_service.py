@@ -451,25 +451,8 @@ def _gather_bedrock(call: ApiCall, rt: Runtime, g: Gathered) -> None:
         if ep is None:
             g.gone.append(f"Marketplace endpoint {arn}")
             return
-        g.judged.append(f"Marketplace endpoint {ep.name}")
+        chain = judge_marketplace_endpoint(call, rt, g, ep)
         source = _model_label(ep.model_source)
-        chain = (f"Marketplace endpoint {ep.name}", f"model {source}")
-        g.cover(
-            "PER-VPC-1",
-            marketplace_resource(ep.arn, ep.name),
-            f"Marketplace endpoint {ep.name} runs in subnets {', '.join(ep.subnets)}.",
-        )
-        if not ep.subnets or not ep.security_groups:
-            g.issues.append(marketplace_outside_vpc(ep.arn, ep.name, chain))
-        else:
-            facts = ModelFacts(
-                name=ep.name,
-                arn=ep.arn,
-                subnets=ep.subnets,
-                security_groups=ep.security_groups,
-                network_isolation=True,
-            )
-            _judge_models(call, rt, g, [(chain, facts)], kind="bedrock")
         _guardrail_requirement(call, rt, g, [f"Marketplace endpoint {ep.name} ({source})"], chain=chain)
     elif call.event_name == "CreateModelImportJob":
         name = str(_req(req, "importedModelName") or _req(req, "jobName"))
@@ -481,6 +464,47 @@ def _gather_bedrock(call: ApiCall, rt: Runtime, g: Gathered) -> None:
         )
     else:
         _gather_guardrail_change(call, rt, g, req)
+
+
+def judge_marketplace_endpoint(call: ApiCall, rt: Runtime, g: Gathered, ep: Any) -> tuple[str, ...]:
+    """PER-VPC-1 (and its groups, as the model tier) on one Marketplace endpoint's whole
+    configuration: the event path's and the sweep's one evaluation. Returns the chain."""
+    g.judged.append(f"Marketplace endpoint {ep.name}")
+    chain = (f"Marketplace endpoint {ep.name}", f"model {_model_label(ep.model_source)}")
+    g.cover(
+        "PER-VPC-1",
+        marketplace_resource(ep.arn, ep.name),
+        f"Marketplace endpoint {ep.name} runs in subnets {', '.join(ep.subnets)}.",
+    )
+    if not ep.subnets or not ep.security_groups:
+        g.issues.append(marketplace_outside_vpc(ep.arn, ep.name, chain))
+    else:
+        facts = ModelFacts(
+            name=ep.name,
+            arn=ep.arn,
+            subnets=ep.subnets,
+            security_groups=ep.security_groups,
+            network_isolation=True,
+        )
+        _judge_models(call, rt, g, [(chain, facts)], kind="bedrock")
+    return chain
+
+
+def sweep_marketplace(call: ApiCall, rt: Runtime) -> Gathered:
+    """The sweep's way in for Bedrock Marketplace endpoints: ListMarketplaceModelEndpoints,
+    paginated, then GetMarketplaceModelEndpoint for each (the listing's summaries carry no
+    endpoint configuration), judged by ``judge_marketplace_endpoint`` as their events are."""
+    g = Gathered()
+    if rt.policy.mode("PER-VPC-1") == "off":
+        return g
+    br = _bedrock(rt)
+    for arn in br.marketplace_endpoint_arns():
+        ep = br.marketplace_endpoint(arn)
+        if ep is None:
+            continue  # deleted since the listing
+        judge_marketplace_endpoint(call, rt, g, ep)
+    g.sg_decisions.clear()  # the sweep judges every group once, in its own pass
+    return g
 
 
 def _model_label(source: str) -> str:

@@ -155,6 +155,9 @@ FUNCTIONS["SweepFunction"] = (
             "ec2:DescribeVpcPeeringConnections",
             "ec2:DescribeStaleSecurityGroups",
             "ec2:DescribeLaunchTemplateVersions",
+            # the union rule: customer prefix lists named by the region's rules
+            "ec2:DescribeManagedPrefixLists",
+            "ec2:GetManagedPrefixListEntries",
             "ec2:RevokeSecurityGroupIngress",
             "ec2:RevokeSecurityGroupEgress",
             "ec2:DeleteSecurityGroup",
@@ -167,6 +170,13 @@ FUNCTIONS["SweepFunction"] = (
             "sagemaker:DescribeModel",
             "sagemaker:ListNotebookInstances",
             "sagemaker:DescribeNotebookInstance",
+            # Bedrock Marketplace endpoints (PER-VPC-1), as ModelPosture judges them
+            "bedrock:ListMarketplaceModelEndpoints",
+            "bedrock:GetMarketplaceModelEndpoint",
+            # PER-IAM-1: every principal in one paginated read; AWS managed policies' text
+            "iam:GetAccountAuthorizationDetails",
+            "iam:GetPolicy",
+            "iam:GetPolicyVersion",
             "securityhub:GetFindings",
             "dynamodb:BatchWriteItem",
             "dynamodb:Scan",

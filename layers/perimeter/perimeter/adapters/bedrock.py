@@ -114,6 +114,17 @@ class BedrockAdapter:
         names.extend(f"imported model {m.get('modelName')}" for m in resp.get("modelSummaries", []))
         return names
 
+    def marketplace_endpoint_arns(self) -> list[str]:
+        """Every Marketplace endpoint of the region (ListMarketplaceModelEndpoints, paginated)."""
+        arns: list[str] = []
+        token = None
+        while True:
+            resp = self._br.list_marketplace_model_endpoints(**({"nextToken": token} if token else {}))
+            arns.extend(str(e["endpointArn"]) for e in resp.get("marketplaceModelEndpoints", []))
+            token = resp.get("nextToken")
+            if not token:
+                return arns
+
     def marketplace_endpoint(self, arn: str) -> MarketplaceEndpoint | None:
         try:
             e = self._br.get_marketplace_model_endpoint(endpointArn=arn)["marketplaceModelEndpoint"]

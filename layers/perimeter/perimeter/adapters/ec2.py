@@ -78,14 +78,18 @@ class Ec2Adapter:
         self._vpcs.update({vpc: (now, f) for vpc, f in facts.items()})
 
     def groups_naming_prefix_list(self, prefix_list_id: str) -> list[Mapping[str, Any]]:
-        """Every group whose ingress names the prefix list (DescribeSecurityGroups filtered
-        by ``ip-permission.prefix-list-id``), with all its rules."""
-        out: list[Mapping[str, Any]] = []
+        """Every group whose ingress or egress names the prefix list, with all its rules:
+        DescribeSecurityGroups filtered by ``ip-permission.prefix-list-id``, then by
+        ``egress.ip-permission.prefix-list-id`` (filters with different names are ANDed, so
+        one call cannot ask for either)."""
+        out: dict[str, Mapping[str, Any]] = {}
         paginator = self._ec2.get_paginator("describe_security_groups")
-        flt = [{"Name": "ip-permission.prefix-list-id", "Values": [prefix_list_id]}]
-        for page in paginator.paginate(Filters=flt):
-            out.extend(page.get("SecurityGroups", []))
-        return out
+        for name in ("ip-permission.prefix-list-id", "egress.ip-permission.prefix-list-id"):
+            flt = [{"Name": name, "Values": [prefix_list_id]}]
+            for page in paginator.paginate(Filters=flt):
+                for g in page.get("SecurityGroups", []):
+                    out.setdefault(str(g["GroupId"]), g)
+        return list(out.values())
 
     def prefix_lists(self, ids: Sequence[str]) -> dict[str, PrefixList]:
         """The named managed prefix lists with their entries. One DescribeManagedPrefixLists
@@ -97,21 +101,32 @@ class Ec2Adapter:
             if error_code(exc) in PREFIX_LIST_GONE:
                 return {}
             raise
+        return {str(pl["PrefixListId"]): self._with_entries(pl) for pl in resp.get("PrefixLists", [])}
+
+    def region_prefix_lists(self, named: Iterable[str]) -> dict[str, PrefixList]:
+        """The sweep's read: every managed prefix list of the region in one paginated
+        DescribeManagedPrefixLists (a list deleted since a rule named it is simply absent,
+        where a lookup by id would fail the whole call), then the entries of the customer
+        lists in ``named`` only, once per list version per container."""
+        wanted = set(named)
         out: dict[str, PrefixList] = {}
-        for pl in resp.get("PrefixLists", []):
-            pid, version = pl["PrefixListId"], pl.get("Version")
-            aws_managed = pl.get("OwnerId") == "AWS"
-            if aws_managed:
-                out[pid] = PrefixList(pid, True, (), version)
-                continue
-            key = (pid, version)
-            cidrs = self._pl_entries.get(key)
-            if cidrs is None:
-                cidrs = self._entries(pid, version)
-                self._pl_entries = {k: v for k, v in self._pl_entries.items() if k[0] != pid}
-                self._pl_entries[key] = cidrs
-            out[pid] = PrefixList(pid, False, cidrs, version)
+        for page in self._ec2.get_paginator("describe_managed_prefix_lists").paginate():
+            for pl in page.get("PrefixLists", []):
+                if pl.get("PrefixListId") in wanted:
+                    out[str(pl["PrefixListId"])] = self._with_entries(pl)
         return out
+
+    def _with_entries(self, pl: Mapping[str, Any]) -> PrefixList:
+        pid, version = str(pl["PrefixListId"]), pl.get("Version")
+        if pl.get("OwnerId") == "AWS":
+            return PrefixList(pid, True, (), version)
+        key = (pid, version)
+        cidrs = self._pl_entries.get(key)
+        if cidrs is None:
+            cidrs = self._entries(pid, version)
+            self._pl_entries = {k: v for k, v in self._pl_entries.items() if k[0] != pid}
+            self._pl_entries[key] = cidrs
+        return PrefixList(pid, False, cidrs, version)
 
     def _entries(self, prefix_list_id: str, version: int | None) -> tuple[str, ...]:
         kwargs: dict[str, Any] = {"PrefixListId": prefix_list_id}

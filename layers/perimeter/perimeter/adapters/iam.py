@@ -7,6 +7,7 @@ since the event is ``None`` (``NoSuchEntity``): the grant is moot, the event a c
 from __future__ import annotations
 
 import urllib.parse
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -123,3 +124,57 @@ class IamAdapter:
                 return [], []
             raise
         return roles, users
+
+    def account_details(self) -> AccountDetails:
+        """Every role and user with its inline policies and attached policy ARNs, and every
+        customer managed policy's default version: one paginated GetAccountAuthorizationDetails
+        (the sweep's read; the event path reads one principal at a time)."""
+        out = AccountDetails()
+        paginator = self._iam.get_paginator("get_account_authorization_details")
+        for page in paginator.paginate(Filter=["Role", "User", "LocalManagedPolicy"]):
+            for r in page.get("RoleDetailList", []):
+                out.roles.append(
+                    (
+                        Principal(
+                            "role", r["RoleName"], r["Arn"], _doc(r.get("AssumeRolePolicyDocument") or "{}")
+                        ),
+                        [
+                            (p["PolicyName"], _doc(p.get("PolicyDocument") or "{}"))
+                            for p in r.get("RolePolicyList", [])
+                        ],
+                        [str(p["PolicyArn"]) for p in r.get("AttachedManagedPolicies", [])],
+                    )
+                )
+            for u in page.get("UserDetailList", []):
+                out.users.append(
+                    (
+                        Principal("user", u["UserName"], u["Arn"]),
+                        [
+                            (p["PolicyName"], _doc(p.get("PolicyDocument") or "{}"))
+                            for p in u.get("UserPolicyList", [])
+                        ],
+                        [str(p["PolicyArn"]) for p in u.get("AttachedManagedPolicies", [])],
+                    )
+                )
+            for pol in page.get("Policies", []):
+                default = next(
+                    (v for v in pol.get("PolicyVersionList", []) if v.get("IsDefaultVersion")), None
+                )
+                if default is not None:
+                    arn = str(pol["Arn"])
+                    out.policies[arn] = (
+                        # the ARN ends with the name (moto 5.2.5 omits PolicyName here)
+                        str(pol.get("PolicyName") or arn.rsplit("/", 1)[-1]),
+                        _doc(default.get("Document") or "{}"),
+                    )
+        return out
+
+
+@dataclass
+class AccountDetails:
+    """What GetAccountAuthorizationDetails tells: (principal, inline ``(name, document)``,
+    attached ARNs) per role and user; customer managed policies' default documents by ARN."""
+
+    roles: list[tuple[Principal, list[tuple[str, dict[str, Any]]], list[str]]] = field(default_factory=list)
+    users: list[tuple[Principal, list[tuple[str, dict[str, Any]]], list[str]]] = field(default_factory=list)
+    policies: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)

@@ -9,7 +9,7 @@ only way a rule can go stale across VPCs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -229,6 +229,17 @@ class InventoryAdapter:
                 return "in-use"
             raise
         return "deleted"
+
+
+def prefix_lists_named(group: Mapping[str, Any]) -> set[str]:
+    """The managed prefix lists a group's rules name (ingress and egress), as listed."""
+    return {
+        str(pl["PrefixListId"])
+        for key in ("IpPermissions", "IpPermissionsEgress")
+        for perm in group.get(key, []) or []
+        for pl in perm.get("PrefixListIds", []) or []
+        if pl.get("PrefixListId")
+    }
 
 
 def _bare(rule: Rule) -> dict[str, Any]:

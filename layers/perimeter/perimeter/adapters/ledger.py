@@ -11,13 +11,24 @@ exists to resolve (no archived noise for groups that never failed).
 
 One item per resource (``pk`` = the resource's ARN); attributes ``created:<control>`` and
 ``first:<control>``.
+
+The sweep observes every group at once: one Scan reads the whole ledger beside the region's
+listings, ``observed`` applies the same rules as ``observe`` to each item (pure), and only the
+items that changed are written back, 25 a BatchWriteItem. A BatchWriteItem replaces whole
+items and takes no condition: an event's UpdateItem landing between the sweep's Scan and its
+write is overwritten by the sweep's view, taken seconds earlier; the worst it does is to move a
+first-seen time by those seconds, or to forget one that the next observation records again.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+#: items a BatchWriteItem takes
+MAX_BATCH = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +85,58 @@ class FindingLedger:
             created = old.get(f"created:{c}")
             out[c] = Seen(created or now, old.get(f"first:{c}") or created or now, created is not None)
         return out
+
+    def snapshot(self) -> dict[str, dict[str, str]]:
+        """Every item of the ledger, by resource (one paginated Scan)."""
+        out: dict[str, dict[str, str]] = {}
+        for page in self._ddb.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True):
+            for item in page.get("Items", []):
+                out[item["pk"]["S"]] = {k: v["S"] for k, v in item.items() if k != "pk" and "S" in v}
+        return out
+
+    def write_many(self, items: Mapping[str, Mapping[str, str]]) -> int:
+        """Put these items whole (resource -> attributes), 25 a BatchWriteItem, unprocessed
+        items retried with backoff. Returns the number of requests made."""
+        requests = [
+            {"PutRequest": {"Item": {"pk": {"S": pk}, **{k: {"S": v} for k, v in attrs.items()}}}}
+            for pk, attrs in sorted(items.items())
+        ]
+        calls = 0
+        for start in range(0, len(requests), MAX_BATCH):
+            pending: dict[str, Any] = {self._table: requests[start : start + MAX_BATCH]}
+            for attempt in range(8):
+                calls += 1
+                pending = self._ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))  # DynamoDB asks to back off
+            if pending:
+                raise RuntimeError(f"findings ledger: {len(pending[self._table])} write(s) left unprocessed")
+        return calls
+
+
+def observed(
+    old: Mapping[str, str] | None, failing: Iterable[str], passing: Iterable[str], now: str
+) -> tuple[dict[str, str] | None, dict[str, Seen]]:
+    """``FindingLedger.observe`` on an item already read: (the item to write, or None when
+    only its ``updated_at`` would change; each control's ``Seen``)."""
+    old = dict(old or {})
+    failing, passing = list(dict.fromkeys(failing)), list(dict.fromkeys(passing))
+    new = dict(old)
+    seen: dict[str, Seen] = {}
+    for c in failing:
+        created = old.get(f"created:{c}")
+        new.setdefault(f"created:{c}", now)
+        new.setdefault(f"first:{c}", now)
+        seen[c] = Seen(created or now, old.get(f"first:{c}") or now, created is not None)
+    for c in passing:
+        created = old.get(f"created:{c}")
+        new.pop(f"first:{c}", None)
+        seen[c] = Seen(created or now, old.get(f"first:{c}") or created or now, created is not None)
+    changed = {k: v for k, v in new.items() if k != "updated_at"} != {
+        k: v for k, v in old.items() if k != "updated_at"
+    }
+    if not changed:
+        return None, seen
+    new["updated_at"] = now
+    return new, seen

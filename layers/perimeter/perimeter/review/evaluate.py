@@ -236,8 +236,8 @@ def stale_issue(ctx: GroupContext, rules: Sequence[Rule]) -> Issue:
 def covered(policy: Policy) -> frozenset[tuple[str, str]]:
     """(control, resource kind) pairs the sweep judges for every resource of the region: an
     active finding of one of these that the sweep did not raise again is resolved. Left out,
-    because the sweep does not judge every resource they apply to: PER-IAM-1, PER-GR-1,
-    PER-SG-5, PER-TIER-1, Marketplace endpoints and the VPCs of Bedrock endpoints."""
+    because the sweep does not judge every resource they apply to: PER-GR-1, PER-SG-5,
+    PER-TIER-1, IAM groups and the VPCs of Bedrock endpoints."""
     pairs = [
         *((c, "sg") for c in ("PER-SG-1", "PER-SG-2", "PER-SG-3", "PER-SG-4")),
         ("PER-DSG-1", "sg"),
@@ -247,7 +247,9 @@ def covered(policy: Policy) -> frozenset[tuple[str, str]]:
         ("PER-REV-2", "sg"),
         ("PER-VPC-1", "model"),
         ("PER-VPC-1", "notebook"),
+        ("PER-VPC-1", "marketplace-endpoint"),
         ("PER-VPC-2", "model"),
+        *(("PER-IAM-1", kind) for kind in ("role", "user", "policy")),
     ]
     return frozenset(p for p in pairs if policy.mode(p[0]) != "off")
 

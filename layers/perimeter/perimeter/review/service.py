@@ -4,17 +4,24 @@ mode, and make Security Hub tell the truth (DESIGN §4b, "one evaluation, two wa
 Reads, all paginated listings (``adapters/inventory.py``): security groups, ENIs, VPCs, route
 tables; for the review controls VPC endpoints, launch templates and peering connections, then
 DescribeStaleSecurityGroups for peered VPCs only; rule ids only for the groups a revoke needs;
-SageMaker models and notebooks (SageMaker has no batch describe: one DescribeModel each); the
-flow logs of every VPC; Perimeter's active findings; the review state.
+SageMaker models and notebooks (SageMaker has no batch describe: one DescribeModel each);
+Bedrock Marketplace endpoints (one GetMarketplaceModelEndpoint each: the listing carries no
+configuration); every IAM role, user and customer managed policy (one paginated
+GetAccountAuthorizationDetails); the managed prefix lists the rules name (entries per customer
+list, cached by version); the flow logs of every VPC; Perimeter's active findings; the review
+state; the findings ledger.
 
 Then, per resource kind, the event path's own code: ``decide`` for every group (a group that
 serves a model as the model tier, as ModelPosture judges it), ``dsg_service`` for default
 groups that have rules or dependants, ``flow_log_issues`` for every VPC, ``model_service`` for
-models and notebooks; and the review controls PER-REV-1/2 (``review.evaluate``).
+models, notebooks and Marketplace endpoints, ``iam_service.sweep_account`` (IamGuard's
+``principal_issues``/``invoke_issues``) for PER-IAM-1; and the review controls PER-REV-1/2
+(``review.evaluate``). The findings ledger is kept by the event path's rules (``ledger.observed``).
 
-Writes, only what modes allow: at most one revoke per offending group and direction (rules by
-id, audit record first), default-SG migrations, flow logs, unused groups deleted (PER-REV-1
-enforce, audit record first); findings in batches of 100: every current violation (first
+Writes, only what modes allow: at most one revoke per offending group and direction (audit
+record first, 25 a batch; revokes start while the rest of the groups are judged),
+default-SG migrations, flow logs, unused groups deleted (PER-REV-1 enforce, audit record
+first); findings in batches of 100: every current violation (first
 sighting kept), and every active Perimeter finding in the sweep's scope that it did not raise
 again, resolved (PASSED/ARCHIVED); one SNS message when something is new, changed or resolved.
 """
@@ -22,21 +29,24 @@ again, resolved (PASSED/ARCHIVED); one SNS message when something is new, change
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from perimeter.adapters.ec2 import context_of_group
-from perimeter.adapters.inventory import InventoryAdapter, Listing
+from perimeter.adapters.inventory import InventoryAdapter, Listing, prefix_lists_named
+from perimeter.adapters.ledger import observed
 from perimeter.adapters.review_state import ReviewStateAdapter
 from perimeter.arns import partition_of
 from perimeter.context import GroupContext
-from perimeter.decide import GroupDecision
+from perimeter.decide import SG_CONTROLS, GroupDecision
 from perimeter.dsg_service import judge_default_groups
 from perimeter.events import Actor, ApiCall
-from perimeter.model_service import as_model_tier, sweep_models
-from perimeter.posture import Issue, Judged, issue_finding, judge
+from perimeter.iam_service import sweep_account
+from perimeter.model_service import as_model_tier, sweep_marketplace, sweep_models
+from perimeter.posture import Issue, Judged, issue_finding, judge, merge_issues
 from perimeter.posture_service import flow_log_evaluation, remediate
 from perimeter.report import (
     Outcome,
@@ -44,6 +54,7 @@ from perimeter.report import (
     build_finding,
     call_notification,
     iso_now,
+    remaining,
     worst,
 )
 from perimeter.review.evaluate import (
@@ -65,7 +76,12 @@ from perimeter.runtime import ConfigError, Runtime
 from perimeter.telemetry import logger, record_findings
 
 SWEEP_EVENT = "PerimeterSweep"
-REVOKE_WORKERS = 4
+SG_CONTROL_IDS = tuple(c.id for c in SG_CONTROLS)
+REVOKE_WORKERS = 8
+#: audit records a BatchWriteItem takes
+AUDIT_BATCH = 25
+#: findings a BatchImportFindings takes
+FINDINGS_BATCH = 100
 #: items of each list an SNS message names (SNS messages are at most 256 KB)
 NOTE_ITEMS = 100
 
@@ -110,6 +126,10 @@ class Sweep:
     used_by_models: set[str] = field(default_factory=set)
     #: VPCs that hold a model or a notebook (PER-FL-1's default scope)
     model_vpcs: set[str] = field(default_factory=set)
+    #: the findings ledger as read beside the listing (None: no ledger configured)
+    ledger: dict[str, dict[str, str]] | None = None
+    #: ledger items this sweep changed, written with the findings
+    ledger_writes: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) -> dict[str, Any]:
@@ -121,13 +141,15 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
     with ThreadPoolExecutor(max_workers=1) as pool:
         # While EC2 lists the region, the other clients are built and the findings and review
         # state the sweep ends with are read: neither depends on the listing.
-        early = pool.submit(_early_reads, rt, rt.settings.account_id, "PER-REV-1" in on)
+        early = pool.submit(
+            _early_reads, rt, rt.settings.account_id, "PER-REV-1" in on, bool(on & set(SG_CONTROL_IDS))
+        )
         listing = inv.listing(
             enis=bool(on & {"PER-DSG-1", "PER-DSG-2", "PER-REV-1"}),
             vpcs="PER-FL-1" in on,
             review=bool(on & {"PER-REV-1", "PER-REV-2"}),
         )
-        existing, unused_state = early.result()
+        existing, unused_state, ledger = early.result()
     account = rt.settings.account_id or next(
         (str(g["OwnerId"]) for g in listing.groups if g.get("OwnerId")), ""
     )
@@ -136,14 +158,24 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
     call = sweep_call(rt, event, now, account)
     logger.set_correlation_id(call.event_id)
     rt.ec2.remember_vpcs(listing.vpc_facts)  # the default-SG path reads them again: from cache
+    # The union rule needs the entries of the customer prefix lists the rules name: read once
+    # a sweep (and once per list version per container), only when some rule names a list.
+    named = {str(g["GroupId"]): lists for g in listing.groups if (lists := prefix_lists_named(g))}
+    pls = rt.ec2.region_prefix_lists(set().union(*named.values())) if named else {}
     contexts = {
         str(g["GroupId"]): context_of_group(
-            g, account=account, region=call.region, vpc=listing.vpc_facts.get(str(g.get("VpcId", "")))
+            g,
+            account=account,
+            region=call.region,
+            vpc=listing.vpc_facts.get(str(g.get("VpcId", ""))),
+            prefix_lists={p: pls[p] for p in named.get(str(g["GroupId"]), ()) if p in pls},
         )
         for g in listing.groups
     }
-    s = Sweep(call, now, listing, contexts, existing=existing, unused_state=unused_state)
+    s = Sweep(call, now, listing, contexts, existing=existing, unused_state=unused_state, ledger=ledger)
     s.model_groups, model_judged = _models(s, rt)
+    if policy.mode("PER-IAM-1") != "off":
+        _principals(s, rt)
     _groups(s, rt, inv, s.model_groups)
     _default_groups(s, rt)
     _flow_logs(s, rt)
@@ -158,8 +190,8 @@ def _product_arn(account: str, region: str) -> str:
 
 
 def _early_reads(
-    rt: Runtime, account: str | None, review: bool
-) -> tuple[dict[str, dict[str, Any]] | None, dict[str, str] | None]:
+    rt: Runtime, account: str | None, review: bool, groups: bool
+) -> tuple[dict[str, dict[str, Any]] | None, dict[str, str] | None, dict[str, dict[str, str]] | None]:
     for service in ("dynamodb", "securityhub", "sns"):
         rt.client(service)
     existing = None
@@ -168,7 +200,8 @@ def _early_reads(
             f["Id"]: f for f in rt.securityhub.active_findings(_product_arn(account, rt.settings.region))
         }
     state = _review_state(rt).unused_since() if review else None
-    return existing, state
+    ledger = rt.ledger.snapshot() if groups and rt.ledger is not None else None
+    return existing, state, ledger
 
 
 # --- security groups: PER-SG-1..4 and PER-REV-2 ------------------------------------------------
@@ -179,39 +212,71 @@ def _models(s: Sweep, rt: Runtime) -> tuple[set[str], list[dict[str, Any]]]:
     groups that serve a model (judged as the model tier) and the posture findings; notes the
     groups models and notebooks use."""
     gathered = sweep_models(s.call, rt)
-    judged = judge([i for i in gathered.issues if i.control_id != "PER-FL-1"], rt.policy, principal_arn=None)
-    s.details["models"] = gathered.judged
+    market = sweep_marketplace(s.call, rt)
+    issues = [i for g in (gathered, market) for i in g.issues if i.control_id != "PER-FL-1"]
+    judged = judge(merge_issues(issues), rt.policy, principal_arn=None)
+    s.details["models"] = gathered.judged + market.judged
     findings = [issue_finding(s.call, j, now=s.now) for j in judged]
     s.lines.extend(_line(j) for j in judged)
-    s.used_by_models = set(gathered.group_chains) | set(gathered.notes.get("notebook_groups", []))
-    s.model_vpcs = set(gathered.vpcs)
-    return set(gathered.group_chains), findings
+    serving = set(gathered.group_chains) | set(market.group_chains)
+    s.used_by_models = serving | set(gathered.notes.get("notebook_groups", []))
+    s.model_vpcs = set(gathered.vpcs) | set(market.vpcs)
+    return serving, findings
+
+
+def _principals(s: Sweep, rt: Runtime) -> None:
+    """PER-IAM-1 on every role, user and customer managed policy, by IamGuard's evaluation."""
+    from perimeter.adapters.iam import IamAdapter
+
+    ev, judged_what = sweep_account(IamAdapter(rt.client("iam")), s.call.account)
+    for j in judge(merge_issues(ev.issues), rt.policy, principal_arn=None):
+        s.findings.append(issue_finding(s.call, j, now=s.now))
+        s.lines.append(_line(j))
+    s.details["principals"] = judged_what
 
 
 def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]) -> None:
     policy = rt.policy
-    decisions: list[GroupDecision] = []
-    for gid, ctx in s.contexts.items():
-        judged_as = as_model_tier(ctx, policy) if gid in model_groups else ctx
-        decisions.append(judge_group(judged_as, policy))
     stale = _stale(s, inv) if policy.mode("PER-REV-2") != "off" else {}
     stale_judged = {
         gid: judge([stale_issue(s.contexts[gid], rules)], policy, principal_arn=None)
         for gid, rules in stale.items()
     }
     stale_judged = {g: j for g, j in stale_judged.items() if j}
+    stale_revoke = {
+        gid: stale[gid] for gid, (j,) in stale_judged.items() if j.mode == "enforce" and j.exemption is None
+    }
+    # A reference to a group that no longer exists cannot be named by content: those few go by
+    # id, looked up in one filtered listing per 200 groups before anything is revoked.
+    refs = [gid for gid, rules in stale_revoke.items() if any(r.referenced_group_id for r in rules)]
+    if refs:
+        ids = inv.rule_ids(refs)
+        stale_revoke = {
+            gid: [r.with_id(ids.get(r.key)) if r.referenced_group_id and not r.rule_id else r for r in rules]
+            for gid, rules in stale_revoke.items()
+        }
+        stale_revoke = {
+            g: [r for r in rs if r.rule_id or not r.referenced_group_id] for g, rs in stale_revoke.items()
+        }
     # One revoke per offending group (and direction): the SG controls' rules and, in enforce,
-    # the stale ones, with ids looked up in one filtered listing per 200 groups.
-    plan: dict[str, list[Rule]] = {}
+    # the stale ones. Revokes start while the remaining groups are still being judged (the
+    # evaluation is CPU, the revokes wait on EC2), each after its audit record is written.
+    revoker = _Revoker(s, rt, inv)
+    decisions: list[GroupDecision] = []
+    try:
+        for gid, ctx in s.contexts.items():
+            d = judge_group(as_model_tier(ctx, policy) if gid in model_groups else ctx, policy)
+            decisions.append(d)
+            wanted = [*d.to_revoke, *stale_revoke.get(gid, ())]
+            if wanted:
+                revoker.add(d, wanted)
+        removed = revoker.finish()
+    finally:
+        revoker.close()
+    ledger = s.ledger
     for d in decisions:
-        if d.to_revoke:
-            plan.setdefault(d.ctx.group_id, []).extend(d.to_revoke)
-    for gid, (j,) in stale_judged.items():
-        if j.mode == "enforce" and j.exemption is None:
-            plan.setdefault(gid, []).extend(stale[gid])
-    removed = _remove(s, rt, inv, plan, {d.ctx.group_id: d for d in decisions})
-    for d in decisions:
-        if not d.violations:
+        item = ledger.get(d.ctx.arn) if ledger is not None else None
+        if not d.violations and item is None:
             continue
         gone = removed.get(d.ctx.group_id, ())
         audit_id = _audit_id(s, d.ctx.group_id) if gone else None
@@ -220,8 +285,19 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
             revoked=tuple(r for r in gone if r.key in {v.rule.key for v in d.violations}),
             audit_id=audit_id,
         )
-        for control_id, vs in d.by_control().items():
-            f = build_finding(s.call, control_id, vs, outcome, now=s.now)
+        by_control = d.by_control()
+        seen: dict[str, Any] = {}
+        if ledger is not None:
+            # The event path's ledger rules (adapters/ledger.py), on the item the sweep read:
+            # a finding first seen by an event keeps its first times here, and the next event
+            # keeps the sweep's.
+            failing = [c for c, vs in by_control.items() if remaining(vs, outcome)]
+            passing = [c.id for c in d.controls if c.id not in failing]
+            new_item, seen = observed(item, failing, passing, s.now)
+            if new_item is not None:
+                s.ledger_writes[d.ctx.arn] = new_item
+        for control_id, vs in by_control.items():
+            f = build_finding(s.call, control_id, vs, outcome, now=s.now, seen=seen.get(control_id))
             s.findings.append(f)
             s.lines.append(
                 f"{f['Severity']['Label']:<8} {control_id:<9} {f['ProductFields']['perimeter/action']:<9} "
@@ -254,41 +330,60 @@ def _stale(s: Sweep, inv: InventoryAdapter) -> dict[str, list[Rule]]:
     return {g: r for g, r in stale.items() if g in s.contexts}
 
 
-def _remove(
-    s: Sweep,
-    rt: Runtime,
-    inv: InventoryAdapter,
-    plan: dict[str, list[Rule]],
-    decisions: dict[str, GroupDecision],
-) -> dict[str, tuple[Rule, ...]]:
-    """Every audit record written first (25 a request), then one revoke per group and
-    direction, by the rules' content as the listing read them (no rule-id lookup: a rule
+class _Revoker:
+    """Write-ahead audit records, 25 a BatchWriteItem, and one revoke per group and direction
+    as soon as its record is written; a few requests in flight at once (clients are
+    thread-safe; the standard retry mode backs off if EC2 throttles).
+
+    Revokes go by the rules' content as the listing read them (no rule-id lookup: a rule
     changed since the read is left alone; see ``InventoryAdapter.revoke``)."""
-    to_remove = {gid: tuple({r.key: r for r in wanted}.values()) for gid, wanted in plan.items()}
-    # A reference to a group that no longer exists cannot be named by content: those few go by id.
-    refs = [gid for gid, rules in to_remove.items() if any(r.referenced_group_id for r in rules)]
-    if refs:
-        ids = inv.rule_ids(refs)
-        to_remove = {
-            gid: tuple(
-                r.with_id(ids.get(r.key)) if r.referenced_group_id and not r.rule_id else r for r in rules
-            )
-            for gid, rules in to_remove.items()
-        }
-        to_remove = {
-            g: tuple(r for r in rs if r.rule_id or not r.referenced_group_id) for g, rs in to_remove.items()
-        }
-    records = {gid: _audit_record(s, decisions[gid], rules) for gid, rules in to_remove.items()}
-    if records:
-        rt.audit.put_many(list(records.values()))  # write-ahead: never change what is not recorded
-    # Groups are independent: a few revokes in flight at once (clients are thread-safe; the
-    # standard retry mode backs off if EC2 throttles).
-    with ThreadPoolExecutor(max_workers=REVOKE_WORKERS) as pool:
-        groups = list(to_remove)
-        removed = pool.map(lambda g: _revoke(inv, rt, records[g], to_remove[g]), groups)
-        done = dict(zip(groups, removed, strict=True))
-    s.revoked.update({gid: [r.rule_id or r.describe() for r in rules] for gid, rules in done.items()})
-    return done
+
+    def __init__(self, s: Sweep, rt: Runtime, inv: InventoryAdapter) -> None:
+        self.s, self.rt, self.inv = s, rt, inv
+        self.pool = ThreadPoolExecutor(max_workers=REVOKE_WORKERS, thread_name_prefix="perimeter-revoke")
+        self.batch: list[dict[str, Any]] = []
+        self.rules: dict[str, tuple[Rule, ...]] = {}
+        self.pending: dict[str, Future[tuple[Rule, ...]]] = {}
+
+    def add(self, d: GroupDecision, wanted: list[Rule]) -> None:
+        rules = tuple({r.key: r for r in wanted}.values())
+        self.rules[d.ctx.group_id] = rules
+        self.batch.append(_audit_record(self.s, d, rules))
+        if len(self.batch) == AUDIT_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.batch:
+            return
+        records, self.batch = self.batch, []
+        # The pool's queue is first in, first out: the record batch is running before any of
+        # its revokes starts, so a revoke waiting on it never waits on a queued job.
+        written = self.pool.submit(self.rt.audit.put_many, records)
+        for record in records:
+            gid = str(record["group_id"])
+            self.pending[gid] = self.pool.submit(self._revoke, written, record, self.rules[gid])
+
+    def _revoke(
+        self, written: Future[None], record: dict[str, Any], rules: tuple[Rule, ...]
+    ) -> tuple[Rule, ...]:
+        written.result()  # never change what is not recorded
+        return _revoke(self.inv, self.rt, record, rules)
+
+    def finish(self) -> dict[str, tuple[Rule, ...]]:
+        self._flush()
+        # Wait for every one before raising the first failure: nothing left running unseen.
+        errors = [f.exception() for f in self.pending.values()]
+        for err in errors:
+            if err is not None:
+                raise err
+        done = {gid: f.result() for gid, f in self.pending.items()}
+        self.s.revoked.update(
+            {gid: [r.rule_id or r.describe() for r in rules] for gid, rules in done.items()}
+        )
+        return done
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
 
 
 def _audit_id(s: Sweep, resource: str) -> str:
@@ -490,8 +585,6 @@ def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
     new = [f for f in raised if f["RecordState"] == "ACTIVE" and f["Id"] not in existing]
     changed = [f for f in raised if f["RecordState"] == "ARCHIVED"]
     everything = raised + resolutions
-    if everything:
-        rt.securityhub.import_findings(everything)
     record_findings(raised)
     note = None
     if (new or changed or resolutions) and rt.sns is not None:
@@ -520,7 +613,17 @@ def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
             attributes={"control": "SWEEP", "severity": severity, "action": "sweep"},
             findings=raised[:NOTE_ITEMS],
         )
-        rt.sns.publish(note)
+    # Independent writes, together: the finding batches (ids unique across all of them,
+    # checked above) and the message.
+    writes: list[Callable[[], Any]] = [
+        partial(rt.securityhub.import_findings, everything[start : start + FINDINGS_BATCH])
+        for start in range(0, len(everything), FINDINGS_BATCH)
+    ]
+    if note is not None:
+        writes.append(partial(rt.sns.publish, note))
+    if s.ledger_writes:
+        writes.append(partial(rt.ledger.write_many, s.ledger_writes))
+    rt.in_parallel(*writes)
     summary = {
         "status": "swept",
         "sweep_id": call.event_id,
@@ -536,6 +639,7 @@ def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
             "findings_resolved": len(resolutions),
             "rules_revoked": sum(len(v) for v in s.revoked.values()),
             "groups_deleted": len(s.deleted),
+            "ledger_items_written": len(s.ledger_writes),
         },
         "revoked": s.revoked,
         "deleted": s.deleted,
@@ -556,6 +660,15 @@ def _resolved_line(f: Mapping[str, Any]) -> str:
 
 
 def _known_resources(s: Sweep) -> set[str]:
-    models = {str(m).replace(" ", "/", 1) for m in s.details.get("models", [])}
+    models = {_short_id(str(m)) for m in s.details.get("models", [])}
     vpcs = set(s.listing.vpc_ids) | set(s.listing.vpc_facts)
-    return set(s.contexts) | vpcs | {e.eni_id for e in s.listing.enis} | models
+    principals = set(s.details.get("principals", []))
+    return set(s.contexts) | vpcs | {e.eni_id for e in s.listing.enis} | models | principals
+
+
+def _short_id(judged: str) -> str:
+    """A judged resource's name ("model m1", "Marketplace endpoint e1") as its finding's id
+    ends ("model/m1", "marketplace-endpoint/e1")."""
+    if judged.startswith("Marketplace endpoint "):
+        return "marketplace-endpoint/" + judged.removeprefix("Marketplace endpoint ")
+    return judged.replace(" ", "/", 1)
