@@ -24,4 +24,6 @@ def serve_marketplace_listing() -> None:
     def list_marketplace_model_endpoints(self: BedrockResponse) -> str:
         return json.dumps({"marketplaceModelEndpoints": []})
 
+    # marked as this module's, so the embedded Bedrock stand-in (moto_ext.py) may serve over it
+    list_marketplace_model_endpoints.perimeter_gap = True  # type: ignore[attr-defined]
     BedrockResponse.list_marketplace_model_endpoints = list_marketplace_model_endpoints  # type: ignore[attr-defined]
