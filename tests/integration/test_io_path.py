@@ -216,3 +216,83 @@ def test_a_retried_claim_whose_first_attempt_landed_is_still_ours(env: Env) -> N
     assert mine.claimed
     with pytest.raises(EventInProgress):
         Claim(store, "fn#e1", 60_000).take()  # another invocation's claim is refused
+
+
+def test_the_first_event_reads_the_route_tables_beside_the_group(env: Env) -> None:  # noqa: F811
+    """A fresh container knows no VPC: the region's route tables are read beside the group
+    (the group's VPC is known only once DescribeSecurityGroups returns), not after it, so the
+    first event too reaches the revoke in three round trips; later events read none. The group
+    read is held until the route-table read has started: run one after the other, it would
+    wait in vain."""
+    routes_started = threading.Event()
+    waited: list[bool] = []
+    env.session.events.register("before-call.ec2.DescribeRouteTables", lambda **_: routes_started.set())
+    env.session.events.register(
+        "before-call.ec2.DescribeSecurityGroups", lambda **_: waited.append(routes_started.wait(10))
+    )
+    gid = env.group()
+    env.ops()
+    result = env.invoke(authorize(env, gid, [tcp(22)]))
+    assert result["status"] == "remediated"
+    assert waited == [True]
+    ops = env.ops()
+    assert ops.count("DescribeRouteTables") == 1
+    assert ops.index("DescribeRouteTables") < ops.index("TransactWriteItems")
+    # the decision is the one the VPC's own route tables give: it routes to an internet gateway
+    (violation, *_) = result["groups"][0]["violations"]
+    assert any("routes to an internet gateway (+5)" in r for r in violation["reasons"]), violation
+    assert env.invoke(authorize(env, gid, [tcp(3389)]))["status"] == "remediated"
+    assert "DescribeRouteTables" not in env.ops()
+
+
+class _Now:
+    """A pool that runs each task as it is given (a deterministic order for the Stubber)."""
+
+    def submit(self, fn: Any) -> Any:
+        from concurrent.futures import Future
+
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn())
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, as a pool would
+            future.set_exception(exc)
+        return future
+
+
+def test_a_region_too_large_for_one_page_reads_the_vpc_on_its_own() -> None:
+    """More route tables than one page holds: a VPC's tables could straddle pages, so the
+    region-wide read is dropped and the group's VPC read with its filter, as before. Stubbed:
+    moto ignores MaxResults and always answers with one page."""
+    import boto3
+    from botocore.stub import Stubber
+    from perimeter.adapters.ec2 import Ec2Adapter
+
+    client = boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    ec2 = Ec2Adapter(client, pool=_Now())
+    table = {
+        "VpcId": "vpc-1",
+        "RouteTableId": "rtb-1",
+        "Routes": [{"DestinationCidrBlock": "10.0.0.0/16", "GatewayId": "local"}],
+    }
+    group = {"GroupId": "sg-1", "VpcId": "vpc-1", "GroupName": "g", "IpPermissions": []}
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_route_tables", {"RouteTables": [table], "NextToken": "more"}, {"MaxResults": 100}
+        )
+        stub.add_response("describe_security_groups", {"SecurityGroups": [group]}, {"GroupIds": ["sg-1"]})
+        igw = {"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1", "State": "active"}
+        routed = {**table, "Routes": [*table["Routes"], igw]}
+        stub.add_response(
+            "describe_route_tables",
+            {"RouteTables": [routed]},
+            {"Filters": [{"Name": "vpc-id", "Values": ["vpc-1"]}]},
+        )
+        ctx = ec2.group_context("sg-1", account=MOTO_ACCOUNT, region=REGION)
+        stub.assert_no_pending_responses()
+    assert ctx.vpc_cidrs == ("10.0.0.0/16",) and ctx.internet_routed is True
+    # and the next group read tries the region-wide read again (nothing fresh was cached whole)
+    with Stubber(client) as stub:
+        stub.add_response("describe_route_tables", {"RouteTables": [routed]}, {"MaxResults": 100})
+        stub.add_response("describe_security_groups", {"SecurityGroups": [group]}, {"GroupIds": ["sg-1"]})
+        assert ec2.group_context("sg-1", account=MOTO_ACCOUNT, region=REGION).internet_routed is True
+        stub.assert_no_pending_responses()

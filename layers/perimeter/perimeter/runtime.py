@@ -148,7 +148,8 @@ class Runtime:
     def ec2(self) -> Any:
         from perimeter.adapters.ec2 import Ec2Adapter
 
-        return Ec2Adapter(self.client("ec2"))
+        # The pool lets a group read fetch the region's route tables beside it (Ec2Adapter).
+        return Ec2Adapter(self.client("ec2"), pool=self.pool)
 
     @cached_property
     def network(self) -> Any:
