@@ -100,6 +100,7 @@ class Runtime:
         core = botocore.session.get_session()
         paths = [str(MODELS), *filter(None, [core.get_config_variable("data_path")])]
         core.set_config_variable("data_path", os.pathsep.join(paths))
+        core.register_component("data_loader", _loader(paths))
         return core
 
     @cached_property
@@ -263,6 +264,34 @@ class Runtime:
             fresh.__dict__["policy"] = self.policy
         fresh.warm(tuple(self._clients))
         return fresh
+
+
+def _loader(paths: list[str]) -> Any:
+    """botocore's loader, except that it checks a service exists by looking for that service
+    alone: botocore's own lists every service it knows (a directory walk over 400-odd services,
+    twice: the model and the endpoint rules) before loading the first model of a kind, tens of
+    milliseconds of every cold start."""
+    from botocore.exceptions import DataNotFoundError
+    from botocore.loaders import Loader
+
+    class Known:
+        def __init__(self, loader: Loader, type_name: str) -> None:
+            self._loader, self._type = loader, type_name
+
+        def __contains__(self, service: object) -> bool:
+            try:
+                return bool(self._loader.list_api_versions(service, self._type))
+            except DataNotFoundError:
+                return False
+
+        def __iter__(self) -> Any:  # every service: only an unknown service's error lists them
+            return iter(Loader.list_available_services(self._loader, self._type))
+
+    class OneServiceLoader(Loader):
+        def list_available_services(self, type_name: str) -> Any:
+            return Known(self, type_name)
+
+    return OneServiceLoader(extra_search_paths=paths)
 
 
 _RUNTIME: Runtime | None = None
