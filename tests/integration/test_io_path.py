@@ -20,7 +20,10 @@ from botocore.exceptions import ClientError
 
 from tests.integration.test_sg_handler import (  # noqa: F401 - env is a fixture
     DEFAULT_EGRESS,
+    FINDINGS_TABLE,
     IDEMPOTENCY_TABLE,
+    MOTO_ACCOUNT,
+    REGION,
     Env,
     authorize,
     env,
@@ -78,6 +81,76 @@ def test_the_revoke_returns_within_three_sequential_round_trips(env: Env) -> Non
     assert env.rules(gid) == {DEFAULT_EGRESS}
     audit = env.audit(f"{event_id(event)}#{gid}")
     assert audit is not None and audit["rules"][0]["to_port"] == 3389
+
+
+def test_the_findings_ledger_is_written_beside_the_revoke(env: Env) -> None:  # noqa: F811
+    """The ledger's UpdateItem records the group as it is once the revoke is done and runs
+    beside the revoke (read, claim + audit, revoke + ledger, then the finding import,
+    notification and completion together). The revoke is held until the ledger write has
+    started: were they run one after the other, it would wait in vain."""
+    order = Order(env.session)
+    ledger_started = threading.Event()
+    waited: list[bool] = []
+    env.session.events.register("before-call.dynamodb.UpdateItem", lambda **_: ledger_started.set())
+    env.session.events.register(
+        "before-call.ec2.RevokeSecurityGroupIngress", lambda **_: waited.append(ledger_started.wait(10))
+    )
+    gid = env.group()
+    env.invoke(authorize(env, gid, [tcp(22)]))  # warm: the VPC's routes are cached
+    ledger_started.clear()
+    waited.clear()
+    order.calls.clear()
+    assert env.invoke(authorize(env, gid, [tcp(3389)]))["status"] == "remediated"
+    assert waited == [True]  # the ledger write had started before the revoke went out
+    names = [c[0] for c in order.calls]
+    assert names.index("TransactWriteItems") < names.index("UpdateItem")  # after the claim
+    # what it recorded is the state after the revoke (every control passing: nothing failing
+    # since, nothing created), not the state the read saw (PER-SG-1 and -2 failing)
+    item = env.ddb.get_item(TableName=FINDINGS_TABLE, Key={"pk": {"S": _arn(gid)}})["Item"]
+    assert "updated_at" in item
+    assert not [k for k in item if k.startswith(("first:", "created:"))], item
+    findings = env.findings(gid)
+    assert {f["Compliance"]["Status"] for f in findings.values()} == {"PASSED"}
+
+
+def _arn(gid: str) -> str:
+    return f"arn:aws:ec2:{REGION}:{MOTO_ACCOUNT}:security-group/{gid}"
+
+
+def test_a_failed_revoke_puts_the_ledger_back(env: Env) -> None:  # noqa: F811
+    """The ledger write beside the revoke anticipates the rule gone (the control passing, its
+    "failing since" dropped); when the revoke fails, the ledger is put back as it was, so the
+    retry's finding keeps the first times."""
+    gid = env.group()
+    t0 = "2026-01-02T03:04:05.000Z"
+    env.ddb.put_item(
+        TableName=FINDINGS_TABLE,
+        Item={
+            "pk": {"S": _arn(gid)},
+            "created:PER-SG-1": {"S": t0},
+            "first:PER-SG-1": {"S": t0},
+            "updated_at": {"S": t0},
+        },
+    )
+    event = authorize(env, gid, [tcp(22)])
+    failures = [0]
+
+    def fail_once(**_: Any) -> None:
+        if failures[0] == 0:
+            failures[0] += 1
+            raise ClientError({"Error": {"Code": "InternalFailure", "Message": "injected"}}, "Revoke")
+
+    env.session.events.register("before-call.ec2.RevokeSecurityGroupIngress", fail_once)
+    with pytest.raises(ClientError, match="injected"):
+        env.invoke(event)
+    item = env.ddb.get_item(TableName=FINDINGS_TABLE, Key={"pk": {"S": _arn(gid)}})["Item"]
+    assert item["first:PER-SG-1"]["S"] == t0 and item["created:PER-SG-1"]["S"] == t0
+    assert item["updated_at"]["S"] == t0
+    assert "created:PER-SG-2" not in item  # written by the failed attempt, taken out again
+    assert env.invoke(event)["status"] == "remediated"
+    findings = env.findings(gid)
+    assert findings["PER-SG-1"]["CreatedAt"] == t0
+    assert findings["PER-SG-1"]["FirstObservedAt"] == t0
 
 
 WRITES = [
@@ -143,3 +216,83 @@ def test_a_retried_claim_whose_first_attempt_landed_is_still_ours(env: Env) -> N
     assert mine.claimed
     with pytest.raises(EventInProgress):
         Claim(store, "fn#e1", 60_000).take()  # another invocation's claim is refused
+
+
+def test_the_first_event_reads_the_route_tables_beside_the_group(env: Env) -> None:  # noqa: F811
+    """A fresh container knows no VPC: the region's route tables are read beside the group
+    (the group's VPC is known only once DescribeSecurityGroups returns), not after it, so the
+    first event too reaches the revoke in three round trips; later events read none. The group
+    read is held until the route-table read has started: run one after the other, it would
+    wait in vain."""
+    routes_started = threading.Event()
+    waited: list[bool] = []
+    env.session.events.register("before-call.ec2.DescribeRouteTables", lambda **_: routes_started.set())
+    env.session.events.register(
+        "before-call.ec2.DescribeSecurityGroups", lambda **_: waited.append(routes_started.wait(10))
+    )
+    gid = env.group()
+    env.ops()
+    result = env.invoke(authorize(env, gid, [tcp(22)]))
+    assert result["status"] == "remediated"
+    assert waited == [True]
+    ops = env.ops()
+    assert ops.count("DescribeRouteTables") == 1
+    assert ops.index("DescribeRouteTables") < ops.index("TransactWriteItems")
+    # the decision is the one the VPC's own route tables give: it routes to an internet gateway
+    (violation, *_) = result["groups"][0]["violations"]
+    assert any("routes to an internet gateway (+5)" in r for r in violation["reasons"]), violation
+    assert env.invoke(authorize(env, gid, [tcp(3389)]))["status"] == "remediated"
+    assert "DescribeRouteTables" not in env.ops()
+
+
+class _Now:
+    """A pool that runs each task as it is given (a deterministic order for the Stubber)."""
+
+    def submit(self, fn: Any) -> Any:
+        from concurrent.futures import Future
+
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn())
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, as a pool would
+            future.set_exception(exc)
+        return future
+
+
+def test_a_region_too_large_for_one_page_reads_the_vpc_on_its_own() -> None:
+    """More route tables than one page holds: a VPC's tables could straddle pages, so the
+    region-wide read is dropped and the group's VPC read with its filter, as before. Stubbed:
+    moto ignores MaxResults and always answers with one page."""
+    import boto3
+    from botocore.stub import Stubber
+    from perimeter.adapters.ec2 import Ec2Adapter
+
+    client = boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    ec2 = Ec2Adapter(client, pool=_Now())
+    table = {
+        "VpcId": "vpc-1",
+        "RouteTableId": "rtb-1",
+        "Routes": [{"DestinationCidrBlock": "10.0.0.0/16", "GatewayId": "local"}],
+    }
+    group = {"GroupId": "sg-1", "VpcId": "vpc-1", "GroupName": "g", "IpPermissions": []}
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_route_tables", {"RouteTables": [table], "NextToken": "more"}, {"MaxResults": 100}
+        )
+        stub.add_response("describe_security_groups", {"SecurityGroups": [group]}, {"GroupIds": ["sg-1"]})
+        igw = {"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1", "State": "active"}
+        routed = {**table, "Routes": [*table["Routes"], igw]}
+        stub.add_response(
+            "describe_route_tables",
+            {"RouteTables": [routed]},
+            {"Filters": [{"Name": "vpc-id", "Values": ["vpc-1"]}]},
+        )
+        ctx = ec2.group_context("sg-1", account=MOTO_ACCOUNT, region=REGION)
+        stub.assert_no_pending_responses()
+    assert ctx.vpc_cidrs == ("10.0.0.0/16",) and ctx.internet_routed is True
+    # and the next group read tries the region-wide read again (nothing fresh was cached whole)
+    with Stubber(client) as stub:
+        stub.add_response("describe_route_tables", {"RouteTables": [routed]}, {"MaxResults": 100})
+        stub.add_response("describe_security_groups", {"SecurityGroups": [group]}, {"GroupIds": ["sg-1"]})
+        assert ec2.group_context("sg-1", account=MOTO_ACCOUNT, region=REGION).internet_routed is True
+        stub.assert_no_pending_responses()

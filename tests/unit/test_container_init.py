@@ -74,3 +74,23 @@ def test_every_function_is_snapstarted_through_an_alias() -> None:
     }
     # SnapStart for Python needs 3.12 or later
     assert all(rt.startswith("python3.") and int(rt.split(".")[1]) >= 12 for rt in runtimes), runtimes
+
+
+def test_building_a_client_does_not_list_every_service(lambda_env: Any) -> None:
+    """botocore's loader walks the directory of every service it knows before loading the first
+    model of a kind; the runtime's loader looks for the one service it is asked for, and an
+    unknown service still fails as botocore fails."""
+    from botocore.exceptions import UnknownServiceError
+    from botocore.loaders import Loader
+
+    def walk(*_: Any) -> Any:
+        raise AssertionError("every service listed")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Loader, "list_available_services", walk)
+        rt = runtime.Runtime(runtime.Settings.from_env())
+        for service in SERVICES:
+            assert rt.client(service).meta.service_model.service_name == service
+        assert rt.client("ec2").meta.service_model.operation_model("RevokeSecurityGroupIngress")
+    with pytest.raises(UnknownServiceError, match=r"Valid service names are: .*ec2"):
+        runtime.Runtime(runtime.Settings.from_env()).client("no-such-service")

@@ -21,9 +21,9 @@ per group reported; ``adapters/ledger.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from perimeter import once
 from perimeter.changes import GroupChange
@@ -44,12 +44,14 @@ from perimeter.report import (
     build_passed_finding,
     call_notification,
     iso_now,
-    remaining,
 )
 from perimeter.rules import Rule
 from perimeter.runtime import Runtime
 from perimeter.sg_subjects import Subjects, subjects_of
 from perimeter.telemetry import logger
+
+if TYPE_CHECKING:
+    from perimeter.adapters.ec2 import RevokeResult
 
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
@@ -213,6 +215,7 @@ def _act_and_report(
 ) -> dict[str, Any]:
     now = iso_now()
     outcomes: list[Outcome] = []
+    observed: dict[str, _Observed | None] = {}
     for d in decisions:
         gid = d.ctx.group_id
         audit_id = audit_id_for(call.event_id, gid)
@@ -227,7 +230,7 @@ def _act_and_report(
                 "egress": [r.to_permission() for r in rules if r.egress],
             }
             rt.audit.put(record)  # write-ahead: never change what is not recorded
-            result = rt.ec2.revoke(gid, rules)
+            result, observed[gid] = _revoke_observing(rt, d, rules, now)
             revoked, gone = tuple(result.revoked), tuple(result.already_gone)
             if gone:
                 # Someone else removed these between our read and our revoke: keep the
@@ -253,7 +256,7 @@ def _act_and_report(
         # Nothing was written ahead (detect only, or a retry): claim the event before the ledger
         # write, so a duplicate delivery stops here having written nothing.
         claim.take()
-    findings = _findings(call, outcomes, rt, now)
+    findings = _findings(call, outcomes, rt, now, observed)
     controls = [c.id for c in _active_controls(rt.policy)]
     for gid in missing if subjects.may_fix else ():
         findings += _passed(call, rt, _gone_ctx(call, gid), controls, now, deleted=True)
@@ -267,16 +270,70 @@ def _act_and_report(
     )
 
 
-def _findings(call: ApiCall, outcomes: Sequence[Outcome], rt: Runtime, now: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class _Observed:
+    """A ledger observation written beside the revoke: the controls it recorded as failing and
+    passing, and the ledger item as it was before."""
+
+    failing: frozenset[str]
+    passing: frozenset[str]
+    old: Mapping[str, str]
+
+
+def _split(d: GroupDecision, removed: frozenset[Any]) -> tuple[list[str], list[str]]:
+    """(failing, passing) controls of a decision once the rules with content keys ``removed``
+    are gone: a control fails while a present violation of it is left (``report.remaining``)."""
+    failing = [
+        c for c, vs in d.by_control().items() if any(v.present and v.rule.key not in removed for v in vs)
+    ]
+    return failing, [c.id for c in d.controls if c.id not in failing]
+
+
+def _revoke_observing(
+    rt: Runtime, d: GroupDecision, rules: tuple[Rule, ...], now: str
+) -> tuple[RevokeResult, _Observed | None]:
+    """Revoke ``rules`` and, beside it (one round trip, not two), record in the findings ledger
+    the state the group is in once they are gone. A revoke settles every rule it is given
+    (revoked, or already gone) or raises, so that state is known before it returns. When the
+    revoke fails, the ledger is put back as it was (the retry must find the first times), and
+    the invocation fails as before."""
+    ledger = rt.ledger
+    gid = d.ctx.group_id
+    if ledger is None:
+        return rt.ec2.revoke(gid, rules), None
+    failing, passing = _split(d, frozenset(r.key for r in rules))
+    olds: list[dict[str, str]] = []
+
+    def observe() -> None:
+        olds.append(ledger.record(d.ctx.arn, failing, passing, now))
+
+    try:
+        result, _ = rt.in_parallel(lambda: rt.ec2.revoke(gid, rules), observe)
+    except Exception as exc:
+        if olds:
+            try:
+                ledger.restore(d.ctx.arn, olds[0], failing, passing)
+            except Exception as again:  # noqa: BLE001 - the first failure is the one to raise
+                exc.add_note(f"and putting the findings ledger back failed: {again!r}")
+        raise
+    return result, _Observed(frozenset(failing), frozenset(passing), olds[0])
+
+
+def _findings(
+    call: ApiCall,
+    outcomes: Sequence[Outcome],
+    rt: Runtime,
+    now: str,
+    observed: Mapping[str, _Observed | None] | None = None,
+) -> list[dict[str, Any]]:
     """One finding per (control, group) the decision judged: its violations' finding, and a
     PASSED one for each passing control that has a finding to resolve."""
     out: list[dict[str, Any]] = []
     for o in outcomes:
         d = o.decision
         by_control = d.by_control()
-        failing = [c for c, vs in by_control.items() if remaining(vs, o)]
-        passing = [c.id for c in d.controls if c.id not in failing]
-        seen = rt.ledger.observe(d.ctx.arn, failing, passing, now) if rt.ledger is not None else {}
+        failing, passing = _split(d, o.removed_keys | o.gone_keys)
+        seen = _seen(rt, d, failing, passing, now, (observed or {}).get(d.ctx.group_id))
         for c in d.controls:
             vs = by_control.get(c.id)
             if vs:
@@ -284,6 +341,22 @@ def _findings(call: ApiCall, outcomes: Sequence[Outcome], rt: Runtime, now: str)
             elif c.id in seen and seen[c.id].existed:
                 out.append(build_passed_finding(call, c, d.ctx, now=now, seen=seen[c.id]))
     return out
+
+
+def _seen(
+    rt: Runtime, d: GroupDecision, failing: list[str], passing: list[str], now: str, obs: _Observed | None
+) -> Mapping[str, Any]:
+    """The ledger's first times for the group's findings: from the observation written beside
+    the revoke when it recorded this state (always, unless the revoke surprised us), else by
+    observing now."""
+    ledger = rt.ledger
+    if ledger is None:
+        return {}
+    if obs is None:
+        return ledger.observe(d.ctx.arn, failing, passing, now)  # type: ignore[no-any-return]
+    if (obs.failing, obs.passing) != (frozenset(failing), frozenset(passing)):
+        ledger.record(d.ctx.arn, failing, passing, now)
+    return ledger.seen_from(obs.old, failing, passing, now)  # type: ignore[no-any-return]
 
 
 def _group_summary(o: Outcome, policy: Policy) -> dict[str, Any]:

@@ -33,15 +33,28 @@ class RevokeResult:
 
 
 class Ec2Adapter:
-    """Security-group reads and revokes, with a per-container cache of VPC facts."""
+    """Security-group reads and revokes, with a per-container cache of VPC facts.
+
+    The group's VPC is known only once DescribeSecurityGroups returns, so reading its route
+    tables then would add a round trip before the revoke. Instead, given a ``pool``, a group read
+    made while the container holds no fresh region-wide view (its first event, or every
+    ``VPC_TTL_SECONDS``) reads the region's route tables beside it, one call, and caches every
+    VPC's facts. A region with more than ``REGION_ROUTE_TABLES`` tables is left to the per-VPC
+    read (a VPC's tables could straddle pages), as is a VPC newer than the region read.
+    """
 
     #: VPC address space and routing change rarely; a short cache keeps the hot path at one read.
     VPC_TTL_SECONDS = 600.0
+    #: The most route tables read region-wide beside a group read (one page of the call).
+    REGION_ROUTE_TABLES = 100
 
-    def __init__(self, client: Any, *, clock: Any = time.monotonic) -> None:
+    def __init__(self, client: Any, *, clock: Any = time.monotonic, pool: Any = None) -> None:
         self._ec2 = client
         self._clock = clock
+        self._pool = pool
         self._vpcs: dict[str, tuple[float, VpcFacts]] = {}
+        #: when the region's route tables were last read whole (None: never)
+        self._region_read: float | None = None
         #: prefix-list entries by (id, version): a new version is a new key
         self._pl_entries: dict[tuple[str, int | None], tuple[str, ...]] = {}
 
@@ -51,12 +64,16 @@ class Ec2Adapter:
     ) -> GroupContext:
         """One DescribeSecurityGroups call (plus cached VPC facts, and the prefix lists its
         rules name when it names any)."""
+        routes = self._region_routes_beside() if with_vpc else None
         try:
             resp = self._ec2.describe_security_groups(GroupIds=[group_id])
         except ClientError as exc:
             if error_code(exc) in GROUP_GONE:
                 return GroupContext(group_id=group_id, account=account, region=region, exists=False)
             raise
+        finally:
+            if routes is not None:
+                self._settle(routes)
         groups = resp.get("SecurityGroups", [])
         if not groups:
             return GroupContext(group_id=group_id, account=account, region=region, exists=False)
@@ -76,6 +93,36 @@ class Ec2Adapter:
         """VPC facts read by a region-wide listing (the sweep): later lookups hit the cache."""
         now = self._clock()
         self._vpcs.update({vpc: (now, f) for vpc, f in facts.items()})
+        self._region_read = now
+
+    def _region_routes_beside(self) -> Any:
+        """Start reading the region's route tables on the pool, unless a fresh region-wide
+        read is cached (or there is no pool): a future, or None."""
+        if self._pool is None:
+            return None
+        if self._region_read is not None and self._clock() - self._region_read < self.VPC_TTL_SECONDS:
+            return None
+        return self._pool.submit(self._region_routes)
+
+    def _region_routes(self) -> tuple[float, dict[str, VpcFacts]] | None:
+        now = self._clock()
+        resp = self._ec2.describe_route_tables(MaxResults=self.REGION_ROUTE_TABLES)
+        if resp.get("NextToken"):
+            return None  # a large region: its VPCs are read one by one, as needed
+        return now, vpc_facts_from_tables(resp.get("RouteTables", []))
+
+    def _settle(self, routes: Any) -> None:
+        """Cache what the region-wide read found. It only saves a round trip: if it failed,
+        the group's VPC is read on its own, as without it."""
+        try:
+            found = routes.result()
+        except Exception:  # noqa: BLE001 - the per-VPC read that follows raises what matters
+            return
+        if found is None:
+            return
+        when, facts = found
+        self._vpcs.update({vpc: (when, f) for vpc, f in facts.items()})
+        self._region_read = when
 
     def groups_naming_prefix_list(self, prefix_list_id: str) -> list[Mapping[str, Any]]:
         """Every group whose ingress or egress names the prefix list, with all its rules:

@@ -52,6 +52,15 @@ class FindingLedger:
         """Record that ``failing`` controls fail and ``passing`` pass on ``resource`` at
         ``now``; return each control's ``Seen``."""
         failing, passing = list(dict.fromkeys(failing)), list(dict.fromkeys(passing))
+        return self.seen_from(self.record(resource, failing, passing, now), failing, passing, now)
+
+    def record(
+        self, resource: str, failing: Iterable[str], passing: Iterable[str], now: str
+    ) -> dict[str, str]:
+        """The write of ``observe``: one UpdateItem; returns the item as it was before (its
+        ``created:``/``first:`` attributes), from which ``seen_from`` tells the first times and
+        ``restore`` undoes the write."""
+        failing, passing = list(dict.fromkeys(failing)), list(dict.fromkeys(passing))
         if not failing and not passing:
             return {}
         names: dict[str, str] = {}
@@ -63,11 +72,9 @@ class FindingLedger:
             sets.append(f"#c{i} = if_not_exists(#c{i}, :now)")
             sets.append(f"#f{i} = if_not_exists(#f{i}, :now)")
         for j, c in enumerate(passing):
-            names[f"#p{j}"], names[f"#q{j}"] = f"first:{c}", f"created:{c}"
+            names[f"#p{j}"] = f"first:{c}"
             removes.append(f"#p{j}")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        # #q names are only read back, never written: DynamoDB refuses unused names.
-        names = {k: v for k, v in names.items() if not k.startswith("#q")}
         resp = self._ddb.update_item(
             TableName=self._table,
             Key={"pk": {"S": resource}},
@@ -76,7 +83,13 @@ class FindingLedger:
             ExpressionAttributeValues={":now": {"S": now}},
             ReturnValues="ALL_OLD",
         )
-        old = {k: v.get("S", "") for k, v in (resp.get("Attributes") or {}).items()}
+        return {k: v.get("S", "") for k, v in (resp.get("Attributes") or {}).items()}
+
+    @staticmethod
+    def seen_from(
+        old: Mapping[str, str], failing: Iterable[str], passing: Iterable[str], now: str
+    ) -> dict[str, Seen]:
+        """Each control's ``Seen`` given the item as it was before this observation (pure)."""
         out: dict[str, Seen] = {}
         for c in failing:
             created = old.get(f"created:{c}")
@@ -85,6 +98,44 @@ class FindingLedger:
             created = old.get(f"created:{c}")
             out[c] = Seen(created or now, old.get(f"first:{c}") or created or now, created is not None)
         return out
+
+    def restore(
+        self, resource: str, old: Mapping[str, str], failing: Iterable[str], passing: Iterable[str]
+    ) -> None:
+        """Undo ``record``: put back every attribute it touched as ``old`` had it. Used when the
+        change the observation anticipated (a revoke run beside it) failed, so the retry finds
+        the first times as they were."""
+        touched = ["updated_at"]
+        for c in failing:
+            touched += [f"created:{c}", f"first:{c}"]
+        touched += [f"first:{c}" for c in passing]
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets, removes = [], []
+        for i, attr in enumerate(dict.fromkeys(touched)):
+            names[f"#a{i}"] = attr
+            if attr in old:
+                values[f":v{i}"] = {"S": old[attr]}
+                sets.append(f"#a{i} = :v{i}")
+            else:
+                removes.append(f"#a{i}")
+        expression = " ".join(
+            part
+            for part in (
+                "SET " + ", ".join(sets) if sets else "",
+                "REMOVE " + ", ".join(removes) if removes else "",
+            )
+            if part
+        )
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": resource}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        self._ddb.update_item(**kwargs)
 
     def snapshot(self) -> dict[str, dict[str, str]]:
         """Every item of the ledger, by resource (one paginated Scan)."""
