@@ -36,6 +36,7 @@ from perimeter.iam_eval import (
     is_admin,
     parse_document,
     statements,
+    trust_issue,
 )
 from perimeter.model_eval import (
     ModelFacts,
@@ -244,6 +245,10 @@ REMOVALS = frozenset(
         "DetachRolePolicy",
         "DeleteRolePolicy",
         "DeleteRole",
+        "DetachGroupPolicy",
+        "DeleteGroupPolicy",
+        "RemoveUserFromGroup",
+        "DeleteGroup",
         "DetachUserPolicy",
         "DeleteUserPolicy",
         "DeleteUser",
@@ -276,8 +281,8 @@ def _judge_iam(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> N
     req = call.request
     name = call.event_name
     admin_why = ""
-    if name in ("PutRolePolicy", "PutUserPolicy"):
-        kind = "role" if name == "PutRolePolicy" else "user"
+    if name in ("PutRolePolicy", "PutUserPolicy", "PutGroupPolicy"):
+        kind = {"PutRolePolicy": "role", "PutUserPolicy": "user", "PutGroupPolicy": "group"}[name]
         who = str(req.get(f"{kind}Name"))
         target = Principal(kind, who, f"arn:aws:iam::{call.account}:{kind}/{who}")
         source = f"inline policy {req.get('policyName')} on {kind} {who}"
@@ -303,6 +308,16 @@ def _judge_iam(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> N
         )
         if any(is_admin(s) for s in statements(doc)):
             admin_why = f"{name}: admin policy; the roles using it are account state"
+    elif name == "UpdateAssumeRolePolicy":
+        # The new trust is the record's: whether anyone may assume a model execution role.
+        who = str(req.get("roleName"))
+        role = Principal(
+            "role", who, f"arn:aws:iam::{call.account}:role/{who}", parse_document(req.get("policyDocument"))
+        )
+        issue = trust_issue(role)
+        out.hits.extend(_posture_hits([issue] if issue else [], call, policy))
+    elif name in ("AttachGroupPolicy", "AddUserToGroup"):
+        admin_why = f"{name}: the group's policies and members are account state"
     elif name in ("AttachRolePolicy", "AttachUserPolicy", "SetDefaultPolicyVersion"):
         admin_why = f"{name}: the managed policy's document (and a role's trust policy) are account state"
     elif name not in REMOVALS:

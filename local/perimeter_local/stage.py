@@ -725,6 +725,58 @@ def _iam_fix(world: World, d: dict[str, Any]) -> None:
     world._note(f"{name} (the call)")
 
 
+def _group(world: World, name: str, *members: str) -> None:
+    iam = world.session.client("iam")
+    try:
+        iam.create_group(GroupName=name)
+        world._note(f"IAM group {name}")
+    except ClientError as exc:
+        if _code(exc) != "EntityAlreadyExists":
+            raise
+    for user in members:
+        _user(world, user)
+        iam.add_user_to_group(GroupName=name, UserName=user)
+        world._note(f"user {user} in group {name}")
+
+
+def _iam_group(world: World, d: dict[str, Any]) -> None:
+    """A group's grant reaches its members: the group has one member (``analyst``) unless the
+    call is the membership itself. A fixing call is staged after its grant, judged first."""
+    iam = world.session.client("iam")
+    req, name = d["requestParameters"], d["eventName"]
+    group = str(req.get("groupName", ""))
+    if name == "PutGroupPolicy":
+        _group(world, group, "analyst")
+        iam.put_group_policy(
+            GroupName=group, PolicyName=req["policyName"], PolicyDocument=req["policyDocument"]
+        )
+    elif name == "AttachGroupPolicy":
+        _group(world, group, "analyst")
+        _managed(world, req["policyArn"], _INVOKE_ON_STAR)
+        iam.attach_group_policy(GroupName=group, PolicyArn=req["policyArn"])
+    elif name == "AddUserToGroup":
+        _group(world, group)
+        iam.put_group_policy(GroupName=group, PolicyName="invoke-models", PolicyDocument=_INVOKE_ON_STAR)
+        _group(world, group, req["userName"])
+    elif name == "DetachGroupPolicy":
+        _iam_group(world, {**d, "eventName": "AttachGroupPolicy"})
+        world.earlier("AttachGroupPolicy", req)
+        iam.detach_group_policy(GroupName=group, PolicyArn=req["policyArn"])
+    elif name == "DeleteGroupPolicy":
+        grant = {**req, "policyDocument": _INVOKE_ON_STAR}
+        _iam_group(world, {**d, "eventName": "PutGroupPolicy", "requestParameters": grant})
+        world.earlier("PutGroupPolicy", grant)
+        iam.delete_group_policy(GroupName=group, PolicyName=req["policyName"])
+    elif name == "RemoveUserFromGroup":
+        _iam_group(world, {**d, "eventName": "AddUserToGroup"})
+        world.earlier("AddUserToGroup", req)
+        iam.remove_user_from_group(GroupName=group, UserName=req["userName"])
+    elif name == "UpdateAssumeRolePolicy":
+        _role(world, req["roleName"])
+        iam.update_assume_role_policy(RoleName=req["roleName"], PolicyDocument=req["policyDocument"])
+    world._note(f"{name} (the call)")
+
+
 def _flow_log(world: World, vpc: str, group: str, role: str) -> str:
     logs = world.session.client("logs")
     logs.create_log_group(logGroupName=group)
@@ -806,6 +858,13 @@ _STAGERS = {
     "DetachUserPolicy": _iam_fix,
     "SetDefaultPolicyVersion": _iam_fix,
     "DeletePolicyVersion": _iam_fix,
+    "PutGroupPolicy": _iam_group,
+    "AttachGroupPolicy": _iam_group,
+    "AddUserToGroup": _iam_group,
+    "DetachGroupPolicy": _iam_group,
+    "DeleteGroupPolicy": _iam_group,
+    "RemoveUserFromGroup": _iam_group,
+    "UpdateAssumeRolePolicy": _iam_group,
     "CreateVpcEndpoint": _create_vpc_endpoint,
     "CreateVpc": _flow_logs,
     "DeleteFlowLogs": _flow_logs,

@@ -99,6 +99,16 @@ EXPECTED: dict[str, dict[str, str]] = {
     "RunInstances--network-interface-default-sg": {DSG: "remediated"},
     "RunInstances--no-security-group": {DSG: "remediated"},
     "UpdateEndpoint--new-config": {MODEL: "reported"},
+    # issue 9 A, IAM doors: a group's grant is a finding on the group and its member
+    "PutGroupPolicy--invoke-on-every-endpoint": {IAM: "reported"},
+    "AttachGroupPolicy--invoke-on-every-endpoint": {IAM: "reported"},
+    "AddUserToGroup--group-invokes-every-endpoint": {IAM: "reported"},
+    "DetachGroupPolicy--invoke-removed": {IAM: "reported"},
+    "DeleteGroupPolicy--invoke-removed": {IAM: "reported"},
+    # the member leaves (its finding resolves); the group still grants it: its finding stays
+    "RemoveUserFromGroup--analyst-leaves": {IAM: "reported"},
+    "DeleteGroup--data-scientists": {IAM: "resource-gone"},
+    "UpdateAssumeRolePolicy--wildcard-trust": {IAM: "reported"},
     # an instance-type change fixes nothing: the notebook's finding (made when it was) stays
     "UpdateNotebookInstance--new-instance-type": {MODEL: "reported"},
 }
@@ -130,6 +140,8 @@ RESOLVES = {
     "DetachRolePolicy--admin-removed": ("AttachRolePolicy", "sagemaker-deepseek-execution"),
     "DetachUserPolicy--invoke-on-star-removed": ("AttachUserPolicy", "data-scientist"),
     "SetDefaultPolicyVersion--back-to-scoped": ("CreatePolicyVersion", "model-invokers"),
+    "DetachGroupPolicy--invoke-removed": ("AttachGroupPolicy", "data-scientists"),
+    "DeleteGroupPolicy--invoke-removed": ("PutGroupPolicy", "data-scientists"),
 }
 SAMPLES = sorted(p.stem for p in (ROOT / "events").glob("*.json"))
 
@@ -185,6 +197,12 @@ def test_sample_ends_as_its_name_promises(sample: str, capsys: pytest.CaptureFix
             "record_state": "ARCHIVED",
         }
         assert not [f for f in after["findings"] if f["compliance"] == "FAILED"]
+        return
+    if sample == "RemoveUserFromGroup--analyst-leaves":
+        # The membership was judged first (user and group active); leaving resolves the user only.
+        assert staged["earlier"] == [{"event_name": "AddUserToGroup", "statuses": {IAM: "reported"}}]
+        states = {f["resource"]: (f["compliance"], f["record_state"]) for f in after["findings"]}
+        assert states == {"analyst": ("PASSED", "ARCHIVED"), "data-scientists": ("FAILED", "ACTIVE")}
         return
     if sample == "CreateFlowLogs--vpc-all-traffic":
         # The call's VPC was judged (in scope), and holds the flow log the call made.

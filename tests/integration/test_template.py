@@ -82,6 +82,15 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     "DeleteEndpoint": {"ModelPostureFunction"},
     "DeleteNotebookInstance": {"ModelPostureFunction"},
     "DeleteMarketplaceModelEndpoint": {"ModelPostureFunction"},
+    # issue 9 A, IAM doors: groups (and their fixing calls), a role's trust
+    "UpdateAssumeRolePolicy": {"IamGuardFunction"},
+    "AttachGroupPolicy": {"IamGuardFunction"},
+    "PutGroupPolicy": {"IamGuardFunction"},
+    "AddUserToGroup": {"IamGuardFunction"},
+    "DetachGroupPolicy": {"IamGuardFunction"},
+    "DeleteGroupPolicy": {"IamGuardFunction"},
+    "RemoveUserFromGroup": {"IamGuardFunction"},
+    "DeleteGroup": {"IamGuardFunction"},
 }
 
 

@@ -119,6 +119,12 @@ FUNCTIONS["IamGuardFunction"] = (
             "iam:ListUserPolicies",
             "iam:GetUserPolicy",
             "iam:ListAttachedUserPolicies",
+            # a user holds its groups' policies; a group's grant reaches every member
+            "iam:ListGroupsForUser",
+            "iam:GetGroup",
+            "iam:ListGroupPolicies",
+            "iam:GetGroupPolicy",
+            "iam:ListAttachedGroupPolicies",
             "iam:GetPolicy",
             "iam:GetPolicyVersion",
             "iam:ListEntitiesForPolicy",
