@@ -35,6 +35,7 @@ from perimeter.iam_eval import (
     invoke_issues,
     is_admin,
     parse_document,
+    resource_policy_issue,
     statements,
     trust_issue,
 )
@@ -233,6 +234,16 @@ def _judge_model(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) ->
             issue = marketplace_outside_vpc(arn, ep, (f"Marketplace endpoint {ep}",))
             out.hits.extend(_posture_hits([issue], call, policy))
         out.undetermined.append(f"{name}: the account's guardrails (PER-GR-1) are account state")
+    elif name == "PutResourcePolicy":
+        # The policy the call put is in the record: anyone let in without a condition.
+        resource_arn = str(_req(req, "resourceArn") or "")
+        try:
+            doc = parse_document(_req(req, "resourcePolicy"))
+        except BadPolicyDocument:
+            out.undetermined.append("PutResourcePolicy: the record's resourcePolicy is not readable")
+            return
+        issue = resource_policy_issue(doc, resource_arn)
+        out.hits.extend(_posture_hits([issue] if issue else [], call, policy))
     elif name not in REMOVALS:
         out.undetermined.append(_NEEDS_STATE.get(name, f"{name}: judged from account state only"))
 
@@ -245,6 +256,7 @@ REMOVALS = frozenset(
         "DetachRolePolicy",
         "DeleteRolePolicy",
         "DeleteRole",
+        "DeleteResourcePolicy",
         "DetachGroupPolicy",
         "DeleteGroupPolicy",
         "RemoveUserFromGroup",
@@ -274,6 +286,19 @@ _NEEDS_STATE = {
     "UpdateGuardrail": "UpdateGuardrail: weakening is measured against the published version",
     "DeleteGuardrail": "DeleteGuardrail: whether a HIGH prompt-attack guardrail remains is account state",
     "DeleteFlowLogs": "DeleteFlowLogs: which VPC lost it, and what flow logs it keeps, is account state",
+    "RegisterMarketplaceModelEndpoint": (
+        "RegisterMarketplaceModelEndpoint: the endpoint's VPC config is read back"
+    ),
+    "CreateGuardrailVersion": "CreateGuardrailVersion: weakening is measured against the previous version",
+    "PutEnforcedGuardrailConfiguration": (
+        "PutEnforcedGuardrailConfiguration: the guardrail's filters are account state"
+    ),
+    "DeleteEnforcedGuardrailConfiguration": (
+        "DeleteEnforcedGuardrailConfiguration: what enforcement remains is account state"
+    ),
+    "CreateCustomModelDeployment": (
+        "CreateCustomModelDeployment: the account's guardrails (PER-GR-1) are account state"
+    ),
 }
 
 

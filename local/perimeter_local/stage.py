@@ -37,6 +37,13 @@ UNSUPPORTED = {
     "CreateMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
     "UpdateMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
     "DeleteMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
+    "RegisterMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
+    "CreateGuardrailVersion": "Bedrock guardrails (bedrock:GetGuardrail)",
+    "PutEnforcedGuardrailConfiguration": "Bedrock enforced guardrail configurations",
+    "DeleteEnforcedGuardrailConfiguration": "Bedrock enforced guardrail configurations",
+    "CreateCustomModelDeployment": "Bedrock Custom Model Import deployments",
+    "PutResourcePolicy": "Bedrock resource policies (bedrock:GetResourcePolicy)",
+    "DeleteResourcePolicy": "Bedrock resource policies (bedrock:GetResourcePolicy)",
     # SgGuard finds the groups naming a list with this filter, which moto answers with an error.
     "ModifyManagedPrefixList": "the DescribeSecurityGroups filter ip-permission.prefix-list-id",
 }

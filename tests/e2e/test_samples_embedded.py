@@ -7,7 +7,8 @@ promises, judged on that read-back, not only on the handlers' own summaries.
 
 Bedrock guardrails, Custom Model Import and Marketplace endpoints are not in moto (FACTS.md):
 for those samples the command must say so in one line and exit 3, never pretend.
-tests/integration/test_model_bedrock.py runs them through the handler with botocore Stubber.
+tests/integration/test_model_bedrock.py and test_model_bedrock_doors.py run them through the
+handler with botocore Stubber.
 """
 
 from __future__ import annotations
@@ -120,6 +121,15 @@ NOT_IN_MOTO = {
     "CreateMarketplaceModelEndpoint--deepseek-default-sg": "Bedrock Marketplace model endpoints",
     "UpdateMarketplaceModelEndpoint--no-vpc": "Bedrock Marketplace model endpoints",
     "DeleteMarketplaceModelEndpoint--deepseek-default-sg": "Bedrock Marketplace model endpoints",
+    "RegisterMarketplaceModelEndpoint--existing-endpoint-no-vpc": "Bedrock Marketplace model endpoints",
+    "CreateGuardrailVersion--prompt-attack-lowered": "Bedrock guardrails",
+    "PutEnforcedGuardrailConfiguration--weak-guardrail": "Bedrock enforced guardrail configurations",
+    "DeleteEnforcedGuardrailConfiguration--strong-guardrail-removed": (
+        "Bedrock enforced guardrail configurations"
+    ),
+    "CreateCustomModelDeployment--deepseek-r1-distill": "Bedrock Custom Model Import deployments",
+    "PutResourcePolicy--custom-model-to-anyone": "Bedrock resource policies",
+    "DeleteResourcePolicy--custom-model-unshared": "Bedrock resource policies",
     "ModifyManagedPrefixList--entry-opens-world": (
         "the DescribeSecurityGroups filter ip-permission.prefix-list-id"
     ),

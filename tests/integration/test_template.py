@@ -91,6 +91,14 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     "DeleteGroupPolicy": {"IamGuardFunction"},
     "RemoveUserFromGroup": {"IamGuardFunction"},
     "DeleteGroup": {"IamGuardFunction"},
+    # issue 9 A, Bedrock doors
+    "RegisterMarketplaceModelEndpoint": {"ModelPostureFunction"},
+    "CreateGuardrailVersion": {"ModelPostureFunction"},
+    "PutEnforcedGuardrailConfiguration": {"ModelPostureFunction"},
+    "DeleteEnforcedGuardrailConfiguration": {"ModelPostureFunction"},
+    "CreateCustomModelDeployment": {"ModelPostureFunction"},
+    "PutResourcePolicy": {"ModelPostureFunction"},
+    "DeleteResourcePolicy": {"ModelPostureFunction"},
 }
 
 

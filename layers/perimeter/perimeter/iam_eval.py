@@ -338,3 +338,35 @@ def principal_issues(
     if trust is not None:
         out.append(trust)
     return out
+
+
+def resource_policy_issue(doc: Mapping[str, Any], resource_arn: str) -> Issue | None:
+    """A Bedrock resource policy (custom model, guardrail) with an Allow statement whose
+    principal is anyone (``"*"`` or ``{"AWS": "*"}``) and which no condition narrows: every AWS
+    account may use the resource."""
+    anyone = wildcard_principals(doc)
+    if not anyone:
+        return None
+    invoke = any(
+        invoke_actions(s) or any(str(a) in ("*", "bedrock:*") for a in _as_list(s.get("Action")))
+        for s in (json.loads(a) for a in anyone)
+    )
+    name = resource_arn.split(":", 5)[-1]
+    return Issue(
+        control_id="PER-IAM-1",
+        resource=arn_resource("Other", resource_arn, name, {"ResourcePolicy": "bedrock"}),
+        score=85 if invoke else 65,
+        reasons=(
+            "a resource policy grants any AWS principal without a condition (+65)",
+            *(("it grants model invocation (+20)",) if invoke else ()),
+        ),
+        summary=(
+            f"The resource policy of {resource_arn} lets any AWS principal in: " + "; ".join(anyone) + "."
+        ),
+        chain=(f"resource policy of {name}",),
+        fix=(
+            f"aws bedrock put-resource-policy --resource-arn {resource_arn} with named principals (accounts, "
+            "roles) or an aws:PrincipalOrgID / aws:SourceAccount condition; or delete-resource-policy."
+        ),
+        evidence={"perimeter/statement": anyone[0]},
+    )

@@ -93,6 +93,8 @@ FUNCTIONS["ModelPostureFunction"] = (
             "bedrock:ListMarketplaceModelEndpoints",
             "bedrock:ListImportedModels",
             "bedrock:GetMarketplaceModelEndpoint",
+            # a Bedrock resource policy judged whole (PutResourcePolicy, DeleteResourcePolicy)
+            "bedrock:GetResourcePolicy",
             "ec2:DescribeSecurityGroups",
             "ec2:DescribeRouteTables",
             "ec2:DescribeSubnets",
