@@ -404,6 +404,33 @@ def _create_vpc_endpoint(world: World, d: dict[str, Any]) -> None:
     world.staged.groups.append(world.ids[DEFAULT_SG])
 
 
+def _modify_vpc_endpoint(world: World, d: dict[str, Any]) -> None:
+    """An interface endpoint on the app tier's group, then the call adds the default group to it.
+    (moto leaves an endpoint's ENI on the default group whatever groups the endpoint names: the
+    ENI reads back on it, as AWS shows it after the call.)"""
+    req = d["requestParameters"]["ModifyVpcEndpointRequest"]
+    vpc, subnet = world.resolve(DSG_VPC), world.resolve(DSG_SUBNET)
+    endpoint = world.ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        ServiceName="com.amazonaws.us-east-1.sagemaker.runtime",
+        VpcEndpointType="Interface",
+        SubnetIds=[subnet],
+        SecurityGroupIds=[world.resolve(APP_SG)],
+    )["VpcEndpoint"]
+    world.ids[str(_content(req["VpcEndpointId"]))] = endpoint["VpcEndpointId"]
+    [eni] = endpoint["NetworkInterfaceIds"]
+    world.ids[ENI] = eni
+    _mark_requester_managed(world, "AROAEXAMPLEVPCENDPOINT", "VPC endpoint")
+    world.ec2.modify_vpc_endpoint(
+        VpcEndpointId=endpoint["VpcEndpointId"], AddSecurityGroupIds=[world.resolve(DEFAULT_SG)]
+    )
+    world._note(
+        f"interface endpoint {endpoint['VpcEndpointId']} (ENI {eni}) given the default group (the call)"
+    )
+    world.instance()  # the default group's other dependant, as in the sample's account
+    world.staged.groups.append(world.ids[DEFAULT_SG])
+
+
 def _modify_eni(world: World, d: dict[str, Any]) -> None:
     req = d["requestParameters"]
     world.instance()
@@ -873,6 +900,7 @@ _STAGERS = {
     "RemoveUserFromGroup": _iam_group,
     "UpdateAssumeRolePolicy": _iam_group,
     "CreateVpcEndpoint": _create_vpc_endpoint,
+    "ModifyVpcEndpoint": _modify_vpc_endpoint,
     "CreateVpc": _flow_logs,
     "DeleteFlowLogs": _flow_logs,
     "CreateFlowLogs": _flow_logs,

@@ -58,6 +58,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "CreateNetworkInterface--user-default-sg": {DSG: "remediated"},
     # the endpoint's ENI is the service's (requester-managed): the fix is named, not made
     "CreateVpcEndpoint--interface-default-sg": {DSG: "reported"},
+    # the default group added to an endpoint: its ENI is the service's, the fix is named
+    "ModifyVpcEndpoint--add-default-sg": {DSG: "reported"},
     "CreateNotebookInstance--default-sg": {DSG: "reported", MODEL: "remediated"},
     "CreateNotebookInstance--direct-internet": {DSG: "no-op", MODEL: "reported"},
     "CreatePolicyVersion--invoke-on-star": {IAM: "reported"},

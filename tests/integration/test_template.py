@@ -39,6 +39,7 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     # issue 9 A: rules modified on a default group; interface endpoints on a default group
     "ModifySecurityGroupRules": {"SgGuardFunction", "DefaultSgGuardFunction"},
     "CreateVpcEndpoint": {"DefaultSgGuardFunction"},
+    "ModifyVpcEndpoint": {"DefaultSgGuardFunction"},
     "CreateSecurityGroup": {"SgGuardFunction"},
     # issue 8: a person's fix resolves findings (both guards); a prefix list re-judges its groups
     "RevokeSecurityGroupIngress": {"SgGuardFunction", "DefaultSgGuardFunction"},

@@ -116,6 +116,19 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
         logger.info("nothing to judge", extra={"reason": subjects.reason, "event_name": call.event_name})
         return {"status": "no-op", "reason": subjects.reason, "event_id": call.event_id}
     net = rt.network
+    if subjects.kind == "endpoint":
+        # The record names the endpoint; its ENIs (interface endpoints only) are AWS's to say.
+        eni_ids = net.endpoint_enis(subjects.endpoint_ids)
+        if eni_ids is None:
+            logger.info("resources gone", extra={"event_name": call.event_name})
+            return {"status": "resource-gone", "event_id": call.event_id}
+        if not eni_ids:
+            return {
+                "status": "no-op",
+                "reason": "endpoint without network interfaces",
+                "event_id": call.event_id,
+            }
+        subjects = replace(subjects, kind="enis", eni_ids=tuple(eni_ids))
     found = _assess(call, subjects, rt, net)
     if found is None:
         logger.info("resources gone", extra={"event_name": call.event_name})

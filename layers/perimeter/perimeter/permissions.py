@@ -55,6 +55,8 @@ FUNCTIONS: dict[str, frozenset[str]] = {
             "ec2:RevokeSecurityGroupIngress",
             "ec2:RevokeSecurityGroupEgress",
             "ec2:ModifyNetworkInterfaceAttribute",
+            # ModifyVpcEndpoint names the endpoint: its ENIs are read (issue 9)
+            "ec2:DescribeVpcEndpoints",
         }
     )
     | IDEMPOTENCY

@@ -99,6 +99,19 @@ class Ec2NetworkAdapter:
                     names.add(str(ep.get("ServiceName", "")))
         return names
 
+    def endpoint_enis(self, endpoint_ids: Sequence[str]) -> list[str] | None:
+        """The ENIs of these VPC endpoints (``[]`` for gateway endpoints; ``None``: gone)."""
+        try:
+            resp = self._ec2.describe_vpc_endpoints(VpcEndpointIds=list(endpoint_ids))
+        except ClientError as exc:
+            if error_code(exc) in ("InvalidVpcEndpointId.NotFound", "InvalidVpcEndpointId.Malformed"):
+                return None
+            raise
+        found = resp.get("VpcEndpoints", [])
+        if not found:
+            return None
+        return [str(e) for ep in found for e in ep.get("NetworkInterfaceIds", [])]
+
     def groups(self, group_ids: Iterable[str]) -> dict[str, GroupInfo]:
         ids = sorted(set(group_ids))
         if not ids:
