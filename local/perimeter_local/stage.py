@@ -431,6 +431,55 @@ def _modify_vpc_endpoint(world: World, d: dict[str, Any]) -> None:
     world.staged.groups.append(world.ids[DEFAULT_SG])
 
 
+def _launch_template(world: World, d: dict[str, Any]) -> None:
+    """Launch templates as the call left them: one on the default group (CreateLaunchTemplate),
+    one whose $Latest gives the model tier a public IP (CreateLaunchTemplateVersion). The fix
+    (ModifyLaunchTemplate) is staged after the bad template, judged first: clean versions, the
+    last made the default."""
+    name = d["eventName"]
+    lt_sample = "lt-0a1b2c3d4e5f60007"
+    if name == "CreateLaunchTemplateVersion":
+        model = world.resolve(PRIVATE_MODEL_SG)
+        lt = world.ec2.create_launch_template(
+            LaunchTemplateName="inference-workers",
+            LaunchTemplateData={"ImageId": "ami-12345678", "SecurityGroupIds": [model]},
+        )["LaunchTemplate"]["LaunchTemplateId"]
+        world.ids[lt_sample] = lt
+        world.ec2.create_launch_template_version(
+            LaunchTemplateId=lt,
+            SourceVersion="1",
+            LaunchTemplateData={
+                "NetworkInterfaces": [
+                    {
+                        "DeviceIndex": 0,
+                        "AssociatePublicIpAddress": True,
+                        "SubnetId": world.resolve(DSG_SUBNET),
+                        "Groups": [model],
+                    }
+                ]
+            },
+        )
+        world._note(f"launch template {lt}: v1 on the model tier, v2 with a public IP (the call)")
+        return
+    lt = world.ec2.create_launch_template(
+        LaunchTemplateName="inference-workers",
+        LaunchTemplateData={"ImageId": "ami-12345678", "SecurityGroupIds": [world.resolve(DEFAULT_SG)]},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    world.ids[lt_sample] = lt
+    world._note(f"launch template {lt} on the default group")
+    if name == "ModifyLaunchTemplate":
+        world.earlier(
+            "CreateLaunchTemplate",
+            {"CreateLaunchTemplateRequest": {"LaunchTemplateName": "inference-workers"}},
+            {"CreateLaunchTemplateResponse": {"launchTemplate": {"launchTemplateId": lt}}},
+        )
+        clean = {"ImageId": "ami-12345678", "SecurityGroupIds": [world.resolve(APP_SG)]}
+        for _ in range(2):
+            world.ec2.create_launch_template_version(LaunchTemplateId=lt, LaunchTemplateData=clean)
+        world.ec2.modify_launch_template(LaunchTemplateId=lt, DefaultVersion="3")
+        world._note(f"launch template {lt}: v2, v3 on the app group, v3 the default (the call)")
+
+
 def _modify_eni(world: World, d: dict[str, Any]) -> None:
     req = d["requestParameters"]
     world.instance()
@@ -901,6 +950,9 @@ _STAGERS = {
     "UpdateAssumeRolePolicy": _iam_group,
     "CreateVpcEndpoint": _create_vpc_endpoint,
     "ModifyVpcEndpoint": _modify_vpc_endpoint,
+    "CreateLaunchTemplate": _launch_template,
+    "CreateLaunchTemplateVersion": _launch_template,
+    "ModifyLaunchTemplate": _launch_template,
     "CreateVpc": _flow_logs,
     "DeleteFlowLogs": _flow_logs,
     "CreateFlowLogs": _flow_logs,

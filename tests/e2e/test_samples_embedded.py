@@ -60,6 +60,11 @@ EXPECTED: dict[str, dict[str, str]] = {
     "CreateVpcEndpoint--interface-default-sg": {DSG: "reported"},
     # the default group added to an endpoint: its ENI is the service's, the fix is named
     "ModifyVpcEndpoint--add-default-sg": {DSG: "reported"},
+    # launch templates: detect only; a clean default version resolves (see below)
+    "CreateLaunchTemplate--default-sg": {DSG: "reported"},
+    "CreateLaunchTemplateVersion--model-tier-public-ip": {DSG: "reported"},
+    "ModifyLaunchTemplate--clean-version-made-default": {DSG: "reported"},
+    "DeleteLaunchTemplate--inference-workers": {DSG: "resource-gone"},
     "CreateNotebookInstance--default-sg": {DSG: "reported", MODEL: "remediated"},
     "CreateNotebookInstance--direct-internet": {DSG: "no-op", MODEL: "reported"},
     "CreatePolicyVersion--invoke-on-star": {IAM: "reported"},
@@ -209,6 +214,14 @@ def test_sample_ends_as_its_name_promises(sample: str, capsys: pytest.CaptureFix
             "record_state": "ARCHIVED",
         }
         assert not [f for f in after["findings"] if f["compliance"] == "FAILED"]
+        return
+    if sample == "ModifyLaunchTemplate--clean-version-made-default":
+        # The template on the default group was judged first; the clean default version resolves it.
+        assert staged["earlier"] == [{"event_name": "CreateLaunchTemplate", "statuses": {DSG: "reported"}}]
+        assert [(f["control"], f["compliance"], f["record_state"]) for f in after["findings"]] == [
+            ("PER-DSG-2", "PASSED", "ARCHIVED")
+        ]
+        assert after["audit"] == []
         return
     if sample == "RemoveUserFromGroup--analyst-leaves":
         # The membership was judged first (user and group active); leaving resolves the user only.

@@ -40,6 +40,10 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     "ModifySecurityGroupRules": {"SgGuardFunction", "DefaultSgGuardFunction"},
     "CreateVpcEndpoint": {"DefaultSgGuardFunction"},
     "ModifyVpcEndpoint": {"DefaultSgGuardFunction"},
+    "CreateLaunchTemplate": {"DefaultSgGuardFunction"},
+    "CreateLaunchTemplateVersion": {"DefaultSgGuardFunction"},
+    "ModifyLaunchTemplate": {"DefaultSgGuardFunction"},
+    "DeleteLaunchTemplate": {"DefaultSgGuardFunction"},
     "CreateSecurityGroup": {"SgGuardFunction"},
     # issue 8: a person's fix resolves findings (both guards); a prefix list re-judges its groups
     "RevokeSecurityGroupIngress": {"SgGuardFunction", "DefaultSgGuardFunction"},

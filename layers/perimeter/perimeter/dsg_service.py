@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from perimeter import launch_template
 from perimeter.adapters.ec2_network import Ec2NetworkAdapter, GroupInfo
 from perimeter.arns import ec2_arn
 from perimeter.context import GroupContext
@@ -111,6 +112,9 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     call, ignored = admit(event, rt.settings)
     if ignored:
         return ignored
+    if call.event_name in launch_template.EVENTS:
+        # A template is not traffic: detect only, judged whole, findings resolve (issue 9 A).
+        return launch_template.handle(call, rt, context)
     subjects = extract_subjects(call)
     if subjects.kind == "none":
         logger.info("nothing to judge", extra={"reason": subjects.reason, "event_name": call.event_name})

@@ -57,6 +57,9 @@ FUNCTIONS: dict[str, frozenset[str]] = {
             "ec2:ModifyNetworkInterfaceAttribute",
             # ModifyVpcEndpoint names the endpoint: its ENIs are read (issue 9)
             "ec2:DescribeVpcEndpoints",
+            # launch templates (issue 9): the versions launches use, and their stored findings
+            "ec2:DescribeLaunchTemplateVersions",
+            "securityhub:GetFindings",
         }
     )
     | IDEMPOTENCY
