@@ -42,6 +42,7 @@ from perimeter.iam_eval import (
 from perimeter.model_eval import (
     ModelFacts,
     NotebookFacts,
+    domain_issue,
     marketplace_outside_vpc,
     model_outside_vpc,
     model_without_isolation,
@@ -234,6 +235,18 @@ def _judge_model(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) ->
             issue = marketplace_outside_vpc(arn, ep, (f"Marketplace endpoint {ep}",))
             out.hits.extend(_posture_hits([issue], call, policy))
         out.undetermined.append(f"{name}: the account's guardrails (PER-GR-1) are account state")
+    elif name == "CreateDomain" or (name == "UpdateDomain" and _req(req, "appNetworkAccessType")):
+        # The access type is the record's (CreateDomain's default is PublicInternetOnly).
+        resp = call.response or {}
+        domain_id = str(_req(req, "domainId") or _req(resp, "domainId") or "?")
+        arn = str(
+            _req(resp, "domainArn") or f"arn:aws:sagemaker:{call.region}:{call.account}:domain/{domain_id}"
+        )
+        access = str(_req(req, "appNetworkAccessType") or "PublicInternetOnly")
+        issue = domain_issue(
+            arn, domain_id, str(_req(req, "domainName") or ""), access, (f"domain {domain_id}",)
+        )
+        out.hits.extend(_posture_hits([issue] if issue else [], call, policy))
     elif name == "PutResourcePolicy":
         # The policy the call put is in the record: anyone let in without a condition.
         resource_arn = str(_req(req, "resourceArn") or "")
@@ -257,6 +270,7 @@ REMOVALS = frozenset(
         "DeleteRolePolicy",
         "DeleteRole",
         "DeleteResourcePolicy",
+        "DeleteDomain",
         "DetachGroupPolicy",
         "DeleteGroupPolicy",
         "RemoveUserFromGroup",

@@ -38,6 +38,7 @@ UNSUPPORTED = {
     "UpdateMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
     "DeleteMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
     "RegisterMarketplaceModelEndpoint": "Bedrock Marketplace model endpoints",
+    "UpdateDomain": "SageMaker UpdateDomain",
     "CreateGuardrailVersion": "Bedrock guardrails (bedrock:GetGuardrail)",
     "PutEnforcedGuardrailConfiguration": "Bedrock enforced guardrail configurations",
     "DeleteEnforcedGuardrailConfiguration": "Bedrock enforced guardrail configurations",
@@ -478,6 +479,21 @@ def _launch_template(world: World, d: dict[str, Any]) -> None:
             world.ec2.create_launch_template_version(LaunchTemplateId=lt, LaunchTemplateData=clean)
         world.ec2.modify_launch_template(LaunchTemplateId=lt, DefaultVersion="3")
         world._note(f"launch template {lt}: v2, v3 on the app group, v3 the default (the call)")
+
+
+def _domain(world: World, d: dict[str, Any]) -> None:
+    """A Studio domain as CreateDomain made it (moto implements create and describe)."""
+    req = d["requestParameters"]
+    arn = world.session.client("sagemaker").create_domain(
+        DomainName=req["domainName"],
+        AuthMode=req["authMode"],
+        DefaultUserSettings={"ExecutionRole": req["defaultUserSettings"]["executionRole"]},
+        SubnetIds=[world.resolve(s) for s in req["subnetIds"]],
+        VpcId=world.resolve(req["vpcId"]),
+        AppNetworkAccessType=req["appNetworkAccessType"],
+    )["DomainArn"]
+    world.ids[str(d["responseElements"]["domainId"])] = str(arn).rsplit("/", 1)[-1]
+    world._note(f"SageMaker domain {arn} ({req['appNetworkAccessType']}) (the call)")
 
 
 def _modify_eni(world: World, d: dict[str, Any]) -> None:
@@ -950,6 +966,7 @@ _STAGERS = {
     "UpdateAssumeRolePolicy": _iam_group,
     "CreateVpcEndpoint": _create_vpc_endpoint,
     "ModifyVpcEndpoint": _modify_vpc_endpoint,
+    "CreateDomain": _domain,
     "CreateLaunchTemplate": _launch_template,
     "CreateLaunchTemplateVersion": _launch_template,
     "ModifyLaunchTemplate": _launch_template,

@@ -65,6 +65,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "CreateLaunchTemplateVersion--model-tier-public-ip": {DSG: "reported"},
     "ModifyLaunchTemplate--clean-version-made-default": {DSG: "reported"},
     "DeleteLaunchTemplate--inference-workers": {DSG: "resource-gone"},
+    # a Studio domain whose apps reach the internet directly (PER-VPC-1)
+    "CreateDomain--public-internet-only": {MODEL: "reported"},
+    "DeleteDomain--ml-studio": {MODEL: "resource-gone"},
     "CreateNotebookInstance--default-sg": {DSG: "reported", MODEL: "remediated"},
     "CreateNotebookInstance--direct-internet": {DSG: "no-op", MODEL: "reported"},
     "CreatePolicyVersion--invoke-on-star": {IAM: "reported"},
@@ -129,6 +132,7 @@ NOT_IN_MOTO = {
     "UpdateMarketplaceModelEndpoint--no-vpc": "Bedrock Marketplace model endpoints",
     "DeleteMarketplaceModelEndpoint--deepseek-default-sg": "Bedrock Marketplace model endpoints",
     "RegisterMarketplaceModelEndpoint--existing-endpoint-no-vpc": "Bedrock Marketplace model endpoints",
+    "UpdateDomain--vpc-only": "SageMaker UpdateDomain",
     "CreateGuardrailVersion--prompt-attack-lowered": "Bedrock guardrails",
     "PutEnforcedGuardrailConfiguration--weak-guardrail": "Bedrock enforced guardrail configurations",
     "DeleteEnforcedGuardrailConfiguration--strong-guardrail-removed": (

@@ -96,6 +96,10 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     "DeleteGroupPolicy": {"IamGuardFunction"},
     "RemoveUserFromGroup": {"IamGuardFunction"},
     "DeleteGroup": {"IamGuardFunction"},
+    # issue 9 A, SageMaker Studio domains
+    "CreateDomain": {"ModelPostureFunction"},
+    "UpdateDomain": {"ModelPostureFunction"},
+    "DeleteDomain": {"ModelPostureFunction"},
     # issue 9 A, Bedrock doors
     "RegisterMarketplaceModelEndpoint": {"ModelPostureFunction"},
     "CreateGuardrailVersion": {"ModelPostureFunction"},

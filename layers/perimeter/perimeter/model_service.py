@@ -58,6 +58,10 @@ SAGEMAKER_EVENTS = frozenset(
         "DeleteModel",
         "DeleteEndpoint",
         "DeleteNotebookInstance",
+        # Studio domains (issue 9 A): AppNetworkAccessType; the delete resolves.
+        "CreateDomain",
+        "UpdateDomain",
+        "DeleteDomain",
     }
 )
 MARKETPLACE_EVENTS = frozenset(
@@ -89,6 +93,7 @@ READ_ONLY_EVENTS = frozenset(
         "DeleteNotebookInstance",
         "DeleteMarketplaceModelEndpoint",
         "DeleteResourcePolicy",
+        "DeleteDomain",
     }
 )
 DATA_ENI_MARKERS = ("RDSNetworkInterface", "ElastiCache", "Redshift", "DocumentDB")
@@ -223,6 +228,9 @@ def _gather_sagemaker(call: ApiCall, rt: Runtime, g: Gathered) -> None:
     if call.event_name == "DeleteEndpoint":
         _gather_deleted_endpoint(call, rt, g, sm)
         return
+    if call.event_name in ("CreateDomain", "UpdateDomain", "DeleteDomain"):
+        _gather_domain(call, rt, g, sm)
+        return
     if call.event_name in ("CreateModel", "DeleteModel"):
         models: list[tuple[tuple[str, ...], str]] = [((), str(_req(call.request, "modelName")))]
     else:
@@ -249,6 +257,40 @@ def _gather_sagemaker(call: ApiCall, rt: Runtime, g: Gathered) -> None:
     served = g.notes.pop("guardrail_served", None)
     if served and facts:
         _guardrail_requirement(call, rt, g, served, chain=facts[0][0])
+
+
+def _gather_domain(call: ApiCall, rt: Runtime, g: Gathered, sm: Any) -> None:
+    """A Studio domain judged on what SageMaker holds now (DescribeDomain): PER-VPC-1 while its
+    apps have direct internet access."""
+    from perimeter.model_eval import domain_issue, domain_resource
+
+    resp = call.response or {}
+    domain_id = _req(call.request, "domainId") or _req(resp, "domainId")
+    arn = _req(resp, "domainArn")
+    if not domain_id and arn:
+        domain_id = str(arn).rsplit("/", 1)[-1]
+    if not domain_id:
+        raise MalformedEvent(f"{call.event_name}: record names no domain (domainId / domainArn)")
+    domain_id = str(domain_id)
+    arn = str(arn or arn_of("sagemaker", call.region, call.account, f"domain/{domain_id}"))
+    d = sm.domain(domain_id)
+    if d is None or str(d.get("Status", "")).startswith("Delet"):
+        g.gone.append(f"domain {domain_id}")
+        g.cover("PER-VPC-1", domain_resource(arn, domain_id), f"domain {domain_id} was deleted.")
+        return
+    name = str(d.get("DomainName") or _req(call.request, "domainName") or "")
+    arn = str(d.get("DomainArn") or arn)
+    access = str(d.get("AppNetworkAccessType") or "PublicInternetOnly")
+    g.judged.append(f"domain {name or domain_id}")
+    issue = domain_issue(arn, domain_id, name, access, (f"domain {name or domain_id}",))
+    if issue:
+        g.issues.append(issue)
+    else:
+        g.cover(
+            "PER-VPC-1",
+            domain_resource(arn, domain_id, name),
+            f"domain {name or domain_id} has AppNetworkAccessType {access}.",
+        )
 
 
 def _endpoint_models(

@@ -92,6 +92,8 @@ FUNCTIONS["ModelPostureFunction"] = (
             "sagemaker:DescribeEndpointConfig",
             "sagemaker:DescribeEndpoint",
             "sagemaker:DescribeNotebookInstance",
+            # Studio domains' AppNetworkAccessType (issue 9)
+            "sagemaker:DescribeDomain",
             "bedrock:GetGuardrail",
             "bedrock:ListGuardrails",
             "bedrock:ListEnforcedGuardrailsConfiguration",
