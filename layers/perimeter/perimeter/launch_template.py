@@ -72,10 +72,9 @@ def version_from_api(raw: Mapping[str, Any]) -> TemplateVersion:
 def template_ref(call: ApiCall) -> tuple[str | None, str | None]:
     """(template id, template name) the call names: the response's id when there is one."""
     resp = unwrap(call.response or {})
-    for key in (f"{call.event_name}Response",):
-        resp = resp.get(key, resp) if isinstance(resp, Mapping) else {}
+    resp = resp.get(f"{call.event_name}Response", resp) if isinstance(resp, Mapping) else {}
     for holder in ("launchTemplate", "launchTemplateVersion"):
-        inner = resp.get(holder) if isinstance(resp, Mapping) else None
+        inner = resp.get(holder)
         if isinstance(inner, Mapping) and inner.get("launchTemplateId"):
             return str(inner["launchTemplateId"]), inner.get("launchTemplateName")
     req = unwrap(call.request or {})
