@@ -159,6 +159,16 @@ def test_deleting_the_strong_enforced_configuration_is_a_finding(acct: Acct) -> 
     assert "imported model deepseek-r1-distill-llama-8b" in issue["summary"]
 
 
+def test_a_custom_model_deployment_counts_as_served(acct: Acct) -> None:
+    stub = acct.stub("bedrock")
+    expect_enforced(stub, [])
+    expect_served(stub, [], deployments=("deepseek-r1-distill-od",))
+    out = acct.model(sample("DeleteEnforcedGuardrailConfiguration--strong-guardrail-removed.json"))
+    stub.assert_no_pending_responses()
+    [issue] = out["issues"]
+    assert "custom model deployment deepseek-r1-distill-od" in issue["summary"]
+
+
 def test_deleting_enforcement_while_nothing_is_served_is_compliant(acct: Acct) -> None:
     stub = acct.stub("bedrock")
     expect_enforced(stub, [])

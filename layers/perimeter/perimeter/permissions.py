@@ -99,6 +99,7 @@ FUNCTIONS["ModelPostureFunction"] = (
             "bedrock:ListEnforcedGuardrailsConfiguration",
             "bedrock:ListMarketplaceModelEndpoints",
             "bedrock:ListImportedModels",
+            "bedrock:ListCustomModelDeployments",
             "bedrock:GetMarketplaceModelEndpoint",
             # a Bedrock resource policy judged whole (PutResourcePolicy, DeleteResourcePolicy)
             "bedrock:GetResourcePolicy",

@@ -104,7 +104,8 @@ class BedrockAdapter:
                 return out
 
     def served_models(self) -> list[str]:
-        """Names of models Bedrock serves from this account: Marketplace endpoints, imported models."""
+        """Names of models Bedrock serves from this account: Marketplace endpoints, imported models,
+        custom model deployments."""
         names: list[str] = []
         resp = self._br.list_marketplace_model_endpoints(maxResults=10)
         names.extend(
@@ -113,6 +114,13 @@ class BedrockAdapter:
         )
         resp = self._br.list_imported_models(maxResults=10)
         names.extend(f"imported model {m.get('modelName')}" for m in resp.get("modelSummaries", []))
+        # Custom Model Import served on demand (CreateCustomModelDeployment)
+        resp = self._br.list_custom_model_deployments(maxResults=10)
+        names.extend(
+            f"custom model deployment {d.get('customModelDeploymentName')}"
+            for d in resp.get("modelDeploymentSummaries", [])
+            if str(d.get("status", "")).upper() != "FAILED"
+        )
         return names
 
     def resource_policy(self, arn: str) -> dict[str, Any]:
