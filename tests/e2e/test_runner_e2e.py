@@ -159,6 +159,14 @@ NEEDS_BEDROCK = (
     "UpdateMarketplaceModelEndpoint",
     "CreateModelImportJob",
     "DeleteMarketplaceModelEndpoint",
+    # issue 9 A's Bedrock doors (tests/integration/test_model_bedrock_doors.py)
+    "RegisterMarketplaceModelEndpoint",
+    "CreateGuardrailVersion",
+    "PutEnforcedGuardrailConfiguration",
+    "DeleteEnforcedGuardrailConfiguration",
+    "CreateCustomModelDeployment",
+    "PutResourcePolicy",
+    "DeleteResourcePolicy",
     # not Bedrock, but also beyond moto: SgGuard finds the groups naming a prefix list with the
     # DescribeSecurityGroups filter ip-permission.prefix-list-id, which moto answers with an HTTP
     # 500 (tests/integration/test_sg_truth.py gives moto that filter's AWS meaning instead)
