@@ -374,6 +374,11 @@ def list_imported_models(self: Any) -> Any:
     return _answer("ListImportedModels", {"modelSummaries": list(_store(self).models.values())})
 
 
+def list_custom_model_deployments(self: Any) -> Any:
+    # the stand-in cannot create a deployment (CreateCustomModelDeployment is not served): none
+    return _answer("ListCustomModelDeployments", {"modelDeploymentSummaries": []})
+
+
 _OPERATIONS: dict[str, Callable[..., Any]] = {
     "create_guardrail": create_guardrail,
     "get_guardrail": get_guardrail,
@@ -390,6 +395,7 @@ _OPERATIONS: dict[str, Callable[..., Any]] = {
     "create_model_import_job": create_model_import_job,
     "get_model_import_job": get_model_import_job,
     "list_imported_models": list_imported_models,
+    "list_custom_model_deployments": list_custom_model_deployments,
 }
 
 

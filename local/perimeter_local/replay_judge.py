@@ -35,11 +35,14 @@ from perimeter.iam_eval import (
     invoke_issues,
     is_admin,
     parse_document,
+    resource_policy_issue,
     statements,
+    trust_issue,
 )
 from perimeter.model_eval import (
     ModelFacts,
     NotebookFacts,
+    domain_issue,
     marketplace_outside_vpc,
     model_outside_vpc,
     model_without_isolation,
@@ -232,6 +235,28 @@ def _judge_model(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) ->
             issue = marketplace_outside_vpc(arn, ep, (f"Marketplace endpoint {ep}",))
             out.hits.extend(_posture_hits([issue], call, policy))
         out.undetermined.append(f"{name}: the account's guardrails (PER-GR-1) are account state")
+    elif name == "CreateDomain" or (name == "UpdateDomain" and _req(req, "appNetworkAccessType")):
+        # The access type is the record's (CreateDomain's default is PublicInternetOnly).
+        resp = call.response or {}
+        domain_id = str(_req(req, "domainId") or _req(resp, "domainId") or "?")
+        arn = str(
+            _req(resp, "domainArn") or f"arn:aws:sagemaker:{call.region}:{call.account}:domain/{domain_id}"
+        )
+        access = str(_req(req, "appNetworkAccessType") or "PublicInternetOnly")
+        issue = domain_issue(
+            arn, domain_id, str(_req(req, "domainName") or ""), access, (f"domain {domain_id}",)
+        )
+        out.hits.extend(_posture_hits([issue] if issue else [], call, policy))
+    elif name == "PutResourcePolicy":
+        # The policy the call put is in the record: anyone let in without a condition.
+        resource_arn = str(_req(req, "resourceArn") or "")
+        try:
+            doc = parse_document(_req(req, "resourcePolicy"))
+        except BadPolicyDocument:
+            out.undetermined.append("PutResourcePolicy: the record's resourcePolicy is not readable")
+            return
+        issue = resource_policy_issue(doc, resource_arn)
+        out.hits.extend(_posture_hits([issue] if issue else [], call, policy))
     elif name not in REMOVALS:
         out.undetermined.append(_NEEDS_STATE.get(name, f"{name}: judged from account state only"))
 
@@ -244,6 +269,12 @@ REMOVALS = frozenset(
         "DetachRolePolicy",
         "DeleteRolePolicy",
         "DeleteRole",
+        "DeleteResourcePolicy",
+        "DeleteDomain",
+        "DetachGroupPolicy",
+        "DeleteGroupPolicy",
+        "RemoveUserFromGroup",
+        "DeleteGroup",
         "DetachUserPolicy",
         "DeleteUserPolicy",
         "DeleteUser",
@@ -269,6 +300,19 @@ _NEEDS_STATE = {
     "UpdateGuardrail": "UpdateGuardrail: weakening is measured against the published version",
     "DeleteGuardrail": "DeleteGuardrail: whether a HIGH prompt-attack guardrail remains is account state",
     "DeleteFlowLogs": "DeleteFlowLogs: which VPC lost it, and what flow logs it keeps, is account state",
+    "RegisterMarketplaceModelEndpoint": (
+        "RegisterMarketplaceModelEndpoint: the endpoint's VPC config is read back"
+    ),
+    "CreateGuardrailVersion": "CreateGuardrailVersion: weakening is measured against the previous version",
+    "PutEnforcedGuardrailConfiguration": (
+        "PutEnforcedGuardrailConfiguration: the guardrail's filters are account state"
+    ),
+    "DeleteEnforcedGuardrailConfiguration": (
+        "DeleteEnforcedGuardrailConfiguration: what enforcement remains is account state"
+    ),
+    "CreateCustomModelDeployment": (
+        "CreateCustomModelDeployment: the account's guardrails (PER-GR-1) are account state"
+    ),
 }
 
 
@@ -276,8 +320,8 @@ def _judge_iam(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> N
     req = call.request
     name = call.event_name
     admin_why = ""
-    if name in ("PutRolePolicy", "PutUserPolicy"):
-        kind = "role" if name == "PutRolePolicy" else "user"
+    if name in ("PutRolePolicy", "PutUserPolicy", "PutGroupPolicy"):
+        kind = {"PutRolePolicy": "role", "PutUserPolicy": "user", "PutGroupPolicy": "group"}[name]
         who = str(req.get(f"{kind}Name"))
         target = Principal(kind, who, f"arn:aws:iam::{call.account}:{kind}/{who}")
         source = f"inline policy {req.get('policyName')} on {kind} {who}"
@@ -303,6 +347,16 @@ def _judge_iam(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> N
         )
         if any(is_admin(s) for s in statements(doc)):
             admin_why = f"{name}: admin policy; the roles using it are account state"
+    elif name == "UpdateAssumeRolePolicy":
+        # The new trust is the record's: whether anyone may assume a model execution role.
+        who = str(req.get("roleName"))
+        role = Principal(
+            "role", who, f"arn:aws:iam::{call.account}:role/{who}", parse_document(req.get("policyDocument"))
+        )
+        issue = trust_issue(role)
+        out.hits.extend(_posture_hits([issue] if issue else [], call, policy))
+    elif name in ("AttachGroupPolicy", "AddUserToGroup"):
+        admin_why = f"{name}: the group's policies and members are account state"
     elif name in ("AttachRolePolicy", "AttachUserPolicy", "SetDefaultPolicyVersion"):
         admin_why = f"{name}: the managed policy's document (and a role's trust policy) are account state"
     elif name not in REMOVALS:

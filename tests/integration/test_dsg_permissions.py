@@ -3,17 +3,25 @@ has a code path; the EC2 call count of an event stays what the service's docstri
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.client import BaseClient
 from perimeter import permissions
 
+from tests.corpus import envelope, retarget
 from tests.integration import dsg_support
 from tests.integration.dsg_support import Account, build_vpc, install_client, modify_eni_event
 
 account = dsg_support.account  # the fixture, under the name the tests take
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def _sample(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
 
 
 @pytest.fixture
@@ -62,6 +70,33 @@ def test_calls_stay_within_and_cover_the_declared_actions(
         account.invoke(event)
     runtime.reset()
     assert account.invoke(event)["status"] == "remediated"
+    # Issue 9's doors: a launch template on the default group (its versions, its stored finding)
+    # and a group added to a VPC endpoint (its ENIs read back). The test's own setup calls are
+    # not the function's: the count is put back as it was after them.
+    so_far = Counter(calls)
+    lt = ec2.create_launch_template(
+        LaunchTemplateName="t",
+        LaunchTemplateData={"ImageId": "ami-12345678", "SecurityGroupIds": [vpc.default_sg]},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    lt_event = envelope(
+        retarget(_sample("CreateLaunchTemplate--default-sg"), extra={"lt-0a1b2c3d4e5f60007": lt})
+    )
+    vpce = ec2.create_vpc_endpoint(
+        VpcId=vpc.vpc_id,
+        ServiceName="com.amazonaws.us-east-1.sagemaker.runtime",
+        VpcEndpointType="Interface",
+        SubnetIds=[vpc.subnet_id],
+    )["VpcEndpoint"]["VpcEndpointId"]
+    calls.clear()
+    calls.update(so_far)
+    vpce_event = envelope(
+        retarget(
+            _sample("ModifyVpcEndpoint--add-default-sg"),
+            extra={"vpce-0a1b2c3d4e5f60003": vpce, "sg-0def0000000000001": vpc.default_sg},
+        )
+    )
+    assert account.invoke(lt_event)["status"] == "reported"
+    account.invoke(vpce_event)
     declared = set(permissions.FUNCTIONS["DefaultSgGuardFunction"])
     assert set(calls) <= declared, f"called but not declared: {set(calls) - declared}"
     # CreateTags is authorized by tag-on-create inside CreateSecurityGroup: never a call of its own.

@@ -74,7 +74,10 @@ def expect_enforced(stub: Stubber, configs: list[dict[str, Any]] | None = None) 
     stub.add_response("list_enforced_guardrails_configuration", {"guardrailsConfig": configs or []}, {})
 
 
-def expect_served(stub: Stubber, imported: list[str]) -> None:
+BEDROCK = f"arn:aws:bedrock:{REGION}:{ACCOUNT}"
+
+
+def expect_served(stub: Stubber, imported: list[str], deployments: tuple[str, ...] = ()) -> None:
     stub.add_response(
         "list_marketplace_model_endpoints", {"marketplaceModelEndpoints": []}, {"maxResults": 10}
     )
@@ -88,6 +91,22 @@ def expect_served(stub: Stubber, imported: list[str]) -> None:
                     "creationTime": NOW,
                 }
                 for m in imported
+            ]
+        },
+        {"maxResults": 10},
+    )
+    stub.add_response(
+        "list_custom_model_deployments",
+        {
+            "modelDeploymentSummaries": [
+                {
+                    "customModelDeploymentArn": f"{BEDROCK}:custom-model-deployment/{d}",
+                    "customModelDeploymentName": d,
+                    "modelArn": f"{BEDROCK}:imported-model/{d}",
+                    "createdAt": NOW,
+                    "status": "Active",
+                }
+                for d in deployments
             ]
         },
         {"maxResults": 10},

@@ -39,6 +39,11 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     # issue 9 A: rules modified on a default group; interface endpoints on a default group
     "ModifySecurityGroupRules": {"SgGuardFunction", "DefaultSgGuardFunction"},
     "CreateVpcEndpoint": {"DefaultSgGuardFunction"},
+    "ModifyVpcEndpoint": {"DefaultSgGuardFunction"},
+    "CreateLaunchTemplate": {"DefaultSgGuardFunction"},
+    "CreateLaunchTemplateVersion": {"DefaultSgGuardFunction"},
+    "ModifyLaunchTemplate": {"DefaultSgGuardFunction"},
+    "DeleteLaunchTemplate": {"DefaultSgGuardFunction"},
     "CreateSecurityGroup": {"SgGuardFunction"},
     # issue 8: a person's fix resolves findings (both guards); a prefix list re-judges its groups
     "RevokeSecurityGroupIngress": {"SgGuardFunction", "DefaultSgGuardFunction"},
@@ -82,6 +87,27 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     "DeleteEndpoint": {"ModelPostureFunction"},
     "DeleteNotebookInstance": {"ModelPostureFunction"},
     "DeleteMarketplaceModelEndpoint": {"ModelPostureFunction"},
+    # issue 9 A, IAM doors: groups (and their fixing calls), a role's trust
+    "UpdateAssumeRolePolicy": {"IamGuardFunction"},
+    "AttachGroupPolicy": {"IamGuardFunction"},
+    "PutGroupPolicy": {"IamGuardFunction"},
+    "AddUserToGroup": {"IamGuardFunction"},
+    "DetachGroupPolicy": {"IamGuardFunction"},
+    "DeleteGroupPolicy": {"IamGuardFunction"},
+    "RemoveUserFromGroup": {"IamGuardFunction"},
+    "DeleteGroup": {"IamGuardFunction"},
+    # issue 9 A, SageMaker Studio domains
+    "CreateDomain": {"ModelPostureFunction"},
+    "UpdateDomain": {"ModelPostureFunction"},
+    "DeleteDomain": {"ModelPostureFunction"},
+    # issue 9 A, Bedrock doors
+    "RegisterMarketplaceModelEndpoint": {"ModelPostureFunction"},
+    "CreateGuardrailVersion": {"ModelPostureFunction"},
+    "PutEnforcedGuardrailConfiguration": {"ModelPostureFunction"},
+    "DeleteEnforcedGuardrailConfiguration": {"ModelPostureFunction"},
+    "CreateCustomModelDeployment": {"ModelPostureFunction"},
+    "PutResourcePolicy": {"ModelPostureFunction"},
+    "DeleteResourcePolicy": {"ModelPostureFunction"},
 }
 
 

@@ -65,6 +65,15 @@ def test_deny_grants_nothing() -> None:
     [
         ("*", True),
         ("arn:aws:sagemaker:*:*:*", True),
+        # issue 9 A: ARNs that mean every endpoint / every Bedrock resource
+        ("arn:aws:sagemaker:*:*:endpoint/*", True),
+        ("arn:aws:sagemaker:us-east-1:123456789012:endpoint/*", True),
+        ("arn:aws:sagemaker:*:*:endpoint*", True),
+        ("arn:aws:bedrock:*:*:*", True),
+        ("arn:aws:bedrock:*", True),
+        ("arn:aws:bedrock:us-east-1::foundation-model/*", True),
+        ("arn:aws:sagemaker:*:*:endpoint/team-*", False),
+        ("arn:aws:bedrock:us-east-1:123456789012:marketplace/model-endpoint/all-access/deepseek-*", False),
         ("arn:aws:sagemaker:us-east-1:123456789012:endpoint/deepseek-r1", False),
         ("arn:aws:bedrock:us-east-1::foundation-model/deepseek.r1-v1:0", False),
     ],

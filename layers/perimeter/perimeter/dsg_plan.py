@@ -175,11 +175,13 @@ ASFF_TYPES = {"AwsSageMakerNotebookInstance": "AwsSageMakerNotebookInstance"}
 
 @dataclass(frozen=True, slots=True)
 class Subjects:
-    """What one event points at. ``kind``: ``enis`` (attachment changed), ``group`` (rules
-    added to a group), ``managed`` (a model's VPC config) or ``none`` (nothing to judge)."""
+    """What one event points at. ``kind``: ``enis`` (attachment changed), ``endpoint`` (a VPC
+    endpoint's groups changed: its ENIs, read from AWS), ``group`` (rules added to a group),
+    ``managed`` (a model's VPC config) or ``none`` (nothing to judge)."""
 
     kind: str
     eni_ids: tuple[str, ...] = ()
+    endpoint_ids: tuple[str, ...] = ()
     instance_ids: tuple[str, ...] = ()
     group_ids: tuple[str, ...] = ()
     managed: ManagedResource | None = None
@@ -287,6 +289,20 @@ def _create_vpc_endpoint(call: ApiCall) -> Subjects:
     return Subjects("enis", eni_ids=tuple(enis))
 
 
+def _modify_vpc_endpoint(call: ApiCall) -> Subjects:
+    """ModifyVpcEndpoint adding security groups: the endpoint's ENIs now carry them (a default
+    group among them is PER-DSG-2, as on CreateVpcEndpoint). The record names the endpoint, not
+    its ENIs: they are read from AWS. A call that adds no group changes no ENI's groups."""
+    req = unwrap(call.request.get("ModifyVpcEndpointRequest", call.request))
+    endpoint = _get(req, "VpcEndpointId", "vpcEndpointId")
+    if not endpoint:
+        raise MalformedEvent("ModifyVpcEndpoint: request lacks VpcEndpointId")
+    added = _ids(_set(_get(req, "AddSecurityGroupId", "AddSecurityGroupIds")), "groupId")
+    if not added:
+        return Subjects("none", reason="no security group added to the endpoint")
+    return Subjects("endpoint", endpoint_ids=(str(endpoint),), group_ids=tuple(added))
+
+
 def _sagemaker_model(call: ApiCall) -> Subjects:
     req = call.request
     vpc = _get(req, "vpcConfig", "VpcConfig")
@@ -361,6 +377,7 @@ EXTRACTORS = {
     "RevokeSecurityGroupEgress": _authorize,
     "ModifySecurityGroupRules": _modify_sg_rules,
     "CreateVpcEndpoint": _create_vpc_endpoint,
+    "ModifyVpcEndpoint": _modify_vpc_endpoint,
     "CreateModel": _sagemaker_model,
     "CreateNotebookInstance": _notebook,
     "CreateMarketplaceModelEndpoint": _marketplace,

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from perimeter import launch_template
 from perimeter.adapters.ec2_network import Ec2NetworkAdapter, GroupInfo
 from perimeter.arns import ec2_arn
 from perimeter.context import GroupContext
@@ -111,11 +112,27 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     call, ignored = admit(event, rt.settings)
     if ignored:
         return ignored
+    if call.event_name in launch_template.EVENTS:
+        # A template is not traffic: detect only, judged whole, findings resolve (issue 9 A).
+        return launch_template.handle(call, rt, context)
     subjects = extract_subjects(call)
     if subjects.kind == "none":
         logger.info("nothing to judge", extra={"reason": subjects.reason, "event_name": call.event_name})
         return {"status": "no-op", "reason": subjects.reason, "event_id": call.event_id}
     net = rt.network
+    if subjects.kind == "endpoint":
+        # The record names the endpoint; its ENIs (interface endpoints only) are AWS's to say.
+        eni_ids = net.endpoint_enis(subjects.endpoint_ids)
+        if eni_ids is None:
+            logger.info("resources gone", extra={"event_name": call.event_name})
+            return {"status": "resource-gone", "event_id": call.event_id}
+        if not eni_ids:
+            return {
+                "status": "no-op",
+                "reason": "endpoint without network interfaces",
+                "event_id": call.event_id,
+            }
+        subjects = replace(subjects, kind="enis", eni_ids=tuple(eni_ids))
     found = _assess(call, subjects, rt, net)
     if found is None:
         logger.info("resources gone", extra={"event_name": call.event_name})

@@ -92,6 +92,7 @@ class Enforcement:
     guardrail_id: str
     version: str
     owner: str
+    config_id: str = ""
 
     def describe(self) -> str:
         return f"{self.owner.lower()}-level enforced guardrail {self.guardrail_id} v{self.version}"
@@ -227,4 +228,60 @@ def weakened_issue(
             "publish the weakened DRAFT as a version."
         ),
         evidence={"perimeter/changed": "; ".join(changes)},
+    )
+
+
+def enforcement_resource(account: str, region: str) -> Any:
+    """The account's enforced guardrail configurations, judged together (one finding per account
+    and region): does one of them apply a HIGH prompt-attack guardrail to every invocation?"""
+    return arn_resource(
+        "Other",
+        arn("bedrock", region, account, "enforced-guardrail-configuration/*"),
+        f"bedrock-enforced-guardrails-{region}",
+        {"Account": account, "Region": region},
+    )
+
+
+def enforcement_issue(
+    *,
+    account: str,
+    region: str,
+    applied: Sequence[tuple[Enforcement, Guardrail | None]],
+    served: Sequence[str],
+    deleted: str | None = None,
+) -> Issue | None:
+    """After an enforced configuration was put or deleted: while Bedrock serves a model, no
+    enforced configuration applies a guardrail (at the version it names) whose prompt-attack
+    input filter is HIGH. ``applied`` pairs each configuration with its guardrail as read at that
+    version (``None``: the guardrail or version no longer exists)."""
+    if not served or any(g is not None and g.blocks_prompt_attacks for _, g in applied):
+        return None
+    if deleted is None and not applied:
+        return None
+    weak = "; ".join(
+        f"{e.describe()}: "
+        + (f"PROMPT_ATTACK input {g.prompt_attack_input}" if g is not None else "guardrail version not found")
+        for e, g in applied
+    )
+    what = (
+        f"Enforced guardrail configuration {deleted} was deleted"
+        if deleted is not None
+        else "The enforced guardrail configuration(s) apply no guardrail with a HIGH prompt-attack filter"
+    )
+    return Issue(
+        control_id="PER-GR-1",
+        resource=enforcement_resource(account, region),
+        score=60,
+        reasons=("no enforced guardrail blocks prompt attacks on every invocation (+60)",),
+        summary=(
+            f"{what}: while Bedrock serves {', '.join(served)}, no account-level enforced configuration "
+            f"applies a HIGH prompt-attack guardrail (remaining: {weak or 'none'})."
+        ),
+        chain=(f"enforced guardrail configuration {deleted or ', '.join(e.config_id for e, _ in applied)}",),
+        fix=(
+            "aws bedrock put-enforced-guardrail-configuration --guardrail-inference-config "
+            "guardrailIdentifier=<guardrail with PROMPT_ATTACK inputStrength HIGH>,"
+            "guardrailVersion=<published version>"
+        ),
+        evidence={"perimeter/guardrail_enforcement": weak or "none"},
     )

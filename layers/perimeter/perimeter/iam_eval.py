@@ -80,22 +80,29 @@ def invoke_actions(stmt: Mapping[str, Any]) -> list[str]:
     return sorted(set(granted))
 
 
+def _every_name(text: str) -> bool:
+    """An ARN naming every resource of its service or of one of its types: all wildcards after
+    the service (``arn:aws:bedrock:*:*:*``, ``arn:aws:sagemaker:*``), or a type whose name part
+    is a wildcard (``arn:aws:sagemaker:*:*:endpoint/*``, ``...:endpoint*``,
+    ``arn:aws:bedrock:us-east-1::foundation-model/*``)."""
+    if not text.startswith("arn:"):
+        return False
+    parts = text.split(":", 5)
+    if len(parts) < 6:
+        # "arn:aws:sagemaker:*": IAM's wildcard spans the missing segments too.
+        return len(parts) >= 3 and parts[-1].strip("*") == "" and parts[-1] != ""
+    tail = parts[5]
+    if tail.strip("*/") == "":
+        return True
+    name = tail.rsplit("/", 1)[-1] if "/" in tail else tail
+    if "/" in tail:
+        return name.strip("*") == ""
+    # "endpoint*" (no "/"): every resource whose id starts with the type's word.
+    return tail.endswith("*") and ":" not in tail and tail.rstrip("*").isalpha()
+
+
 def wide_resources(stmt: Mapping[str, Any]) -> list[str]:
-    out = []
-    for r in _as_list(stmt.get("Resource")):
-        text = str(r)
-        tail = text.split(":", 5)[-1] if text.startswith("arn:") else text
-        # "*", an ARN whose resource part is all wildcard, or one whose name is (every endpoint:
-        # arn:aws:sagemaker:*:*:endpoint/*, every model: ...:foundation-model/*).
-        every_name = (
-            text.startswith("arn:") and text.count(":") >= 5 and tail.rsplit("/", 1)[-1].strip("*") == ""
-        )
-        if (
-            text == "*"
-            or (text.startswith("arn:") and tail.strip("*/") == "" and text.count(":") >= 5)
-            or every_name
-        ):
-            out.append(text)
+    out = [str(r) for r in _as_list(stmt.get("Resource")) if str(r) == "*" or _every_name(str(r))]
     if stmt.get("NotResource") is not None:
         out.append("NotResource " + json.dumps(stmt["NotResource"]))
     return out
@@ -143,7 +150,7 @@ def is_model_execution_role(trust: Mapping[str, Any] | None) -> bool:
 class Principal:
     """The identity a policy lands on."""
 
-    kind: str  # "role" | "user" | "policy"
+    kind: str  # "role" | "user" | "group" | "policy"
     name: str
     arn: str
     trust: Mapping[str, Any] | None = None
@@ -259,22 +266,67 @@ def principal_resource(target: Principal, source: str = "") -> Any:
     return arn_resource(target.asff_type, target.arn, f"{target.kind}/{target.name}", details)
 
 
+def trust_issue(target: Principal) -> Issue | None:
+    """A model execution role that anyone may assume (``"Principal": "*"`` or ``{"AWS": "*"}``
+    in an Allow statement without conditions): whoever assumes it runs as the model."""
+    if target.kind != "role" or not is_model_execution_role(target.trust):
+        return None
+    anyone = wildcard_principals(target.trust)
+    if not anyone:
+        return None
+    return Issue(
+        control_id="PER-IAM-1",
+        resource=arn_resource(
+            "AwsIamRole", target.arn, f"role/{target.name}", {"Name": target.name, "Source": "trust policy"}
+        ),
+        score=90,
+        reasons=("any AWS principal may assume a model execution role (+90)",),
+        summary=(
+            f"Model execution role {target.name} (assumed by SageMaker/Bedrock) trusts any principal "
+            f"without a condition: {'; '.join(anyone)}."
+        ),
+        chain=(f"trust policy of role {target.name}", f"role {target.name}"),
+        fix=(
+            f"aws iam update-assume-role-policy --role-name {target.name} --policy-document <trust naming "
+            "only sagemaker.amazonaws.com / bedrock.amazonaws.com and the accounts or roles that deploy "
+            "the model, with aws:SourceAccount / aws:SourceArn conditions>"
+        ),
+        evidence={"perimeter/statement": anyone[0]},
+    )
+
+
+#: A group's policies as a member user inherits them: (group name, inline, attached).
+GroupPolicies = tuple[
+    str, Sequence[tuple[str, Mapping[str, Any]]], Sequence[tuple[str, Mapping[str, Any] | None]]
+]
+
+
 def principal_issues(
     target: Principal,
     *,
     inline: Sequence[tuple[str, Mapping[str, Any]]],
     attached: Sequence[tuple[str, Mapping[str, Any] | None]],
+    groups: Sequence[GroupPolicies] = (),
 ) -> list[Issue]:
-    """PER-IAM-1 on a role or user's whole current state: every inline policy and every
+    """PER-IAM-1 on a role, user or group's whole current state: every inline policy and every
     attached managed policy (``None`` document: an AWS managed admin policy known by ARN, or a
-    policy that could not be read). ``merge_issues`` makes them one finding."""
+    policy that could not be read), a user's groups' policies (a member holds them), a role's
+    trust policy. ``merge_issues`` makes them one finding."""
     out: list[Issue] = []
-    sources: list[tuple[str, Mapping[str, Any] | None, bool]] = [
-        (f"inline policy {name} on {target.kind} {target.name}", doc, False) for name, doc in inline
+    own = (f"{target.kind} {target.name}",)
+    sources: list[tuple[str, Mapping[str, Any] | None, bool, tuple[str, ...]]] = [
+        (f"inline policy {name} on {target.kind} {target.name}", doc, False, own) for name, doc in inline
     ]
-    sources += [(f"managed policy {arn}", doc, arn in ADMIN_POLICY_ARNS) for arn, doc in attached]
-    for source, doc, known_admin in sources:
-        chain = (source, f"{target.kind} {target.name}")
+    sources += [(f"managed policy {arn}", doc, arn in ADMIN_POLICY_ARNS, own) for arn, doc in attached]
+    for group, g_inline, g_attached in groups:
+        via = (f"group {group}", f"{target.kind} {target.name} (member)")
+        sources += [(f"inline policy {name} on group {group}", doc, False, via) for name, doc in g_inline]
+        sources += [
+            (f"managed policy {arn} on group {group}", doc, arn in ADMIN_POLICY_ARNS, via)
+            for arn, doc in g_attached
+        ]
+    for source, doc, known_admin, tail in sources:
+        chain = (source, *tail)
         if doc is not None:
             out.extend(invoke_issues(doc, target, source=source, chain=chain))
         admin_stmt = next((s for s in statements(doc or {}) if is_admin(s)), None)
@@ -282,4 +334,39 @@ def principal_issues(
             issue = admin_issue(target, source=source, statement=admin_stmt, chain=chain)
             if issue:
                 out.append(issue)
+    trust = trust_issue(target)
+    if trust is not None:
+        out.append(trust)
     return out
+
+
+def resource_policy_issue(doc: Mapping[str, Any], resource_arn: str) -> Issue | None:
+    """A Bedrock resource policy (custom model, guardrail) with an Allow statement whose
+    principal is anyone (``"*"`` or ``{"AWS": "*"}``) and which no condition narrows: every AWS
+    account may use the resource."""
+    anyone = wildcard_principals(doc)
+    if not anyone:
+        return None
+    invoke = any(
+        invoke_actions(s) or any(str(a) in ("*", "bedrock:*") for a in _as_list(s.get("Action")))
+        for s in (json.loads(a) for a in anyone)
+    )
+    name = resource_arn.split(":", 5)[-1]
+    return Issue(
+        control_id="PER-IAM-1",
+        resource=arn_resource("Other", resource_arn, name, {"ResourcePolicy": "bedrock"}),
+        score=85 if invoke else 65,
+        reasons=(
+            "a resource policy grants any AWS principal without a condition (+65)",
+            *(("it grants model invocation (+20)",) if invoke else ()),
+        ),
+        summary=(
+            f"The resource policy of {resource_arn} lets any AWS principal in: " + "; ".join(anyone) + "."
+        ),
+        chain=(f"resource policy of {name}",),
+        fix=(
+            f"aws bedrock put-resource-policy --resource-arn {resource_arn} with named principals (accounts, "
+            "roles) or an aws:PrincipalOrgID / aws:SourceAccount condition; or delete-resource-policy."
+        ),
+        evidence={"perimeter/statement": anyone[0]},
+    )

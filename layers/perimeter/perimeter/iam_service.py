@@ -2,11 +2,13 @@
 administrator policies attached to model execution roles. Detect only: Perimeter does not
 rewrite IAM policies (a wrong guess would break production callers or lock people out).
 
-The event only says *which* principal to look at; ``evaluate_role``, ``evaluate_user`` and
-``evaluate_policy`` judge its whole current state (every inline and attached policy, as IAM
-returns them now), so the finding per (control, principal) lists every problem and is
-resolved (PASSED/ARCHIVED) as soon as none is left: after DetachRolePolicy, DeleteRolePolicy,
-DeletePolicyVersion, DeleteRole... The sweep calls the same three functions.
+The event only says *which* principal to look at; ``evaluate_role``, ``evaluate_user``,
+``evaluate_group`` and ``evaluate_policy`` judge its whole current state (every inline and
+attached policy as IAM returns them now, a user's groups' policies, a role's trust policy),
+so the finding per (control, principal) lists every problem and is resolved (PASSED/ARCHIVED)
+as soon as none is left: after DetachRolePolicy, DeleteRolePolicy, DeletePolicyVersion,
+DeleteRole, DetachGroupPolicy, RemoveUserFromGroup... A group's grant is a finding on the group
+and on each member user (they hold it). The sweep can call the same functions.
 
 IAM is a global service: CloudTrail delivers its events in us-east-1 only, with source
 ``aws.iam``. IamGuard therefore has to run in us-east-1 (or receive the events from a
@@ -23,6 +25,7 @@ from perimeter.arns import partition_of
 from perimeter.guard import admit
 from perimeter.iam_eval import (
     ADMIN_POLICY_ARNS,
+    GroupPolicies,
     Principal,
     invoke_issues,
     principal_issues,
@@ -33,7 +36,14 @@ from perimeter.posture_service import report_evaluation
 from perimeter.runtime import Runtime
 
 ROLE_EVENTS = frozenset(
-    {"PutRolePolicy", "AttachRolePolicy", "DetachRolePolicy", "DeleteRolePolicy", "DeleteRole"}
+    {
+        "PutRolePolicy",
+        "AttachRolePolicy",
+        "UpdateAssumeRolePolicy",
+        "DetachRolePolicy",
+        "DeleteRolePolicy",
+        "DeleteRole",
+    }
 )
 USER_EVENTS = frozenset(
     {"PutUserPolicy", "AttachUserPolicy", "DetachUserPolicy", "DeleteUserPolicy", "DeleteUser"}
@@ -41,7 +51,13 @@ USER_EVENTS = frozenset(
 POLICY_EVENTS = frozenset(
     {"CreatePolicyVersion", "DeletePolicyVersion", "SetDefaultPolicyVersion", "DeletePolicy"}
 )
-IAM_EVENTS = ROLE_EVENTS | USER_EVENTS | POLICY_EVENTS
+#: A group's policies reach every member user: the group and its members are judged.
+GROUP_EVENTS = frozenset(
+    {"AttachGroupPolicy", "PutGroupPolicy", "DetachGroupPolicy", "DeleteGroupPolicy", "DeleteGroup"}
+)
+#: Membership: the user gains or loses the group's policies (both are judged).
+MEMBERSHIP_EVENTS = frozenset({"AddUserToGroup", "RemoveUserFromGroup"})
+IAM_EVENTS = ROLE_EVENTS | USER_EVENTS | POLICY_EVENTS | GROUP_EVENTS | MEMBERSHIP_EVENTS
 #: Principals re-judged per managed-policy change at most.
 MAX_ROLES = 25
 _CONTROL = "PER-IAM-1"
@@ -74,6 +90,14 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
         ev, judged_what, gone = evaluate_role(iam, str(req.get("roleName")), account)
     elif call.event_name in USER_EVENTS:
         ev, judged_what, gone = evaluate_user(iam, str(req.get("userName")), account)
+    elif call.event_name in GROUP_EVENTS:
+        ev, judged_what, gone = evaluate_group(iam, str(req.get("groupName")), account)
+    elif call.event_name in MEMBERSHIP_EVENTS:
+        ev, judged_what, gone = evaluate_group(iam, str(req.get("groupName")), account, members=False)
+        user_ev, user_what, user_gone = evaluate_user(iam, str(req.get("userName")), account)
+        ev.extend(user_ev)
+        judged_what += user_what
+        gone += user_gone
     else:
         ev, judged_what, gone = evaluate_policy(iam, str(req.get("policyArn")), account)
     base = {"event_id": call.event_id, "event_name": call.event_name, "resources": judged_what}
@@ -117,29 +141,80 @@ def evaluate_role(iam: Any, name: str, account: str) -> tuple[Evaluation, list[s
     return ev, [f"role {name}"], []
 
 
+def _group_policies(iam: Any, names: list[str]) -> list[GroupPolicies]:
+    out: list[GroupPolicies] = []
+    for group in names:
+        inline = iam.inline_policies("group", group)
+        attached = iam.attached_policies("group", group)
+        if inline is None or attached is None:  # deleted between reads: grants nothing
+            continue
+        out.append((group, inline, _attached_docs(iam, attached)))
+    return out
+
+
 def evaluate_user(iam: Any, name: str, account: str) -> tuple[Evaluation, list[str], list[str]]:
-    """PER-IAM-1 on a user's whole current state (its own inline and attached policies)."""
+    """PER-IAM-1 on a user's whole current state: its own inline and attached policies and
+    those of every group it belongs to (a member holds them)."""
     ev = Evaluation()
     user = iam.user(name)
     inline = iam.inline_policies("user", name) if user else None
     attached = iam.attached_policies("user", name) if user else None
-    if user is None or inline is None or attached is None:
+    groups = iam.groups_of_user(name) if user else None
+    if user is None or inline is None or attached is None or groups is None:
         gone = Principal("user", name, _arn(account, "user", name))
         ev.cover(_CONTROL, principal_resource(gone), f"user {name} was deleted.")
         return ev, [], [f"user {name}"]
-    ev.issues.extend(principal_issues(user, inline=inline, attached=_attached_docs(iam, attached)))
+    ev.issues.extend(
+        principal_issues(
+            user,
+            inline=inline,
+            attached=_attached_docs(iam, attached),
+            groups=_group_policies(iam, groups),
+        )
+    )
+    in_groups = f" or of its {len(groups)} group(s) ({', '.join(groups)})" if groups else ""
     ev.cover(
         _CONTROL,
         principal_resource(user),
-        f"none of user {name}'s {len(inline)} inline and {len(attached)} attached policies "
+        f"none of user {name}'s {len(inline)} inline and {len(attached)} attached policies{in_groups} "
         "grants model invocation on *.",
     )
     return ev, [f"user {name}"], []
 
 
+def evaluate_group(
+    iam: Any, name: str, account: str, *, members: bool = True
+) -> tuple[Evaluation, list[str], list[str]]:
+    """PER-IAM-1 on a group's own policies, then (``members``) on the whole state of each member
+    user, who holds them: a grant on the group is a finding on the group and on every member."""
+    ev = Evaluation()
+    found = iam.group(name)
+    inline = iam.inline_policies("group", name) if found else None
+    attached = iam.attached_policies("group", name) if found else None
+    if found is None or inline is None or attached is None:
+        gone = Principal("group", name, _arn(account, "group", name))
+        ev.cover(_CONTROL, principal_resource(gone), f"group {name} was deleted.")
+        return ev, [], [f"group {name}"]
+    group, users = found
+    ev.issues.extend(principal_issues(group, inline=inline, attached=_attached_docs(iam, attached)))
+    ev.cover(
+        _CONTROL,
+        principal_resource(group),
+        f"none of group {name}'s {len(inline)} inline and {len(attached)} attached policies "
+        "grants model invocation on *.",
+    )
+    judged = [f"group {name}"]
+    if members:
+        for user_name in users[:MAX_ROLES]:
+            sub, what, _ = evaluate_user(iam, user_name, account)
+            ev.extend(sub)
+            judged += what
+    return ev, judged, []
+
+
 def evaluate_policy(iam: Any, arn: str, account: str) -> tuple[Evaluation, list[str], list[str]]:
-    """PER-IAM-1 on a managed policy's default version, then on the whole state of every role
-    and user it is attached to (a new default version can grant or take away admin)."""
+    """PER-IAM-1 on a managed policy's default version, then on the whole state of every role,
+    user and group it is attached to (a new default version can grant or take away admin)."""
     ev = Evaluation()
     name = arn.rsplit("/", 1)[-1]
     target = Principal("policy", name, arn)
@@ -155,13 +230,21 @@ def evaluate_policy(iam: Any, arn: str, account: str) -> tuple[Evaluation, list[
         f"the default version of {arn} grants no model invocation on *.",
     )
     judged = [f"policy {arn}"]
-    roles, users = iam.entities_with_policy(arn)
-    for role_name in roles[:MAX_ROLES]:
+    roles, users, groups = iam.entities_with_policy(arn)
+    budget = MAX_ROLES
+    for role_name in roles[:budget]:
         sub, what, _ = evaluate_role(iam, role_name, account)
         ev.extend(sub)
         judged += what
-    for user_name in users[: max(0, MAX_ROLES - len(roles))]:
+    budget = max(0, budget - len(roles))
+    for user_name in users[:budget]:
         sub, what, _ = evaluate_user(iam, user_name, account)
+        ev.extend(sub)
+        judged += what
+    budget = max(0, budget - len(users))
+    for group_name in groups[:budget]:
+        # the group and its members (they hold the policy through it)
+        sub, what, _ = evaluate_group(iam, group_name, account)
         ev.extend(sub)
         judged += what
     return ev, judged, []

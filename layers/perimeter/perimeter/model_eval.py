@@ -214,3 +214,32 @@ def marketplace_outside_vpc(arn: str, name: str, chain: tuple[str, ...]) -> Issu
 
 def vpcs_of(subnets: Sequence[str], subnet_vpcs: Mapping[str, str]) -> list[str]:
     return list(dict.fromkeys(subnet_vpcs[s] for s in subnets if s in subnet_vpcs))
+
+
+def domain_resource(arn: str, domain_id: str, name: str = "") -> FindingResource:
+    return arn_resource("Other", arn, f"domain/{domain_id}", {"DomainId": domain_id, "DomainName": name})
+
+
+def domain_issue(arn: str, domain_id: str, name: str, access: str, chain: tuple[str, ...]) -> Issue | None:
+    """A SageMaker Studio domain whose apps (notebooks, JupyterLab, Canvas: where models are
+    tried and deployed from) reach the internet through SageMaker's own network, outside the
+    VPC and its security groups (``AppNetworkAccessType`` ``PublicInternetOnly``, the default)."""
+    if access != "PublicInternetOnly":
+        return None
+    return Issue(
+        control_id="PER-VPC-1",
+        resource=domain_resource(arn, domain_id, name),
+        score=60,
+        reasons=("Studio apps with direct internet access, outside the VPC's controls (+60)",),
+        summary=(
+            f"SageMaker domain {name or domain_id} ({domain_id}) has AppNetworkAccessType "
+            "PublicInternetOnly: its apps reach the internet directly, past the VPC's security groups, "
+            "flow logs and endpoints."
+        ),
+        chain=chain,
+        fix=(
+            f"aws sagemaker update-domain --domain-id {domain_id} --app-network-access-type VpcOnly "
+            "(with interface endpoints for the SageMaker APIs, or a NAT gateway; running apps must be "
+            "deleted first)."
+        ),
+    )

@@ -23,7 +23,7 @@ from perimeter.arns import marketplace_endpoint_arn
 from perimeter.changes import GroupChange
 from perimeter.context import GroupContext
 from perimeter.decide import GroupDecision, decide
-from perimeter.events import ApiCall, unwrap
+from perimeter.events import ApiCall, MalformedEvent, unwrap
 from perimeter.guard import admit
 from perimeter.model_eval import (
     ModelFacts,
@@ -58,16 +58,43 @@ SAGEMAKER_EVENTS = frozenset(
         "DeleteModel",
         "DeleteEndpoint",
         "DeleteNotebookInstance",
+        # Studio domains (issue 9 A): AppNetworkAccessType; the delete resolves.
+        "CreateDomain",
+        "UpdateDomain",
+        "DeleteDomain",
     }
 )
-MARKETPLACE_EVENTS = frozenset({"CreateMarketplaceModelEndpoint", "UpdateMarketplaceModelEndpoint"})
-GUARDRAIL_EVENTS = frozenset({"CreateGuardrail", "UpdateGuardrail", "DeleteGuardrail"})
+MARKETPLACE_EVENTS = frozenset(
+    # Register: an existing SageMaker endpoint becomes a Bedrock Marketplace endpoint.
+    {"CreateMarketplaceModelEndpoint", "UpdateMarketplaceModelEndpoint", "RegisterMarketplaceModelEndpoint"}
+)
+GUARDRAIL_EVENTS = frozenset(
+    {"CreateGuardrail", "UpdateGuardrail", "DeleteGuardrail", "CreateGuardrailVersion"}
+)
+#: Account-level enforced guardrail configurations (PER-GR-1: applied to every invocation).
+ENFORCEMENT_EVENTS = frozenset({"PutEnforcedGuardrailConfiguration", "DeleteEnforcedGuardrailConfiguration"})
+#: Resource policies on Bedrock resources (custom models, guardrails): PER-IAM-1.
+RESOURCE_POLICY_EVENTS = frozenset({"PutResourcePolicy", "DeleteResourcePolicy"})
+#: Models Bedrock serves from an import: they need the prompt-attack guardrail (PER-GR-1).
+SERVING_EVENTS = frozenset({"CreateModelImportJob", "CreateCustomModelDeployment"})
 BEDROCK_EVENTS = (
-    MARKETPLACE_EVENTS | GUARDRAIL_EVENTS | {"CreateModelImportJob", "DeleteMarketplaceModelEndpoint"}
+    MARKETPLACE_EVENTS
+    | GUARDRAIL_EVENTS
+    | ENFORCEMENT_EVENTS
+    | RESOURCE_POLICY_EVENTS
+    | SERVING_EVENTS
+    | {"DeleteMarketplaceModelEndpoint"}
 )
 #: Events that never write (no flow log is created on them): they report the state only.
 READ_ONLY_EVENTS = frozenset(
-    {"DeleteModel", "DeleteEndpoint", "DeleteNotebookInstance", "DeleteMarketplaceModelEndpoint"}
+    {
+        "DeleteModel",
+        "DeleteEndpoint",
+        "DeleteNotebookInstance",
+        "DeleteMarketplaceModelEndpoint",
+        "DeleteResourcePolicy",
+        "DeleteDomain",
+    }
 )
 DATA_ENI_MARKERS = ("RDSNetworkInterface", "ElastiCache", "Redshift", "DocumentDB")
 
@@ -201,6 +228,9 @@ def _gather_sagemaker(call: ApiCall, rt: Runtime, g: Gathered) -> None:
     if call.event_name == "DeleteEndpoint":
         _gather_deleted_endpoint(call, rt, g, sm)
         return
+    if call.event_name in ("CreateDomain", "UpdateDomain", "DeleteDomain"):
+        _gather_domain(call, rt, g, sm)
+        return
     if call.event_name in ("CreateModel", "DeleteModel"):
         models: list[tuple[tuple[str, ...], str]] = [((), str(_req(call.request, "modelName")))]
     else:
@@ -227,6 +257,40 @@ def _gather_sagemaker(call: ApiCall, rt: Runtime, g: Gathered) -> None:
     served = g.notes.pop("guardrail_served", None)
     if served and facts:
         _guardrail_requirement(call, rt, g, served, chain=facts[0][0])
+
+
+def _gather_domain(call: ApiCall, rt: Runtime, g: Gathered, sm: Any) -> None:
+    """A Studio domain judged on what SageMaker holds now (DescribeDomain): PER-VPC-1 while its
+    apps have direct internet access."""
+    from perimeter.model_eval import domain_issue, domain_resource
+
+    resp = call.response or {}
+    domain_id = _req(call.request, "domainId") or _req(resp, "domainId")
+    arn = _req(resp, "domainArn")
+    if not domain_id and arn:
+        domain_id = str(arn).rsplit("/", 1)[-1]
+    if not domain_id:
+        raise MalformedEvent(f"{call.event_name}: record names no domain (domainId / domainArn)")
+    domain_id = str(domain_id)
+    arn = str(arn or arn_of("sagemaker", call.region, call.account, f"domain/{domain_id}"))
+    d = sm.domain(domain_id)
+    if d is None or str(d.get("Status", "")).startswith("Delet"):
+        g.gone.append(f"domain {domain_id}")
+        g.cover("PER-VPC-1", domain_resource(arn, domain_id), f"domain {domain_id} was deleted.")
+        return
+    name = str(d.get("DomainName") or _req(call.request, "domainName") or "")
+    arn = str(d.get("DomainArn") or arn)
+    access = str(d.get("AppNetworkAccessType") or "PublicInternetOnly")
+    g.judged.append(f"domain {name or domain_id}")
+    issue = domain_issue(arn, domain_id, name, access, (f"domain {name or domain_id}",))
+    if issue:
+        g.issues.append(issue)
+    else:
+        g.cover(
+            "PER-VPC-1",
+            domain_resource(arn, domain_id, name),
+            f"domain {name or domain_id} has AppNetworkAccessType {access}.",
+        )
 
 
 def _endpoint_models(
@@ -462,6 +526,20 @@ def _gather_bedrock(call: ApiCall, rt: Runtime, g: Gathered) -> None:
         _guardrail_requirement(
             call, rt, g, [f"imported model {name}" + (f" from {source}" if source else "")], chain=chain
         )
+    elif call.event_name == "CreateCustomModelDeployment":
+        # Custom Model Import served on demand: Bedrock's own fleet, no VPC of the account's
+        # (PER-VPC-1 does not apply); what it needs is the prompt-attack guardrail.
+        name = str(_req(req, "modelDeploymentName") or "?")
+        model = str(_req(req, "modelArn") or "")
+        g.judged.append(f"custom model deployment {name}")
+        chain = (f"custom model deployment {name}", f"model {model.rsplit('/', 1)[-1] or '?'}")
+        _guardrail_requirement(
+            call, rt, g, [f"custom model deployment {name}" + (f" of {model}" if model else "")], chain=chain
+        )
+    elif call.event_name in ENFORCEMENT_EVENTS:
+        _gather_enforcement(call, rt, g, req)
+    elif call.event_name in RESOURCE_POLICY_EVENTS:
+        _gather_resource_policy(call, rt, g, req)
     else:
         _gather_guardrail_change(call, rt, g, req)
 
@@ -596,6 +674,8 @@ def _gather_guardrail_change(call: ApiCall, rt: Runtime, g: Gathered, req: Mappi
                     ),
                     f"guardrail {after.label} is no weaker than version {before.version}.",
                 )
+    if call.event_name == "CreateGuardrailVersion" and gid:
+        _judge_published_version(call, br, g, str(gid), str(_req(call.response, "version") or ""), enforced)
     guardrails = br.guardrails()
     issue = missing_guardrail_issue(
         account=call.account,
@@ -610,6 +690,92 @@ def _gather_guardrail_change(call: ApiCall, rt: Runtime, g: Gathered, req: Mappi
     _cover_requirement(call, g, guardrails, served=served)
     if call.event_name == "CreateGuardrail":
         g.judged.append(f"guardrail {gid or _req(req, 'name')}")
+
+
+def _judge_published_version(
+    call: ApiCall, br: Any, g: Gathered, gid: str, version: str, enforced: list[Any]
+) -> None:
+    """CreateGuardrailVersion publishes the DRAFT as version N: applications and enforced
+    configurations that move to N get whatever N lost against N-1, filter by filter."""
+    from perimeter.guardrail_eval import weakened_issue
+
+    if not version.isdigit():
+        return
+    after = br.guardrail(gid, version)
+    if after is None:
+        g.gone.append(f"guardrail {gid} v{version}")
+        return
+    g.judged.append(f"guardrail {gid} v{version}")
+    resource = arn_resource("Other", after.arn, after.guardrail_id, {"GuardrailId": after.guardrail_id})
+    before = br.guardrail(gid, str(int(version) - 1)) if int(version) > 1 else None
+    if before is None:
+        g.cover("PER-GR-1", resource, f"guardrail {after.label} is its first published version.")
+        return
+    issue = weakened_issue(
+        account=call.account, region=call.region, before=before, after=after, enforced=enforced
+    )
+    if issue:
+        g.issues.append(issue)
+    else:
+        g.cover("PER-GR-1", resource, f"guardrail {after.label} is no weaker than version {before.version}.")
+
+
+def _gather_enforcement(call: ApiCall, rt: Runtime, g: Gathered, req: Mapping[str, Any]) -> None:
+    """Put/DeleteEnforcedGuardrailConfiguration: judge every enforced configuration as Bedrock
+    now holds it, each with its guardrail at the version it names."""
+    from perimeter.guardrail_eval import enforcement_issue, enforcement_resource
+
+    if rt.policy.mode("PER-GR-1") == "off":
+        return
+    br = _bedrock(rt)
+    enforced = br.enforced()
+    applied = [(e, br.guardrail(e.guardrail_id, e.version or None)) for e in enforced]
+    served = br.served_models()
+    deleted = (
+        str(_req(req, "configId")) if call.event_name == "DeleteEnforcedGuardrailConfiguration" else None
+    )
+    g.judged.append("enforced guardrail configurations")
+    g.notes["enforced"] = [e.describe() for e in enforced]
+    issue = enforcement_issue(
+        account=call.account, region=call.region, applied=applied, served=served, deleted=deleted
+    )
+    resource = enforcement_resource(call.account, call.region)
+    if issue:
+        g.issues.append(issue)
+        return
+    strong = [e.describe() for e, gr in applied if gr is not None and gr.blocks_prompt_attacks]
+    g.cover(
+        "PER-GR-1",
+        resource,
+        f"{'; '.join(strong)} applies a HIGH prompt-attack guardrail to every invocation."
+        if strong
+        else "Bedrock serves no model in this region.",
+    )
+
+
+def _gather_resource_policy(call: ApiCall, rt: Runtime, g: Gathered, req: Mapping[str, Any]) -> None:
+    """Put/DeleteResourcePolicy on a Bedrock resource: the policy Bedrock holds now, judged whole
+    (the record's copy may be stale by the time the event arrives)."""
+    from perimeter.iam_eval import resource_policy_issue
+
+    if rt.policy.mode("PER-IAM-1") == "off":
+        return
+    resource_arn = str(_req(req, "resourceArn") or _req(call.response, "resourceArn") or "")
+    if not resource_arn:
+        raise MalformedEvent(f"{call.event_name}: request lacks resourceArn")
+    doc = _bedrock(rt).resource_policy(resource_arn)
+    name = resource_arn.split(":", 5)[-1]
+    g.judged.append(f"resource policy of {name}")
+    issue = resource_policy_issue(doc, resource_arn)
+    if issue:
+        g.issues.append(issue)
+    else:
+        g.cover(
+            "PER-IAM-1",
+            arn_resource("Other", resource_arn, name, {"ResourcePolicy": "bedrock"}),
+            f"the resource policy of {name} grants no unconditioned wildcard principal"
+            + (" (it has none)." if not doc else "."),
+        )
 
 
 def _cover_requirement(

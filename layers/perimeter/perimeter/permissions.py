@@ -55,6 +55,11 @@ FUNCTIONS: dict[str, frozenset[str]] = {
             "ec2:RevokeSecurityGroupIngress",
             "ec2:RevokeSecurityGroupEgress",
             "ec2:ModifyNetworkInterfaceAttribute",
+            # ModifyVpcEndpoint names the endpoint: its ENIs are read (issue 9)
+            "ec2:DescribeVpcEndpoints",
+            # launch templates (issue 9): the versions launches use, and their stored findings
+            "ec2:DescribeLaunchTemplateVersions",
+            "securityhub:GetFindings",
         }
     )
     | IDEMPOTENCY
@@ -87,12 +92,17 @@ FUNCTIONS["ModelPostureFunction"] = (
             "sagemaker:DescribeEndpointConfig",
             "sagemaker:DescribeEndpoint",
             "sagemaker:DescribeNotebookInstance",
+            # Studio domains' AppNetworkAccessType (issue 9)
+            "sagemaker:DescribeDomain",
             "bedrock:GetGuardrail",
             "bedrock:ListGuardrails",
             "bedrock:ListEnforcedGuardrailsConfiguration",
             "bedrock:ListMarketplaceModelEndpoints",
             "bedrock:ListImportedModels",
+            "bedrock:ListCustomModelDeployments",
             "bedrock:GetMarketplaceModelEndpoint",
+            # a Bedrock resource policy judged whole (PutResourcePolicy, DeleteResourcePolicy)
+            "bedrock:GetResourcePolicy",
             "ec2:DescribeSecurityGroups",
             "ec2:DescribeRouteTables",
             "ec2:DescribeSubnets",
@@ -119,6 +129,12 @@ FUNCTIONS["IamGuardFunction"] = (
             "iam:ListUserPolicies",
             "iam:GetUserPolicy",
             "iam:ListAttachedUserPolicies",
+            # a user holds its groups' policies; a group's grant reaches every member
+            "iam:ListGroupsForUser",
+            "iam:GetGroup",
+            "iam:ListGroupPolicies",
+            "iam:GetGroupPolicy",
+            "iam:ListAttachedGroupPolicies",
             "iam:GetPolicy",
             "iam:GetPolicyVersion",
             "iam:ListEntitiesForPolicy",

@@ -96,6 +96,7 @@ class BedrockAdapter:
                         guardrail_id=str(c.get("guardrailId", "")),
                         version=str(c.get("guardrailVersion", "")),
                         owner=str(c.get("owner", "ACCOUNT")),
+                        config_id=str(c.get("configId", "")),
                     )
                 )
             token = resp.get("nextToken")
@@ -103,7 +104,8 @@ class BedrockAdapter:
                 return out
 
     def served_models(self) -> list[str]:
-        """Names of models Bedrock serves from this account: Marketplace endpoints, imported models."""
+        """Names of models Bedrock serves from this account: Marketplace endpoints, imported models,
+        custom model deployments."""
         names: list[str] = []
         resp = self._br.list_marketplace_model_endpoints(maxResults=10)
         names.extend(
@@ -112,6 +114,13 @@ class BedrockAdapter:
         )
         resp = self._br.list_imported_models(maxResults=10)
         names.extend(f"imported model {m.get('modelName')}" for m in resp.get("modelSummaries", []))
+        # Custom Model Import served on demand (CreateCustomModelDeployment)
+        resp = self._br.list_custom_model_deployments(maxResults=10)
+        names.extend(
+            f"custom model deployment {d.get('customModelDeploymentName')}"
+            for d in resp.get("modelDeploymentSummaries", [])
+            if str(d.get("status", "")).upper() != "FAILED"
+        )
         return names
 
     def marketplace_endpoint_arns(self) -> list[str]:
@@ -124,6 +133,22 @@ class BedrockAdapter:
             token = resp.get("nextToken")
             if not token:
                 return arns
+
+    def resource_policy(self, arn: str) -> dict[str, Any]:
+        """The resource's policy as Bedrock holds it now; ``{}`` when it has none or the resource
+        is gone (Bedrock answers both with ResourceNotFoundException): nothing grants anyone."""
+        import json
+
+        try:
+            text = self._br.get_resource_policy(resourceArn=arn).get("resourcePolicy")
+        except ClientError as exc:
+            if error_code(exc) in GONE:
+                return {}
+            raise
+        if not text:
+            return {}
+        doc = json.loads(text) if isinstance(text, str) else text
+        return doc if isinstance(doc, dict) else {}
 
     def marketplace_endpoint(self, arn: str) -> MarketplaceEndpoint | None:
         try:

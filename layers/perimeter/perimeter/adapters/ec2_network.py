@@ -99,6 +99,38 @@ class Ec2NetworkAdapter:
                     names.add(str(ep.get("ServiceName", "")))
         return names
 
+    def endpoint_enis(self, endpoint_ids: Sequence[str]) -> list[str] | None:
+        """The ENIs of these VPC endpoints (``[]`` for gateway endpoints; ``None``: gone)."""
+        try:
+            resp = self._ec2.describe_vpc_endpoints(VpcEndpointIds=list(endpoint_ids))
+        except ClientError as exc:
+            if error_code(exc) in ("InvalidVpcEndpointId.NotFound", "InvalidVpcEndpointId.Malformed"):
+                return None
+            raise
+        found = resp.get("VpcEndpoints", [])
+        if not found:
+            return None
+        return [str(e) for ep in found for e in ep.get("NetworkInterfaceIds", [])]
+
+    def launch_template_versions(self, template_id: str | None, name: str | None) -> list[dict[str, Any]]:
+        """The versions launches use (``$Default``, ``$Latest``), once each; ``[]``: the template
+        is gone."""
+        ref = {"LaunchTemplateId": template_id} if template_id else {"LaunchTemplateName": name}
+        try:
+            resp = self._ec2.describe_launch_template_versions(**ref, Versions=["$Default", "$Latest"])
+        except ClientError as exc:
+            if error_code(exc) in (
+                "InvalidLaunchTemplateId.NotFound",
+                "InvalidLaunchTemplateName.NotFoundException",
+                "InvalidLaunchTemplateId.VersionNotFound",
+            ):
+                return []
+            raise
+        seen: dict[int, dict[str, Any]] = {}
+        for v in resp.get("LaunchTemplateVersions", []):
+            seen.setdefault(int(v.get("VersionNumber", 0)), v)
+        return [seen[n] for n in sorted(seen)]
+
     def groups(self, group_ids: Iterable[str]) -> dict[str, GroupInfo]:
         ids = sorted(set(group_ids))
         if not ids:

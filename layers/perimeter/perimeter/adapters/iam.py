@@ -73,10 +73,11 @@ class IamAdapter:
         return out
 
     def inline_policies(self, kind: str, name: str) -> list[tuple[str, dict[str, Any]]] | None:
-        """``(policy name, document)`` of every inline policy of a role or user (None: gone)."""
+        """``(policy name, document)`` of every inline policy of a role, user or group (None: gone)."""
         list_op, get_op, arg = {
             "role": ("list_role_policies", "get_role_policy", "RoleName"),
             "user": ("list_user_policies", "get_user_policy", "UserName"),
+            "group": ("list_group_policies", "get_group_policy", "GroupName"),
         }[kind]
         names = self._pages(list_op, "PolicyNames", **{arg: name})
         if names is None:
@@ -93,10 +94,11 @@ class IamAdapter:
         return out
 
     def attached_policies(self, kind: str, name: str) -> list[str] | None:
-        """ARNs of the managed policies attached to a role or user (None: gone)."""
+        """ARNs of the managed policies attached to a role, user or group (None: gone)."""
         op, arg = {
             "role": ("list_attached_role_policies", "RoleName"),
             "user": ("list_attached_user_policies", "UserName"),
+            "group": ("list_attached_group_policies", "GroupName"),
         }[kind]
         found = self._pages(op, "AttachedPolicies", **{arg: name})
         return None if found is None else [str(p["PolicyArn"]) for p in found]
@@ -110,20 +112,22 @@ class IamAdapter:
             raise
         return Principal("user", u["UserName"], u["Arn"])
 
-    def entities_with_policy(self, arn: str) -> tuple[list[str], list[str]]:
-        """(role names, user names) the managed policy is attached to."""
+    def entities_with_policy(self, arn: str) -> tuple[list[str], list[str], list[str]]:
+        """(role names, user names, group names) the managed policy is attached to."""
         roles: list[str] = []
         users: list[str] = []
+        groups: list[str] = []
         paginator = self._iam.get_paginator("list_entities_for_policy")
         try:
             for page in paginator.paginate(PolicyArn=arn):
                 roles.extend(r["RoleName"] for r in page.get("PolicyRoles", []))
                 users.extend(u["UserName"] for u in page.get("PolicyUsers", []))
+                groups.extend(g["GroupName"] for g in page.get("PolicyGroups", []))
         except ClientError as exc:
             if error_code(exc) == "NoSuchEntity":
-                return [], []
+                return [], [], []
             raise
-        return roles, users
+        return roles, users, groups
 
     def account_details(self) -> AccountDetails:
         """Every role and user with its inline policies and attached policy ARNs, and every
@@ -168,6 +172,28 @@ class IamAdapter:
                         _doc(default.get("Document") or "{}"),
                     )
         return out
+
+
+    # --- groups: a user holds its groups' policies too ----------------------------------------
+
+    def group(self, name: str) -> tuple[Principal, list[str]] | None:
+        """The group and its member user names (None: the group no longer exists)."""
+        head: dict[str, Any] = {}
+        users: list[str] = []
+        try:
+            for page in self._iam.get_paginator("get_group").paginate(GroupName=name):
+                head = head or page["Group"]  # every page repeats the group itself
+                users.extend(str(u["UserName"]) for u in page.get("Users", []))
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return None
+            raise
+        return Principal("group", str(head["GroupName"]), str(head["Arn"])), users
+
+    def groups_of_user(self, name: str) -> list[str] | None:
+        """Names of the groups a user belongs to (None: the user is gone)."""
+        found = self._pages("list_groups_for_user", "Groups", UserName=name)
+        return None if found is None else [str(g["GroupName"]) for g in found]
 
 
 @dataclass

@@ -48,6 +48,15 @@ class SageMakerAdapter:
             execution_role=m.get("ExecutionRoleArn"),
         )
 
+    def domain(self, domain_id: str) -> dict[str, Any] | None:
+        """DescribeDomain as SageMaker answers it (None: the domain is gone)."""
+        try:
+            return dict(self._sm.describe_domain(DomainId=domain_id))
+        except ClientError as exc:
+            if _gone(exc):
+                return None
+            raise
+
     def endpoint_config_models(self, name: str) -> tuple[str, list[str]] | None:
         """(config ARN, model names of its production and shadow variants)."""
         try:
