@@ -382,7 +382,7 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from perimeter_local.restore import restore
+    from perimeter.restore import restore
 
     record = _audit_adapter(args).get(args.audit_id)
     if record is None:

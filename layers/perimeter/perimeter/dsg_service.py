@@ -298,13 +298,19 @@ def _plan_vpc(
     deps = net.dependants(default.group_id)
     ctx = _vpc_ctx(call, rt, vpc_id, SELF)
 
+    undone: list[Any] = []
+
     def exempt(control_id: str) -> str | None:
+        if rt.exemptions is not None and not undone:
+            # The undo's exemptions of this default group (a migration undone), read once.
+            undone.append(rt.exemptions.for_resource(default.group_id))
         ex = policy.exemption_for(
             control_id,
             group_id=default.group_id,
             vpc_id=vpc_id,
             tags=default.tags,
             principal_arn=call.actor.arn,
+            extra=undone[0] if undone else (),
         )
         return ex.label if ex else None
 

@@ -36,6 +36,8 @@ FUNCTIONS: dict[str, frozenset[str]] = {
             "ec2:GetManagedPrefixListEntries",
             # the findings ledger (CreatedAt/FirstObservedAt kept)
             "dynamodb:UpdateItem",
+            # the undo's exemptions of the groups judged (issue 11)
+            "dynamodb:Query",
         }
     )
     | IDEMPOTENCY
@@ -55,6 +57,8 @@ FUNCTIONS: dict[str, frozenset[str]] = {
             "ec2:RevokeSecurityGroupIngress",
             "ec2:RevokeSecurityGroupEgress",
             "ec2:ModifyNetworkInterfaceAttribute",
+            # the undo's exemptions of the default group (issue 11)
+            "dynamodb:Query",
         }
     )
     | IDEMPOTENCY
@@ -170,12 +174,32 @@ FUNCTIONS["SweepFunction"] = (
             "securityhub:GetFindings",
             "dynamodb:BatchWriteItem",
             "dynamodb:Scan",
+            # (dynamodb:Scan also reads the undo's exemptions, whole, beside the listing)
         }
     )
     | FLOW_LOG_CREATE
     | REPORTING
     | AUDIT
     | POLICY
+)
+
+# Issue 11: the Security Hub custom action "Perimeter undo". The restore (perimeter.restore) of
+# the two remediations it undoes, the exemption it writes first, the audit record marked
+# restored (conditional UpdateItem), the finding's note. No idempotency table: the audit
+# record's restored mark makes a repeated undo a no-op, and every restore step tolerates
+# having been done.
+FUNCTIONS["UndoFunction"] = frozenset(
+    {
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroupEgress",
+        "ec2:ModifyNetworkInterfaceAttribute",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DeleteSecurityGroup",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+        "securityhub:BatchUpdateFindings",
+    }
 )
 
 

@@ -248,6 +248,7 @@ def covered(policy: Policy) -> frozenset[tuple[str, str]]:
         ("PER-VPC-1", "model"),
         ("PER-VPC-1", "notebook"),
         ("PER-VPC-2", "model"),
+        ("PER-EXM-1", "sg"),
     ]
     return frozenset(p for p in pairs if policy.mode(p[0]) != "off")
 
