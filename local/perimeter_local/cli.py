@@ -515,7 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, helptext, func in (
         ("audit", "list the audit trail (what Perimeter changed, oldest first)", cmd_audit),
-        ("restore", "undo one remediation (audit id), or undo and exempt a finding's (finding id)", cmd_restore),
+        (
+            "restore",
+            "undo one remediation (audit id), or undo and exempt a finding's (finding id)",
+            cmd_restore,
+        ),
     ):
         p = sub.add_parser(name, help=helptext)
         if name == "restore":
@@ -529,7 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
                 ),
             )
             p.add_argument(
-                "--days", type=int, default=7, help="how long a FINDING_ID undo exempts (default: %(default)s)"
+                "--days",
+                type=int,
+                default=7,
+                help="how long a FINDING_ID undo exempts (default: %(default)s)",
             )
             p.add_argument(
                 "--exemptions-table",

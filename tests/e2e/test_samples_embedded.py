@@ -122,6 +122,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "CreateMarketplaceModelEndpoint--deepseek-default-sg": {DSG: "reported", MODEL: "remediated"},
     "UpdateMarketplaceModelEndpoint--no-vpc": {MODEL: "reported"},
     "DeleteMarketplaceModelEndpoint--deepseek-default-sg": {MODEL: "resource-gone"},
+    # issue 11: not staged (see the test): the undo finds no audit record and changes nothing
+    "SecurityHubCustomAction--undo-and-exempt": {"UndoFunction": "done"},
 }
 #: samples served in part by the runner's moto extensions -> what the output must name
 STAND_IN = {
@@ -274,6 +276,14 @@ def test_sample_ends_as_its_name_promises(
     after = out["after"]
     staged = out["staged"]
     _check_extensions_named(sample, out, err)
+    if sample == "SecurityHubCustomAction--undo-and-exempt":
+        # Not staged: undoing needs a remediation (audit record, finding) first, and its note
+        # BatchUpdateFindings, which moto lacks. The undo finds no audit record and changes
+        # nothing; tests/integration/test_undo*.py stage it (the note answered by a hook).
+        [r] = out["results"]
+        assert [x["status"] for x in r["result"]["results"]] == ["no-audit-record"]
+        assert after["audit"] == [] and after["findings"] == []
+        return
     if sample in FIXES:
         _check_fix(sample, out, sample_calls.calls)
         return

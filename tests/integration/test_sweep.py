@@ -14,11 +14,11 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from perimeter.restore import restore
 from perimeter_local import cloudtrail
 from perimeter_local.account import prepare
 from perimeter_local.cli import scheduled_event
 from perimeter_local.invoke import forget_containers, invoke
-from perimeter.restore import restore
 from perimeter_local.review_seed import remember_unused
 from perimeter_local.template import functions
 

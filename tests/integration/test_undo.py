@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import perimeter.runtime
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -51,7 +50,9 @@ TODAY = dt.datetime.now(dt.UTC).date()
 
 
 def _load(name: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    spec = importlib.util.spec_from_file_location(f"{name}_app_under_test", ROOT / "functions" / name / "app.py")
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_app_under_test", ROOT / "functions" / name / "app.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -141,7 +142,7 @@ def remediate_world_ssh(e: Any, gid: str) -> tuple[dict[str, Any], dict[str, Any
 def test_undo_from_security_hub_restores_the_rule_exempts_it_and_notes_the_finding(undo_env: Any) -> None:
     e = undo_env
     gid = e.group()
-    perm, finding = remediate_world_ssh(e, gid)
+    _, finding = remediate_world_ssh(e, gid)
     assert finding["Compliance"]["Status"] == "PASSED"
     audit_id = finding["ProductFields"]["perimeter/audit_id"]
 
@@ -237,7 +238,7 @@ def test_a_malformed_custom_action_event_raises_the_one_validation_error(undo_en
 
     bad = custom_action([])
     bad["detail"]["findings"] = [{"no": "id"}]
-    with pytest.raises(MalformedEvent, match="detail.findings"):
+    with pytest.raises(MalformedEvent, match=r"detail\.findings"):
         undo_env.undo(bad, LambdaContext())
     with pytest.raises(MalformedEvent, match="not a Security Hub custom action"):
         undo_env.undo({**bad, "detail-type": "Security Hub Findings - Imported"}, LambdaContext())
@@ -287,9 +288,10 @@ def test_a_valid_tag_exempts_and_the_finding_is_suppressed_with_reason_and_expir
         )
         assert f"tag perimeter:exempt until {until}: partner SFTP SEC-123" in f["Description"]
     # Only the controls it names: all traffic from the world is PER-SG-3 as well, and revoked.
-    assert e.invoke(authorize(e, gid, [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]))[
-        "status"
-    ] == "remediated"
+    assert (
+        e.invoke(authorize(e, gid, [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]))["status"]
+        == "remediated"
+    )
 
 
 def test_an_expired_tag_protects_nothing(undo_env: Any) -> None:

@@ -131,7 +131,9 @@ def test_a_default_sg_migration_undone_from_security_hub_stays_undone_while_exem
     # The restore's own call comes back through CloudTrail (UndoFunction's role is not one of
     # Perimeter's ignored roles: its changes are judged): exempt, so nothing moves again.
     echo = modify_eni_event(
-        vpc.enis[0], [vpc.default_sg], actor_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/perimeter-undo-us-east-1/x"
+        vpc.enis[0],
+        [vpc.default_sg],
+        actor_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/perimeter-undo-us-east-1/x",
     )
     again = run(session, "DefaultSgGuardFunction", echo)
     assert again["status"] != "remediated", again
@@ -154,7 +156,9 @@ def test_the_sweep_honours_the_undo_and_lists_exemptions_expiring_within_a_week(
         TagSpecifications=[
             {
                 "ResourceType": "security-group",
-                "Tags": [{"Key": "perimeter:exempt", "Value": f"PER-SG-1+PER-SG-2 until={soon} reason=SEC-1"}],
+                "Tags": [
+                    {"Key": "perimeter:exempt", "Value": f"PER-SG-1+PER-SG-2 until={soon} reason=SEC-1"}
+                ],
             }
         ],
     )["GroupId"]
@@ -163,7 +167,10 @@ def test_the_sweep_honours_the_undo_and_lists_exemptions_expiring_within_a_week(
         Description="t",
         VpcId=vpc,
         TagSpecifications=[
-            {"ResourceType": "security-group", "Tags": [{"Key": "perimeter:exempt", "Value": f"all until={later} reason=x"}]}
+            {
+                "ResourceType": "security-group",
+                "Tags": [{"Key": "perimeter:exempt", "Value": f"all until={later} reason=x"}],
+            }
         ],
     )["GroupId"]
     undone = ec2.create_security_group(GroupName="undone", Description="t", VpcId=vpc)["GroupId"]
@@ -199,7 +206,9 @@ def test_the_sweep_honours_the_undo_and_lists_exemptions_expiring_within_a_week(
         ("undo", (TODAY + dt.timedelta(days=2)).isoformat()),
         ("tag", soon),
     ]
-    assert any(tagged in x["exemption"] for x in expiring) and not any(far in x["exemption"] for x in expiring)
+    assert any(tagged in x["exemption"] for x in expiring) and not any(
+        far in x["exemption"] for x in expiring
+    )
     assert any(line.startswith("expiring") and undone in line for line in out["lines"])
 
 
@@ -227,7 +236,9 @@ def test_cli_restore_finding_id_undoes_and_exempts(
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "undone" and out["exempt_until"] == (TODAY + dt.timedelta(days=2)).isoformat()
     rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [gid]}])
-    assert any(r.get("CidrIpv4") == "0.0.0.0/0" and r.get("FromPort") == 22 for r in rules["SecurityGroupRules"])
+    assert any(
+        r.get("CidrIpv4") == "0.0.0.0/0" and r.get("FromPort") == 22 for r in rules["SecurityGroupRules"]
+    )
     items = session.client("dynamodb").scan(TableName="perimeter-ExemptionsTable")["Items"]
     assert {i["pk"]["S"] for i in items} == {gid} and len(items) == 2
     [call] = updates.calls

@@ -581,7 +581,12 @@ def _migration_findings(
     plan = m.plan
     out: list[tuple[dict[str, Any], str]] = []
     dsg = plan.default.group_id
-    undo = f" Undo: perimeter restore {m.audit_id} (add a policy exemption first)." if m.audit_id else ""
+    undo = (
+        f' Undo (restore and exempt): the Security Hub action "Perimeter undo", or perimeter restore'
+        f" FINDING_ID; restore only: perimeter restore {m.audit_id}."
+        if m.audit_id
+        else ""
+    )
     left_out = "; ".join(f"{r.describe()} [{', '.join(c)}]" for r, c in plan.dropped) or "nothing"
     if plan.dsg1_violated:
         score = _dsg1_score(m, rt, call)

@@ -181,9 +181,7 @@ def from_item(item: Mapping[str, Any]) -> Exemption:
     )
 
 
-def expiring(
-    exemptions: Iterable[Exemption], today: dt.date, days: int = EXPIRING_DAYS
-) -> list[Exemption]:
+def expiring(exemptions: Iterable[Exemption], today: dt.date, days: int = EXPIRING_DAYS) -> list[Exemption]:
     """Those still in force that end within ``days`` (the sweep reports them)."""
     horizon = today + dt.timedelta(days=days)
     return sorted((e for e in exemptions if today <= e.expires <= horizon), key=lambda e: e.expires)

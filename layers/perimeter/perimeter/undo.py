@@ -31,7 +31,7 @@ names the caller (STS GetCallerIdentity).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from perimeter.events import MalformedEvent
@@ -80,7 +80,9 @@ def audit_id_of(finding: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def undo_finding(rt: Any, finding: Mapping[str, Any], *, actor: str, today: dt.date | None = None) -> dict[str, Any]:
+def undo_finding(
+    rt: Any, finding: Mapping[str, Any], *, actor: str, today: dt.date | None = None
+) -> dict[str, Any]:
     """Undo the remediation one finding reports, exempt it, note the finding."""
     fid = str(finding["Id"])
     ident = {"Id": fid, "ProductArn": str(finding.get("ProductArn", ""))}
@@ -90,8 +92,10 @@ def undo_finding(rt: Any, finding: Mapping[str, Any], *, actor: str, today: dt.d
     if not audit_id:
         out = {"finding_id": fid, "status": "nothing-to-undo", "reason": "the finding names no remediation"}
         rt.securityhub.note_findings(
-            [ident], note="Perimeter: nothing to undo (no remediation is recorded on this finding).",
-            by=actor, workflow=None,
+            [ident],
+            note="Perimeter: nothing to undo (no remediation is recorded on this finding).",
+            by=actor,
+            workflow=None,
         )
         return out
     result = undo_audit(rt, audit_id, actor=actor, finding_id=fid, today=today)
@@ -133,14 +137,20 @@ def undo_audit(
         return {
             "audit_id": audit_id,
             "status": "not-undoable-here",
-            "reason": f"{action}: restore it with `perimeter restore {audit_id}` after exempting it in the policy",
+            "reason": (
+                f"{action}: restore it with `perimeter restore {audit_id}` after exempting it in the policy"
+            ),
         }
     now = iso_now()
     day = today or dt.datetime.now(dt.UTC).date()
     until = day + dt.timedelta(days=days if days is not None else rt.settings.exempt_days)
-    items, what = _exemption(record, until=until, actor=actor, audit_id=audit_id, finding_id=finding_id, now=now)
+    items, what = _exemption(
+        record, until=until, actor=actor, audit_id=audit_id, finding_id=finding_id, now=now
+    )
     if rt.exemptions is None:
-        raise RuntimeError("PERIMETER_EXEMPTIONS_TABLE is not set: an undo without its exemption is revoked again")
+        raise RuntimeError(
+            "PERIMETER_EXEMPTIONS_TABLE is not set: an undo without its exemption is revoked again"
+        )
     rt.exemptions.put(items)  # first: the restore is judged as soon as CloudTrail delivers it
     restored = restore(rt, record)
     first = rt.audit.mark_restored(audit_id, by=actor, at=now, exempt_until=until.isoformat())
@@ -177,5 +187,3 @@ def find_finding(hub: Any, finding_id: str) -> dict[str, Any] | None:
     from perimeter.adapters.securityhub import SecurityHubAdapter
 
     return SecurityHubAdapter(hub).existing([finding_id]).get(finding_id)
-
-

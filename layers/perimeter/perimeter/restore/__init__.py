@@ -21,7 +21,6 @@ class RestoreError(ValueError):
     """The record names nothing a restore knows how to put back, or lacks what it needs."""
 
 
-
 def _authorize(call: Any, group_id: str, permissions: list[dict[str, Any]]) -> dict[str, Any]:
     restored, present = [], []
     for perm in permissions:
@@ -63,4 +62,3 @@ def restore(session: Any, record: Mapping[str, Any]) -> dict[str, Any]:
 
         return dict(restore_default_sg_migration(session, record))
     raise RestoreError(f"audit record {record.get('audit_id')} has no restore for action {action!r}")
-

@@ -36,8 +36,8 @@ from perimeter.context import GroupContext
 from perimeter.decide import GroupDecision
 from perimeter.dsg_service import judge_default_groups
 from perimeter.events import Actor, ApiCall
-from perimeter.model_service import as_model_tier, sweep_models
 from perimeter.exemptions import expiring, from_tags
+from perimeter.model_service import as_model_tier, sweep_models
 from perimeter.posture import Issue, Judged, exempt_tag_issues, issue_finding, judge
 from perimeter.posture_service import flow_log_evaluation, remediate
 from perimeter.report import (
@@ -227,10 +227,7 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
     for gid, ctx in s.contexts.items():
         judged_as = as_model_tier(ctx, policy) if gid in model_groups else ctx
         decisions.append(judge_group(judged_as, policy))
-    if policy.mode("PER-EXM-1") != "off":
-        for j in judge(exempt_tag_issues(list(s.contexts.values())), policy, principal_arn=None):
-            s.findings.append(issue_finding(s.call, j, now=s.now))
-            s.lines.append(_line(j))
+    _malformed_tags(s, policy)
     stale = _stale(s, inv) if policy.mode("PER-REV-2") != "off" else {}
     stale_judged = {
         gid: judge([stale_issue(s.contexts[gid], rules)], policy, principal_arn=None)
@@ -278,6 +275,15 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
         "stale": sorted(stale_judged),
         "revoked": {g: [r.rule_id for r in rs] for g, rs in removed.items()},
     }
+
+
+def _malformed_tags(s: Sweep, policy: Any) -> None:
+    """PER-EXM-1: every group whose perimeter:exempt tag does not parse (it protects nothing)."""
+    if policy.mode("PER-EXM-1") == "off":
+        return
+    for j in judge(exempt_tag_issues(list(s.contexts.values())), policy, principal_arn=None):
+        s.findings.append(issue_finding(s.call, j, now=s.now))
+        s.lines.append(_line(j))
 
 
 def _stale(s: Sweep, inv: InventoryAdapter) -> dict[str, list[Rule]]:
