@@ -65,9 +65,13 @@ class FindingUpdates:
 
     def __init__(self, session: Any) -> None:
         self.calls: list[dict[str, Any]] = []
+        self.fail_next = False
         session.events.register("before-call.securityhub.BatchUpdateFindings", self._answer)
 
     def _answer(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("injected: Security Hub unavailable")
         body = json.loads(params["body"])
         self.calls.append(body)
         backend = securityhub_backends[MOTO_ACCOUNT][REGION]
@@ -214,6 +218,26 @@ def test_undo_twice_is_a_no_op(undo_env: Any) -> None:
     assert WORLD_SSH not in e.rules(gid), "a repeated undo put nothing back"
     assert exemption_items(e, gid) == items
     assert len(e.updates.calls) == 1
+
+
+def test_a_failed_note_fails_the_undo_and_the_retry_finishes_it(undo_env: Any) -> None:
+    e = undo_env
+    gid = e.group()
+    _, finding = remediate_world_ssh(e, gid)
+    audit_id = finding["ProductFields"]["perimeter/audit_id"]
+    event = custom_action([finding])
+    e.updates.fail_next = True
+    with pytest.raises(RuntimeError, match="injected"):
+        e.undo(event, LambdaContext())
+    assert WORLD_SSH in e.rules(gid) and exemption_items(e, gid), "restored and exempt before the note"
+    audit = e.ddb.get_item(TableName=AUDIT_TABLE, Key={"pk": {"S": audit_id}})["Item"]
+    assert "restored_at" not in audit, "not marked: the retry must do it again"
+    # Lambda's retry: every step again, the note this time, then the mark.
+    [result] = e.undo(event, LambdaContext())["results"]
+    assert result["status"] == "undone"
+    assert stored_finding(e, finding["Id"])["Workflow"]["Status"] == "SUPPRESSED"
+    assert WORLD_SSH in e.rules(gid) and len(exemption_items(e, gid)) == 2
+    assert e.undo(event, LambdaContext())["results"][0]["status"] == "already-undone"
 
 
 def test_undo_of_a_finding_without_a_remediation_changes_nothing(undo_env: Any) -> None:

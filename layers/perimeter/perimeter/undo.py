@@ -15,12 +15,14 @@ Findings - Custom Action" event per finding to EventBridge, whose rule invokes U
    offending rule is not; a default-SG migration exempts the default group from PER-DSG-1/2;
 3. the restore (``perimeter.restore``, the CLI's own code): rules re-authorized with their
    descriptions, ENIs given back their groups, every step tolerant of having been done;
-4. the record is marked restored (a conditional write: of two concurrent undos one wins);
-5. the finding gets a note, "Undone by <actor> until <date>", and Workflow ``SUPPRESSED``
+4. the finding gets a note, "Undone by <actor> until <date>", and Workflow ``SUPPRESSED``
    (BatchUpdateFindings): the finding stays ACTIVE/FAILED while the restored rule is there,
    because it is true, but a reviewer has decided about it, and the note says who and until
    when. When the exemption ends, the next event or sweep revokes the rule again and the finding
-   goes back to NEW/RESOLVED with the new remediation.
+   goes back to NEW/RESOLVED with the new remediation;
+5. last, the record is marked restored (a conditional write: of two concurrent undos one wins).
+   A failure before this mark (the note refused, a timeout) leaves it unmarked: Lambda's retry
+   does every step again, each tolerating having been done.
 
 Who: the custom-action event documented by Security Hub carries the findings and the action,
 not the user who chose it. The actor is taken from the event where it names one
@@ -31,7 +33,7 @@ names the caller (STS GetCallerIdentity).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from perimeter.events import MalformedEvent
@@ -98,17 +100,19 @@ def undo_finding(
             workflow=None,
         )
         return out
-    result = undo_audit(rt, audit_id, actor=actor, finding_id=fid, today=today)
-    if result["status"] == "undone":
+
+    def note(done: Mapping[str, Any]) -> None:
         rt.securityhub.note_findings(
             [ident],
             note=(
-                f"Undone by {actor} until {result['exempt_until']} (Perimeter restored "
-                f"{result['what']}; exempt until then, enforced again after)."
+                f"Undone by {actor} until {done['exempt_until']} (Perimeter restored "
+                f"{done['what']}; exempt until then, enforced again after)."
             ),
             by=actor,
             workflow="SUPPRESSED",
         )
+
+    result = undo_audit(rt, audit_id, actor=actor, finding_id=fid, today=today, note=note)
     return {"finding_id": fid, **result}
 
 
@@ -120,9 +124,14 @@ def undo_audit(
     finding_id: str | None = None,
     today: dt.date | None = None,
     days: int | None = None,
+    note: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Restore what one audit record lists and exempt it for ``days`` (default: the
-    function's ``PERIMETER_EXEMPT_DAYS``). A record already undone is a no-op."""
+    function's ``PERIMETER_EXEMPT_DAYS``). A record already undone is a no-op.
+
+    The record is marked restored last, after ``note`` (the finding's note): a failure before
+    that leaves it unmarked, so Lambda's retry does every step again (each tolerates having
+    been done) and the note is never lost."""
     from perimeter.restore import restore
 
     record = rt.audit.get(audit_id)
@@ -153,16 +162,19 @@ def undo_audit(
         )
     rt.exemptions.put(items)  # first: the restore is judged as soon as CloudTrail delivers it
     restored = restore(rt, record)
-    first = rt.audit.mark_restored(audit_id, by=actor, at=now, exempt_until=until.isoformat())
-    logger.info("undone", extra={"audit_id": audit_id, "until": until.isoformat(), "first": first})
-    return {
+    out = {
         "audit_id": audit_id,
-        "status": "undone" if first else "already-undone",
+        "status": "undone",
         "exempt_until": until.isoformat(),
         "what": what,
         "exemptions": len(items),
         "restored": restored,
     }
+    if note is not None:
+        note(out)
+    first = rt.audit.mark_restored(audit_id, by=actor, at=now, exempt_until=until.isoformat())
+    logger.info("undone", extra={"audit_id": audit_id, "until": until.isoformat(), "first": first})
+    return out if first else {**out, "status": "already-undone"}
 
 
 def _exemption(
