@@ -46,7 +46,11 @@ SAMPLE = ROOT / "events" / "SecurityHubCustomAction--undo-and-exempt.json"
 EXEMPTIONS_TABLE = "perimeter-exemptions"
 UNDO_ROLE = f"arn:aws:sts::{MOTO_ACCOUNT}:assumed-role/SecOps/rita"
 WORLD_SSH = (False, "tcp", 22, 22, "0.0.0.0/0")
-TODAY = dt.datetime.now(dt.UTC).date()
+
+
+def today() -> dt.date:
+    """Read at each use: a run may cross midnight (UTC), and so does the handler's clock."""
+    return dt.datetime.now(dt.UTC).date()
 
 
 def _load(name: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -152,7 +156,7 @@ def test_undo_from_security_hub_restores_the_rule_exempts_it_and_notes_the_findi
 
     out = e.undo(custom_action([finding], userIdentity={"arn": UNDO_ROLE}), LambdaContext())
     [result] = out["results"]
-    until = (TODAY + dt.timedelta(days=7)).isoformat()
+    until = (today() + dt.timedelta(days=7)).isoformat()
     assert result["status"] == "undone" and result["exempt_until"] == until
 
     # The rule is back, with its description (read back from EC2).
@@ -194,7 +198,7 @@ def test_undo_from_security_hub_restores_the_rule_exempts_it_and_notes_the_findi
     assert WORLD_SSH in e.rules(gid)
 
     # After expiry (the items' last day moved to yesterday): revoked again.
-    yesterday = (TODAY - dt.timedelta(days=1)).isoformat()
+    yesterday = (today() - dt.timedelta(days=1)).isoformat()
     for item in items:
         e.ddb.put_item(TableName=EXEMPTIONS_TABLE, Item={**item, "until": {"S": yesterday}})
     late = reopen(e, gid, tcp(22))
@@ -299,7 +303,7 @@ def _tagged(e: Any, value: str) -> str:
 
 def test_a_valid_tag_exempts_and_the_finding_is_suppressed_with_reason_and_expiry(undo_env: Any) -> None:
     e = undo_env
-    until = (TODAY + dt.timedelta(days=30)).isoformat()
+    until = (today() + dt.timedelta(days=30)).isoformat()
     gid = _tagged(e, f"PER-SG-1+PER-SG-2 until={until} reason=partner SFTP SEC-123")
     assert e.invoke(authorize(e, gid, [tcp(22)]))["status"] != "remediated"
     assert WORLD_SSH in e.rules(gid)
@@ -320,7 +324,7 @@ def test_a_valid_tag_exempts_and_the_finding_is_suppressed_with_reason_and_expir
 
 def test_an_expired_tag_protects_nothing(undo_env: Any) -> None:
     e = undo_env
-    gid = _tagged(e, f"all until={(TODAY - dt.timedelta(days=1)).isoformat()} reason=load test")
+    gid = _tagged(e, f"all until={(today() - dt.timedelta(days=1)).isoformat()} reason=load test")
     assert e.invoke(authorize(e, gid, [tcp(22)]))["status"] == "remediated"
     assert WORLD_SSH not in e.rules(gid)
 
@@ -332,7 +336,7 @@ def test_an_expired_tag_protects_nothing(undo_env: Any) -> None:
         "PER-SG-1 until=31/12/2026 reason=not a date",
         "PER-SG-9 until=2026-12-31 reason=no such control",
         "PER-SG-1 reason=no until",
-        f"all until={(TODAY + dt.timedelta(days=400)).isoformat()} reason=too long",
+        f"all until={(today() + dt.timedelta(days=400)).isoformat()} reason=too long",
     ],
 )
 def test_a_malformed_tag_protects_nothing_and_is_reported(undo_env: Any, value: str) -> None:

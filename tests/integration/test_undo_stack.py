@@ -35,7 +35,13 @@ from tests.integration.dsg_support import build_vpc, groups_of, modify_eni_event
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT, REGION = "123456789012", "us-east-1"
 SAMPLE = ROOT / "events" / "SecurityHubCustomAction--undo-and-exempt.json"
-TODAY = dt.datetime.now(dt.UTC).date()
+
+
+def today() -> dt.date:
+    """Read at each use: a run may cross midnight (UTC), and so does the handler's clock."""
+    return dt.datetime.now(dt.UTC).date()
+
+
 WORLD_SSH = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
 
 
@@ -122,7 +128,7 @@ def test_a_default_sg_migration_undone_from_security_hub_stays_undone_while_exem
 
     [result] = run(session, "UndoFunction", custom_action([finding]), ExemptDays="3")["results"]
     assert result["status"] == "undone"
-    assert result["exempt_until"] == (TODAY + dt.timedelta(days=3)).isoformat()  # the stack's parameter
+    assert result["exempt_until"] == (today() + dt.timedelta(days=3)).isoformat()  # the stack's parameter
     assert groups_of(ec2, vpc.enis) == before_groups
     assert _rule_set(ec2, vpc.default_sg) == before_rules
     [call] = updates.calls
@@ -147,8 +153,8 @@ def test_the_sweep_honours_the_undo_and_lists_exemptions_expiring_within_a_week(
     FindingUpdates(monkeypatch)
     ec2 = session.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.70.0.0/16")["Vpc"]["VpcId"]
-    soon = (TODAY + dt.timedelta(days=5)).isoformat()
-    later = (TODAY + dt.timedelta(days=60)).isoformat()
+    soon = (today() + dt.timedelta(days=5)).isoformat()
+    later = (today() + dt.timedelta(days=60)).isoformat()
     tagged = ec2.create_security_group(
         GroupName="partner-sftp",
         Description="t",
@@ -186,7 +192,7 @@ def test_the_sweep_honours_the_undo_and_lists_exemptions_expiring_within_a_week(
         resource_id=undone,
         controls=("PER-SG-1", "PER-SG-2"),
         rules=[rule],
-        until=TODAY + dt.timedelta(days=2),
+        until=today() + dt.timedelta(days=2),
         actor="arn:aws:sts::123456789012:assumed-role/SecOps/rita",
         reason="undo of x",
         audit_id="x",
@@ -202,8 +208,8 @@ def test_the_sweep_honours_the_undo_and_lists_exemptions_expiring_within_a_week(
         assert stored(session, "PER-SG-1", gid)["Workflow"]["Status"] == "SUPPRESSED"
     expiring = out["exemptions_expiring"]
     assert [(x["source"], x["expires"]) for x in expiring] == [
-        ("undo", (TODAY + dt.timedelta(days=2)).isoformat()),
-        ("undo", (TODAY + dt.timedelta(days=2)).isoformat()),
+        ("undo", (today() + dt.timedelta(days=2)).isoformat()),
+        ("undo", (today() + dt.timedelta(days=2)).isoformat()),
         ("tag", soon),
     ]
     assert any(tagged in x["exemption"] for x in expiring) and not any(
@@ -234,7 +240,7 @@ def test_cli_restore_finding_id_undoes_and_exempts(
 
     assert cli_main(["restore", finding["Id"], "--days", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["status"] == "undone" and out["exempt_until"] == (TODAY + dt.timedelta(days=2)).isoformat()
+    assert out["status"] == "undone" and out["exempt_until"] == (today() + dt.timedelta(days=2)).isoformat()
     rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [gid]}])
     assert any(
         r.get("CidrIpv4") == "0.0.0.0/0" and r.get("FromPort") == 22 for r in rules["SecurityGroupRules"]
