@@ -263,6 +263,18 @@ def _check_fix(sample: str, out: dict[str, Any], calls: dict[str, list[str]]) ->
     assert writes == [], "a person's fix never makes Perimeter write to the resource"
 
 
+UNDO_SAMPLE = "SecurityHubCustomAction--undo-and-exempt"
+
+
+def _check_undo_unstaged(out: dict[str, Any]) -> None:
+    """Not staged: undoing needs a remediation (audit record, finding) first, and its note
+    BatchUpdateFindings, which moto lacks. The undo finds no audit record and changes nothing;
+    tests/integration/test_undo*.py stage it (the note answered by a hook)."""
+    [r] = out["results"]
+    assert [x["status"] for x in r["result"]["results"]] == ["no-audit-record"]
+    assert out["after"]["audit"] == [] and out["after"]["findings"] == []
+
+
 @pytest.mark.parametrize("sample", sorted(EXPECTED))
 def test_sample_ends_as_its_name_promises(
     sample: str, capsys: pytest.CaptureFixture[str], sample_calls: SampleCalls
@@ -276,13 +288,8 @@ def test_sample_ends_as_its_name_promises(
     after = out["after"]
     staged = out["staged"]
     _check_extensions_named(sample, out, err)
-    if sample == "SecurityHubCustomAction--undo-and-exempt":
-        # Not staged: undoing needs a remediation (audit record, finding) first, and its note
-        # BatchUpdateFindings, which moto lacks. The undo finds no audit record and changes
-        # nothing; tests/integration/test_undo*.py stage it (the note answered by a hook).
-        [r] = out["results"]
-        assert [x["status"] for x in r["result"]["results"]] == ["no-audit-record"]
-        assert after["audit"] == [] and after["findings"] == []
+    if sample == UNDO_SAMPLE:
+        _check_undo_unstaged(out)
         return
     if sample in FIXES:
         _check_fix(sample, out, sample_calls.calls)

@@ -132,14 +132,15 @@ def test_the_custom_action_sample_has_the_documented_shape_and_reaches_only_the_
     assert set(event["detail"]) >= {"actionName", "actionDescription", "findings"}
     [arn] = event["resources"]
     assert re.fullmatch(r"arn:aws:securityhub:us-east-1:123456789012:action/custom/[A-Za-z0-9]{1,20}", arn)
-    required = botocore.session.get_session().get_service_model("securityhub").shape_for(
-        "AwsSecurityFinding"
-    ).required_members
+    required = (
+        botocore.session.get_session()
+        .get_service_model("securityhub")
+        .shape_for("AwsSecurityFinding")
+        .required_members
+    )
     for finding in event["detail"]["findings"]:
         assert set(required) <= set(finding), sorted(set(required) - set(finding))
-    routed = {
-        spec.logical_id for spec in SPECS for rule in spec.rules if matches(rule.pattern, event)
-    }
+    routed = {spec.logical_id for spec in SPECS for rule in spec.rules if matches(rule.pattern, event)}
     assert routed == {"UndoFunction"}
     action = TEMPLATE["Resources"]["UndoAction"]["Properties"]
     # CreateActionTarget: Name fewer than 20 characters, Id up to 20 alphanumerics.
