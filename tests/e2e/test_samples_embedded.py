@@ -266,16 +266,19 @@ def _check_fix(sample: str, out: dict[str, Any], calls: dict[str, list[str]]) ->
 UNDO_SAMPLE = "SecurityHubCustomAction--undo-and-exempt"
 
 
-def _check_undo_unstaged(out: dict[str, Any]) -> None:
+def test_the_custom_action_sample_runs_and_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     """Not staged: undoing needs a remediation (audit record, finding) first, and its note
     BatchUpdateFindings, which moto lacks. The undo finds no audit record and changes nothing;
     tests/integration/test_undo*.py stage it (the note answered by a hook)."""
+    code, out, err = _run(UNDO_SAMPLE, capsys)
+    assert code == 0 and out is not None, err[-2000:]
     [r] = out["results"]
+    assert (r["function"], r["result"]["status"]) == ("UndoFunction", EXPECTED[UNDO_SAMPLE]["UndoFunction"])
     assert [x["status"] for x in r["result"]["results"]] == ["no-audit-record"]
     assert out["after"]["audit"] == [] and out["after"]["findings"] == []
 
 
-@pytest.mark.parametrize("sample", sorted(EXPECTED))
+@pytest.mark.parametrize("sample", sorted(set(EXPECTED) - {UNDO_SAMPLE}))
 def test_sample_ends_as_its_name_promises(
     sample: str, capsys: pytest.CaptureFixture[str], sample_calls: SampleCalls
 ) -> None:
@@ -288,9 +291,6 @@ def test_sample_ends_as_its_name_promises(
     after = out["after"]
     staged = out["staged"]
     _check_extensions_named(sample, out, err)
-    if sample == UNDO_SAMPLE:
-        _check_undo_unstaged(out)
-        return
     if sample in FIXES:
         _check_fix(sample, out, sample_calls.calls)
         return
