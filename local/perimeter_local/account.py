@@ -137,6 +137,10 @@ def prepare(
         elif rtype == "AWS::Logs::LogGroup":
             group = str(resolver.resolve(props.get("LogGroupName", f"/perimeter/{name}")))
             resolver.physical[logical_id] = _log_group(session, group, region, account)
+        elif rtype == "AWS::SecurityHub::ActionTarget":
+            # moto has no CreateActionTarget: the ARN is what Security Hub would give it.
+            arn = f"arn:aws:securityhub:{region}:{account}:action/custom/{resolver.resolve(props['Id'])}"
+            resolver.physical[logical_id] = {"Ref": arn, "ActionTargetArn": arn}
         elif rtype == "AWS::IAM::Role":
             resolver.physical[logical_id] = _role(session, resolver, props, logical_id)
             roles.append((logical_id, props))

@@ -5,7 +5,7 @@
     perimeter invoke --embedded -e ...                                          # own moto server
     perimeter sweep [--embedded]                                                # review the region
     perimeter demo
-    perimeter audit list | perimeter restore AUDIT_ID
+    perimeter audit list | perimeter restore AUDIT_ID | perimeter restore FINDING_ID
     perimeter replay DIR | s3://bucket/prefix | --lake-results FILE   # history, dry run
     eval "$(perimeter local up)"  ...  perimeter local down                  # a lasting local AWS
 
@@ -381,14 +381,55 @@ def cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
-    from perimeter_local.restore import restore
+def _undo_runtime(args: argparse.Namespace) -> Any:
+    """The UndoFunction's runtime, on this shell's credentials: the same code path."""
+    from perimeter.runtime import Runtime, Settings
 
+    session = _session()
+    settings = Settings(
+        region=str(session.region_name),
+        account_id=None,
+        audit_table=args.table or _audit_table_name(args.stack_name),
+        idempotency_table=None,
+        topic_arn=None,
+        policy_parameter=None,
+        dry_run=False,
+        self_roles=frozenset(),
+        exemptions_table=args.exemptions_table or f"{args.stack_name}-ExemptionsTable",
+        exempt_days=args.days,
+    )
+    return Runtime(settings, session=session)
+
+
+def cmd_restore_finding(args: argparse.Namespace) -> int:
+    """``perimeter restore FINDING_ID``: what the Security Hub action does, from a terminal."""
+    from perimeter import undo
+
+    rt = _undo_runtime(args)
+    finding = undo.find_finding(rt.client("securityhub"), args.audit_id)
+    if finding is None:
+        print(f"perimeter: no Security Hub finding {args.audit_id}", file=sys.stderr)
+        return 2
+    actor = str(rt.client("sts").get_caller_identity().get("Arn"))
+    outcome = undo.undo_finding(rt, finding, actor=actor)
+    print(json.dumps(outcome, indent=2, default=str))
+    return 0 if outcome["status"] in ("undone", "already-undone") else 1
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from perimeter.restore import RestoreError, restore
+
+    if args.audit_id.startswith("perimeter/"):
+        return cmd_restore_finding(args)
     record = _audit_adapter(args).get(args.audit_id)
     if record is None:
         print(f"perimeter: no audit record {args.audit_id}", file=sys.stderr)
         return 2
-    outcome = restore(_session(), record)
+    try:
+        outcome = restore(_session(), record)
+    except RestoreError as exc:
+        print(f"perimeter: {exc}", file=sys.stderr)
+        return 2
     if outcome.get("group_id"):
         # Read back, so the person sees the rules are there again, not only that we asked.
         rules = (
@@ -474,11 +515,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, helptext, func in (
         ("audit", "list the audit trail (what Perimeter changed, oldest first)", cmd_audit),
-        ("restore", "undo one remediation from its audit record", cmd_restore),
+        (
+            "restore",
+            "undo one remediation (audit id), or undo and exempt a finding's (finding id)",
+            cmd_restore,
+        ),
     ):
         p = sub.add_parser(name, help=helptext)
         if name == "restore":
-            p.add_argument("audit_id", help="the audit id, as `perimeter audit list` prints it")
+            p.add_argument(
+                "audit_id",
+                metavar="AUDIT_ID|FINDING_ID",
+                help=(
+                    "an audit id, as `perimeter audit list` prints it (restores only), or a Security Hub "
+                    "finding id (perimeter/...): undo its remediation and exempt it, as the Security Hub "
+                    "action 'Perimeter undo' does"
+                ),
+            )
+            p.add_argument(
+                "--days",
+                type=int,
+                default=7,
+                help="how long a FINDING_ID undo exempts (default: %(default)s)",
+            )
+            p.add_argument(
+                "--exemptions-table",
+                help="exemptions table name (default: <stack>-ExemptionsTable, as the runner names it)",
+            )
         else:
             p.add_argument("what", nargs="?", choices=["list"], default="list", help="list (the default)")
         p.add_argument("--stack-name", default="perimeter", help=stack_help)

@@ -34,7 +34,8 @@ class Route:
 
 
 def template_routes(template_path: Path) -> list[Route]:
-    """Every EventBridge rule of every function in the template, compiled."""
+    """Every EventBridge rule on CloudTrail calls of every function in the template, compiled
+    (a trail replays CloudTrail records: the Security Hub custom action's rule has none)."""
     template = load_template(template_path)
     out = []
     for logical_id, res in template["Resources"].items():
@@ -44,6 +45,8 @@ def template_routes(template_path: Path) -> list[Route]:
             if ev.get("Type") not in ("EventBridgeRule", "CloudWatchEvent"):
                 continue
             pattern = ev["Properties"]["Pattern"]
+            if "AWS API Call via CloudTrail" not in (pattern.get("detail-type") or []):
+                continue
             out.append(Route(logical_id, event_id, pattern, compile_matcher(pattern)))
     return out
 

@@ -44,7 +44,7 @@ def _audit_for(account: Account) -> dict:
 
 
 def test_fault_half_way_then_retry_resumes_and_restore_undoes(account: Account) -> None:
-    from perimeter_local.restore_dsg import restore_default_sg_migration
+    from perimeter.restore.dsg import restore_default_sg_migration
 
     ec2 = account.ec2
     vpc = build_vpc(ec2, instances=2, enis=2)

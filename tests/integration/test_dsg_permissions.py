@@ -49,6 +49,17 @@ def test_calls_stay_within_and_cover_the_declared_actions(
     text = default_policy_text().replace("quarantine: {enabled: false", "quarantine: {enabled: true")
     account.session.client("ssm").put_parameter(Name="/perimeter/policy", Value=text, Type="String")
     monkeypatch.setenv("PERIMETER_POLICY_PARAMETER", "/perimeter/policy")
+    # The undo's exemptions table, as the template gives the function (issue 11): Query.
+    account.session.client("dynamodb").create_table(
+        TableName="perimeter-exemptions",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    monkeypatch.setenv("PERIMETER_EXEMPTIONS_TABLE", "perimeter-exemptions")
     runtime.reset()
     ec2 = account.ec2
     vpc = build_vpc(ec2, instances=1, enis=1)

@@ -229,7 +229,7 @@ def test_corpus_create_vpc_panther(west: Acct) -> None:
 
 def test_audit_record_undoes_the_flow_log(acct: Acct, monkeypatch: pytest.MonkeyPatch) -> None:
     _everywhere(acct, monkeypatch)
-    from perimeter_local.restore_flowlog import restore_flow_log
+    from perimeter.restore.flowlog import restore_flow_log
 
     vpc = acct.client("ec2").create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
     acct.flowlog(_create_vpc_event(acct, vpc))

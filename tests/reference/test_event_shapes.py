@@ -120,3 +120,29 @@ def test_the_readme_lists_every_routed_call_and_nothing_else() -> None:
     assert listed == routed, {"not in README": sorted(routed - listed), "not routed": sorted(listed - routed)}
     for call, _src, fn, controls in rows:
         assert re.fullmatch(r"PER-[A-Z]+-\d(, PER-[A-Z]+-\d)*", controls), (call, fn, controls)
+
+
+def test_the_custom_action_sample_has_the_documented_shape_and_reaches_only_the_undo() -> None:
+    """Security Hub's "Security Hub Findings - Custom Action" event (EventBridge event formats for
+    Security Hub): the envelope, ``resources`` = [the action's ARN], ``detail`` with actionName,
+    actionDescription and findings (ASFF, each with the fields BatchImportFindings requires)."""
+    [(name, event)] = [(n, e) for n, e in SAMPLES.items() if e.get("source") == "aws.securityhub"]
+    assert name == "SecurityHubCustomAction--undo-and-exempt.json"
+    assert event["detail-type"] == "Security Hub Findings - Custom Action"
+    assert set(event["detail"]) >= {"actionName", "actionDescription", "findings"}
+    [arn] = event["resources"]
+    assert re.fullmatch(r"arn:aws:securityhub:us-east-1:123456789012:action/custom/[A-Za-z0-9]{1,20}", arn)
+    required = (
+        botocore.session.get_session()
+        .get_service_model("securityhub")
+        .shape_for("AwsSecurityFinding")
+        .required_members
+    )
+    for finding in event["detail"]["findings"]:
+        assert set(required) <= set(finding), sorted(set(required) - set(finding))
+    routed = {spec.logical_id for spec in SPECS for rule in spec.rules if matches(rule.pattern, event)}
+    assert routed == {"UndoFunction"}
+    action = TEMPLATE["Resources"]["UndoAction"]["Properties"]
+    # CreateActionTarget: Name fewer than 20 characters, Id up to 20 alphanumerics.
+    assert len(action["Name"]) < 20 and re.fullmatch(r"[A-Za-z0-9]{1,20}", action["Id"])
+    assert arn.endswith("/" + action["Id"])

@@ -75,6 +75,18 @@ def test_sample_parses_and_is_named_after_its_event(path: Path) -> None:
         with pytest.raises(MalformedEvent):
             parse_event(event)
         return
+    if event_name == "SecurityHubCustomAction":
+        # Not a CloudTrail call: Security Hub's "Findings - Custom Action" event (issue 11),
+        # parsed by the undo's own edge; its one resource is the action's ARN.
+        from perimeter.undo import CUSTOM_ACTION_DETAIL_TYPE, parse
+
+        assert (event["source"], event["detail-type"]) == ("aws.securityhub", CUSTOM_ACTION_DETAIL_TYPE)
+        assert event["resources"] == [f"arn:aws:securityhub:{REGION}:{ACCOUNT}:action/custom/PerimeterUndo"]
+        findings, _actor, _ = parse(event)
+        assert findings and all(f["ProductFields"].get("perimeter/audit_id") for f in findings)
+        with pytest.raises(MalformedEvent):
+            parse_event(event)  # and the CloudTrail edge refuses it
+        return
     assert event["detail-type"] == CLOUDTRAIL_DETAIL_TYPE
     assert event["detail"]["eventName"] == event_name
     call = parse_event(event)

@@ -12,7 +12,7 @@ from typing import Any
 
 from perimeter.arns import ec2_arn
 from perimeter.netmath import Net, net_of
-from perimeter.policy import Policy
+from perimeter.policy import Exemption, Policy
 from perimeter.rules import Rule
 
 
@@ -54,6 +54,8 @@ class GroupContext:
     exists: bool = True
     #: the customer- and AWS-managed prefix lists the group's rules name, by id
     prefix_lists: Mapping[str, PrefixList] = field(default_factory=dict)
+    #: the undo's exemptions for this group (``perimeter.exemptions``), read beside it
+    exemptions: tuple[Exemption, ...] = ()
 
     def tier(self, policy: Policy) -> str | None:
         return policy.tiers.tier_of(self.tags)

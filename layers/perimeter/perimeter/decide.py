@@ -193,8 +193,13 @@ def _judge(
 ) -> None:
     ctx = g.ctx
     plan = []
+    # The undo's exemptions of single rules (by content) are looked up per rule; the rest
+    # (policy file, tag, the undo's whole-resource ones) once per control.
+    extra = ctx.exemptions
+    whole = tuple(e for e in extra if not e.rule_scoped)
+    scoped = tuple(e for e in extra if e.rule_scoped)
     for c in controls:
-        common = dict(group_id=ctx.group_id, vpc_id=ctx.vpc_id, tags=ctx.tags, today=today)
+        common = dict(group_id=ctx.group_id, vpc_id=ctx.vpc_id, tags=ctx.tags, today=today, extra=whole)
         by_actor = policy.exemption_for(c.id, principal_arn=principal_arn, **common)  # type: ignore[arg-type]
         standing = policy.exemption_for(c.id, **common) if principal_arn else by_actor  # type: ignore[arg-type]
         plan.append((c, c.judge, policy.mode(c.id), by_actor, standing))
@@ -212,11 +217,17 @@ def _judge(
             sev = severities.get(score.value)
             if sev is None:
                 sev = severities[score.value] = severity_of(score.value)
-            out.append(
-                Violation(
-                    c, f.rule, score, sev, mode, by_actor if added else standing, present, enforce_min, added
+            ex = by_actor if added else standing
+            if ex is None and scoped:
+                ex = policy.exemption_for(
+                    c.id,
+                    group_id=ctx.group_id,
+                    vpc_id=ctx.vpc_id,
+                    today=today,
+                    extra=scoped,
+                    rule_key=f.rule.key,
                 )
-            )
+            out.append(Violation(c, f.rule, score, sev, mode, ex, present, enforce_min, added))
 
 
 def decide(

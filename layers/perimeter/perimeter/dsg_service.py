@@ -315,13 +315,19 @@ def _plan_vpc(
     deps = net.dependants(default.group_id)
     ctx = _vpc_ctx(call, rt, vpc_id, SELF)
 
+    undone: list[Any] = []
+
     def exempt(control_id: str) -> str | None:
+        if rt.exemptions is not None and not undone:
+            # The undo's exemptions of this default group (a migration undone), read once.
+            undone.append(rt.exemptions.for_resource(default.group_id))
         ex = policy.exemption_for(
             control_id,
             group_id=default.group_id,
             vpc_id=vpc_id,
             tags=default.tags,
             principal_arn=call.actor.arn,
+            extra=undone[0] if undone else (),
         )
         return ex.label if ex else None
 
@@ -592,7 +598,12 @@ def _migration_findings(
     plan = m.plan
     out: list[tuple[dict[str, Any], str]] = []
     dsg = plan.default.group_id
-    undo = f" Undo: perimeter restore {m.audit_id} (add a policy exemption first)." if m.audit_id else ""
+    undo = (
+        f' Undo (restore and exempt): the Security Hub action "Perimeter undo", or perimeter restore'
+        f" FINDING_ID; restore only: perimeter restore {m.audit_id}."
+        if m.audit_id
+        else ""
+    )
     left_out = "; ".join(f"{r.describe()} [{', '.join(c)}]" for r, c in plan.dropped) or "nothing"
     if plan.dsg1_violated:
         score = _dsg1_score(m, rt, call)

@@ -36,6 +36,8 @@ FUNCTIONS: dict[str, frozenset[str]] = {
             "ec2:GetManagedPrefixListEntries",
             # the findings ledger (CreatedAt/FirstObservedAt kept)
             "dynamodb:UpdateItem",
+            # the undo's exemptions of the groups judged (issue 11)
+            "dynamodb:Query",
         }
     )
     | IDEMPOTENCY
@@ -60,6 +62,8 @@ FUNCTIONS: dict[str, frozenset[str]] = {
             # launch templates (issue 9): the versions launches use, and their stored findings
             "ec2:DescribeLaunchTemplateVersions",
             "securityhub:GetFindings",
+            # the undo's exemptions of the default group (issue 11)
+            "dynamodb:Query",
         }
     )
     | IDEMPOTENCY
@@ -196,12 +200,32 @@ FUNCTIONS["SweepFunction"] = (
             "securityhub:GetFindings",
             "dynamodb:BatchWriteItem",
             "dynamodb:Scan",
+            # (dynamodb:Scan also reads the undo's exemptions, whole, beside the listing)
         }
     )
     | FLOW_LOG_CREATE
     | REPORTING
     | AUDIT
     | POLICY
+)
+
+# Issue 11: the Security Hub custom action "Perimeter undo". The restore (perimeter.restore) of
+# the two remediations it undoes, the exemption it writes first, the audit record marked
+# restored (conditional UpdateItem), the finding's note. No idempotency table: the audit
+# record's restored mark makes a repeated undo a no-op, and every restore step tolerates
+# having been done.
+FUNCTIONS["UndoFunction"] = frozenset(
+    {
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroupEgress",
+        "ec2:ModifyNetworkInterfaceAttribute",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DeleteSecurityGroup",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+        "securityhub:BatchUpdateFindings",
+    }
 )
 
 

@@ -123,6 +123,65 @@ GR_1 = register(
         remediation_url="https://docs.aws.amazon.com/bedrock/latest/userguide/guardrails.html",
     )
 )
+EXM_1 = register(
+    Control(
+        id="PER-EXM-1",
+        practice=8,
+        title="Malformed perimeter:exempt tag",
+        description=(
+            "A resource carries the tag perimeter:exempt with a value that does not parse, so it "
+            "exempts nothing: Perimeter keeps enforcing on it."
+        ),
+        remediation=(
+            "Write the tag as '<controls> until=YYYY-MM-DD reason=<text>' (controls '+'-joined, or "
+            "'all'; until at most a year ahead; only letters, digits, spaces and + - = . _ : / @), "
+            "or remove it."
+        ),
+        types=("Software and Configuration Checks/AWS Security Best Practices",),
+        permissions=(),
+        matches=_no_rule_matches,
+        remediation_url="https://docs.aws.amazon.com/tag-editor/latest/userguide/best-practices-and-strats.html",
+    )
+)
+
+
+def exempt_tag_issues(ctxs: Sequence[Any], today: Any = None) -> list[Issue]:
+    """PER-EXM-1 for every group whose ``perimeter:exempt`` tag does not parse."""
+    import datetime as dt
+
+    from perimeter.exemptions import TAG_KEY, tag_problem
+
+    day = today or dt.datetime.now(dt.UTC).date()
+    out = []
+    for ctx in ctxs:
+        problem = tag_problem(ctx.group_id, ctx.tags, day)
+        if problem is None:
+            continue
+        details: dict[str, Any] = {"GroupId": ctx.group_id}
+        if ctx.vpc_id:
+            details["VpcId"] = ctx.vpc_id
+        out.append(
+            Issue(
+                control_id="PER-EXM-1",
+                resource=FindingResource(
+                    "AwsEc2SecurityGroup", ctx.arn, ctx.group_id, {"AwsEc2SecurityGroup": details}, ctx.tags
+                ),
+                score=40,
+                reasons=(f"tag {TAG_KEY} does not parse: {problem.problem}",),
+                summary=(
+                    f"The tag {TAG_KEY}={problem.value!r} on {ctx.group_id} does not parse "
+                    f"({problem.problem}): it exempts nothing."
+                ),
+                chain=(ctx.group_id,),
+                fix=EXM_1.remediation,
+                evidence={"perimeter/tag_value": problem.value},
+                vpc_id=ctx.vpc_id,
+                group_id=ctx.group_id,
+            )
+        )
+    return out
+
+
 FL_1 = register(
     Control(
         id="PER-FL-1",

@@ -165,7 +165,8 @@ def build_finding(
     else:
         head = f"{len(left)} rule(s) of {ctx.group_id} violate {control_id}. {control.description}"
     undo = (
-        f" Undo: perimeter restore {outcome.audit_id} (add a policy exemption first)."
+        f' Undo (restore and exempt): the Security Hub action "Perimeter undo", or perimeter restore'
+        f" FINDING_ID; restore only: perimeter restore {outcome.audit_id}."
         if removed_ids and outcome.audit_id
         else ""
     )
@@ -348,7 +349,10 @@ def call_notification(
         f"(event {call.event_id}).\n\n" + "\n".join(lines)
     )
     if undo:
-        text += "\n\nUndo (after adding a policy exemption): " + " ; ".join(undo)
+        text += (
+            '\n\nUndo (restore and exempt): the Security Hub action "Perimeter undo" on a finding, or '
+            "perimeter restore FINDING_ID. Restore only: " + " ; ".join(undo)
+        )
     body = {
         "event_id": call.event_id,
         "event_name": call.event_name,

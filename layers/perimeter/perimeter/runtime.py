@@ -57,6 +57,10 @@ class Settings:
     review_table: str | None = None
     #: the findings ledger (CreatedAt/FirstObservedAt of SG findings); SgGuard has it
     findings_table: str | None = None
+    #: the undo's exemptions (issue 11); SgGuard, DefaultSgGuard, Sweep and Undo have it
+    exemptions_table: str | None = None
+    #: how long the undo exempts what it restored (days)
+    exempt_days: int = 7
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +81,8 @@ class Settings:
                 r.strip() for r in e.get("PERIMETER_SELF_ROLES", "").split(",") if r.strip()
             ),
             review_table=e.get("PERIMETER_REVIEW_TABLE") or None,
+            exemptions_table=e.get("PERIMETER_EXEMPTIONS_TABLE") or None,
+            exempt_days=int(e.get("PERIMETER_EXEMPT_DAYS") or 7),
         )
 
 
@@ -190,6 +196,15 @@ class Runtime:
         if not self.settings.findings_table:
             return None
         return FindingLedger(self.client("dynamodb"), self.settings.findings_table)
+
+    @cached_property
+    def exemptions(self) -> Any:
+        """The undo's exemptions (None when the function has no table: none are read)."""
+        if not self.settings.exemptions_table:
+            return None
+        from perimeter.adapters.exemptions import ExemptionStore
+
+        return ExemptionStore(self.client("dynamodb"), self.settings.exemptions_table)
 
     @cached_property
     def once(self) -> Any:

@@ -88,6 +88,15 @@ def gather(call: ApiCall, subjects: Subjects, rt: Runtime) -> tuple[list[GroupDe
     decisions: dict[str, GroupDecision] = {}
     missing: list[str] = list(subjects.deleted)
     principal = call.actor.arn
+    # The undo's exemptions are read beside DescribeSecurityGroups, never before it: the revoke
+    # stays the third sequential round trip (tests/integration/test_io_path.py).
+    store = rt.exemptions
+    pending = (
+        rt.pool.submit(store.for_resources, [c.group_id for c in subjects.changes if c.group_id])
+        if store is not None and subjects.changes
+        else None
+    )
+    exempt: dict[str, tuple[Any, ...]] = {}
     for change in _resolved(list(subjects.changes), rt):
         if change.group_id in decisions:
             continue
@@ -95,10 +104,20 @@ def gather(call: ApiCall, subjects: Subjects, rt: Runtime) -> tuple[list[GroupDe
         if not ctx.exists:
             missing.append(change.group_id)
             continue
+        if pending is not None:
+            exempt = exempt or pending.result()
+            extra = exempt.get(ctx.group_id)
+            if extra is None:  # a group named by name: its id was not known before the read
+                extra = exempt[ctx.group_id] = store.for_resource(ctx.group_id)
+            ctx = replace(ctx, exemptions=extra)
         decisions[ctx.group_id] = decide(change, ctx, rt.policy, principal_arn=principal)
+    if pending is not None and not pending.done():
+        pending.result()
     if subjects.prefix_list_id:
         for g in rt.ec2.groups_naming_prefix_list(subjects.prefix_list_id):
             ctx = rt.ec2.context_of(g, account=call.account, region=call.region)
+            if store is not None:
+                ctx = replace(ctx, exemptions=store.for_resource(ctx.group_id))
             if ctx.group_id not in decisions:
                 decisions[ctx.group_id] = evaluate_group(ctx, rt.policy)
     return list(decisions.values()), list(dict.fromkeys(missing))
@@ -340,6 +359,12 @@ def _findings(
                 out.append(build_finding(call, c.id, vs, o, now=now, seen=seen.get(c.id)))
             elif c.id in seen and seen[c.id].existed:
                 out.append(build_passed_finding(call, c, d.ctx, now=now, seen=seen[c.id]))
+    if rt.policy.mode("PER-EXM-1") != "off":
+        # A malformed perimeter:exempt tag protected nothing here: say so (PER-EXM-1).
+        from perimeter.posture import exempt_tag_issues, issue_finding, judge
+
+        issues = exempt_tag_issues([o.decision.ctx for o in outcomes])
+        out += [issue_finding(call, j, now=now) for j in judge(issues, rt.policy, principal_arn=None)]
     return out
 
 

@@ -93,6 +93,32 @@ class AuditAdapter:
         item = self._item(audit_id)
         return self._body(item) if item else None
 
+    def restored(self, audit_id: str) -> dict[str, str] | None:
+        """Who undid this record and when (None: never undone, or no such record)."""
+        item = self._item(audit_id)
+        if not item or "restored_at" not in item:
+            return None
+        return {k: str(item[k]["S"]) for k in ("restored_at", "restored_by", "exempt_until") if k in item}
+
+    def mark_restored(self, audit_id: str, *, by: str, at: str, exempt_until: str) -> bool:
+        """Record the undo on the record, once: False when it was already undone (a concurrent
+        or repeated undo), so the caller reports a no-op."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": audit_id}},
+                UpdateExpression="SET restored_at = :at, restored_by = :by, exempt_until = :until",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(restored_at)",
+                ExpressionAttributeValues={
+                    ":at": {"S": at},
+                    ":by": {"S": by},
+                    ":until": {"S": exempt_until},
+                },
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def scan(self, limit: int = 1000) -> list[dict[str, Any]]:
         """All records (for the restore and list commands; not on the event path)."""
         out: list[dict[str, Any]] = []

@@ -101,3 +101,25 @@ class SecurityHubAdapter:
                 ):
                     out.append(f)
         return out
+
+    def note_findings(
+        self, identifiers: Sequence[dict[str, str]], *, note: str, by: str, workflow: str | None
+    ) -> None:
+        """BatchUpdateFindings (the customer's side of a finding: Note and Workflow, which a
+        later BatchImportFindings does not overwrite), 100 findings a call; any finding it could
+        not update raises, so the invocation is retried."""
+        for start in range(0, len(identifiers), MAX_BATCH):
+            chunk = list(identifiers[start : start + MAX_BATCH])
+            kwargs: dict[str, Any] = {
+                "FindingIdentifiers": chunk,
+                "Note": {"Text": note[:512], "UpdatedBy": by[:512]},
+            }
+            if workflow:
+                kwargs["Workflow"] = {"Status": workflow}
+            resp = self._hub.batch_update_findings(**kwargs)
+            failed = resp.get("UnprocessedFindings") or []
+            if failed:
+                detail = "; ".join(
+                    f"{f.get('FindingIdentifier', {}).get('Id')}: {f.get('ErrorCode')}" for f in failed[:5]
+                )
+                raise FindingsRejected(f"Security Hub did not update {len(failed)} finding(s): {detail}")

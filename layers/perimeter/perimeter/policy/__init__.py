@@ -37,6 +37,7 @@ CONTROL_IDS = (
     "PER-FL-1",
     "PER-REV-1",
     "PER-REV-2",
+    "PER-EXM-1",
 )
 
 SEVERITY_LABELS = ("critical", "high", "medium", "low")
@@ -75,6 +76,14 @@ class Exemption:
     tag_key: str | None = None
     tag_value: str | None = None
     principal: str | None = None
+    #: the undo's exemptions (``perimeter.exemptions``): the resource id (a group or VPC) ...
+    resource: str | None = None
+    #: ... and, for a security-group rule, its content key: only that rule is exempt
+    rule: tuple[Any, ...] | None = None
+    #: where it comes from: ``policy`` (this file), ``tag`` (perimeter:exempt), ``undo``
+    source: str = "policy"
+    #: what the label names when not a selector of the policy file
+    what: str | None = None
 
     def applies(
         self,
@@ -85,10 +94,15 @@ class Exemption:
         tags: Mapping[str, str],
         principal_arn: str | None,
         today: dt.date,
+        rule_key: tuple[Any, ...] | None = None,
     ) -> bool:
         if today > self.expires:
             return False
         if self.controls is not None and control_id not in self.controls:
+            return False
+        if self.resource is not None and self.resource not in (group_id, vpc_id):
+            return False
+        if self.rule is not None and self.rule != rule_key:
             return False
         if self.security_group is not None and self.security_group != group_id:
             return False
@@ -106,13 +120,18 @@ class Exemption:
     @property
     def label(self) -> str:
         what = (
-            self.security_group
+            self.what
+            or self.security_group
             or self.vpc
             or (f"tag {self.tag_key}" if self.tag_key else None)
             or self.principal
             or "?"
         )
         return f"{what} until {self.expires.isoformat()}: {self.reason}"
+
+    @property
+    def rule_scoped(self) -> bool:
+        return self.rule is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,9 +277,19 @@ class Policy:
         tags: Mapping[str, str] | None = None,
         principal_arn: str | None = None,
         today: dt.date | None = None,
+        extra: Sequence[Exemption] = (),
+        rule_key: tuple[Any, ...] | None = None,
     ) -> Exemption | None:
+        """The exemption that protects this (control, resource[, rule]), from any of the three
+        sources, in this order: the policy file, the resource's ``perimeter:exempt`` tag
+        (``tags``), the undo's exemptions (``extra``, read from DynamoDB by the caller). Expired
+        ones and malformed tags protect nothing."""
+        from perimeter.exemptions import from_tags
+
         day = today or dt.datetime.now(dt.UTC).date()
-        for ex in self.exemptions:
+        tag = from_tags(tags, day)
+        candidates = (*self.exemptions, *((tag,) if tag else ()), *extra)
+        for ex in candidates:
             if ex.applies(
                 control_id,
                 group_id=group_id,
@@ -268,6 +297,7 @@ class Policy:
                 tags=tags or {},
                 principal_arn=principal_arn,
                 today=day,
+                rule_key=rule_key,
             ):
                 return ex
         return None

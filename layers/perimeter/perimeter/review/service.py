@@ -28,10 +28,11 @@ again, resolved (PASSED/ARCHIVED); one SNS message when something is new, change
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -44,9 +45,10 @@ from perimeter.context import GroupContext
 from perimeter.decide import SG_CONTROLS, GroupDecision
 from perimeter.dsg_service import judge_default_groups
 from perimeter.events import Actor, ApiCall
+from perimeter.exemptions import expiring, from_tags
 from perimeter.iam_service import sweep_account
 from perimeter.model_service import as_model_tier, sweep_marketplace, sweep_models
-from perimeter.posture import Issue, Judged, issue_finding, judge, merge_issues
+from perimeter.posture import Issue, Judged, exempt_tag_issues, issue_finding, judge, merge_issues
 from perimeter.posture_service import flow_log_evaluation, remediate
 from perimeter.report import (
     Outcome,
@@ -138,18 +140,21 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
     inv = InventoryAdapter(rt.client("ec2"))  # built here, before another thread uses the session
     policy = rt.policy
     on = {c for c in policy.modes if policy.mode(c) != "off"}
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         # While EC2 lists the region, the other clients are built and the findings and review
         # state the sweep ends with are read: neither depends on the listing.
         early = pool.submit(
             _early_reads, rt, rt.settings.account_id, "PER-REV-1" in on, bool(on & set(SG_CONTROL_IDS))
         )
+        # The undo's exemptions, read whole (a small table) beside the listing.
+        undone = pool.submit(rt.exemptions.scan) if rt.exemptions is not None else None
         listing = inv.listing(
             enis=bool(on & {"PER-DSG-1", "PER-DSG-2", "PER-REV-1"}),
             vpcs="PER-FL-1" in on,
             review=bool(on & {"PER-REV-1", "PER-REV-2"}),
         )
         existing, unused_state, ledger = early.result()
+        exemptions = undone.result() if undone is not None else []
     account = rt.settings.account_id or next(
         (str(g["OwnerId"]) for g in listing.groups if g.get("OwnerId")), ""
     )
@@ -172,7 +177,14 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
         )
         for g in listing.groups
     }
+    by_resource: dict[str, list[Any]] = {}
+    for ex in exemptions:
+        by_resource.setdefault(str(ex.resource), []).append(ex)
+    for gid, extra in by_resource.items():
+        if gid in contexts:
+            contexts[gid] = replace(contexts[gid], exemptions=tuple(extra))
     s = Sweep(call, now, listing, contexts, existing=existing, unused_state=unused_state, ledger=ledger)
+    s.details["exemptions_expiring"] = _expiring(s, policy, exemptions)
     s.model_groups, model_judged = _models(s, rt)
     if policy.mode("PER-IAM-1") != "off":
         _principals(s, rt)
@@ -183,6 +195,27 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
     if policy.mode("PER-REV-1") != "off":
         _unused(s, rt, inv)
     return _report(s, rt)
+
+
+def _expiring(s: Sweep, policy: Any, undone: list[Any]) -> list[dict[str, str]]:
+    """Exemptions that end within a week, from all three sources: the policy file's, the
+    groups' ``perimeter:exempt`` tags, the undo's. Each is a line of the sweep's note too."""
+    today = dt.datetime.now(dt.UTC).date()
+    found: list[tuple[Any, str]] = [(e, e.label) for e in policy.exemptions]
+    for gid, ctx in s.contexts.items():
+        tag = from_tags(ctx.tags, today)
+        if tag is not None:
+            found.append((tag, f"{gid} {tag.label}"))
+    found += [(e, e.label) for e in undone]
+    soon = {id(e) for e in expiring([e for e, _ in found], today)}
+    out = [
+        {"source": e.source, "exemption": label, "expires": e.expires.isoformat()}
+        for e, label in found
+        if id(e) in soon
+    ]
+    out.sort(key=lambda x: x["expires"])
+    s.lines.extend(f"expiring  {x['expires']} ({x['source']}) {x['exemption']}" for x in out)
+    return out
 
 
 def _product_arn(account: str, region: str) -> str:
@@ -237,6 +270,7 @@ def _principals(s: Sweep, rt: Runtime) -> None:
 
 def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]) -> None:
     policy = rt.policy
+    _malformed_tags(s, policy)
     stale = _stale(s, inv) if policy.mode("PER-REV-2") != "off" else {}
     stale_judged = {
         gid: judge([stale_issue(s.contexts[gid], rules)], policy, principal_arn=None)
@@ -317,6 +351,15 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
         "stale": sorted(stale_judged),
         "revoked": {g: [r.rule_id for r in rs] for g, rs in removed.items()},
     }
+
+
+def _malformed_tags(s: Sweep, policy: Any) -> None:
+    """PER-EXM-1: every group whose perimeter:exempt tag does not parse (it protects nothing)."""
+    if policy.mode("PER-EXM-1") == "off":
+        return
+    for j in judge(exempt_tag_issues(list(s.contexts.values())), policy, principal_arn=None):
+        s.findings.append(issue_finding(s.call, j, now=s.now))
+        s.lines.append(_line(j))
 
 
 def _stale(s: Sweep, inv: InventoryAdapter) -> dict[str, list[Rule]]:

@@ -54,7 +54,7 @@ def restore_deleted_group(session: Any, record: Mapping[str, Any]) -> dict[str, 
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "InvalidPermission.NotFound":
                 raise
-    from perimeter_local.restore import _authorize
+    from perimeter.restore import _authorize
 
     return {
         "audit_id": record["audit_id"],

@@ -1,8 +1,12 @@
 """Undo a remediation from its audit record: put back exactly what Perimeter removed.
 
+One code path for the two ways in: ``perimeter restore`` (the CLI, a boto3 session) and the
+Security Hub custom action's UndoFunction (``perimeter.undo``, the function's ``Runtime``);
+``session`` is anything with ``client(service)``.
+
 Restoring re-creates the rules through the ordinary API, so CloudTrail records the restore and
-Perimeter will judge it again: add a policy exemption for the group first (the command says
-so), or the restored rules are revoked again, as they should be.
+Perimeter judges it again: ``perimeter.undo`` writes a time-boxed exemption first, so the
+restored rules are not revoked again while it lasts.
 """
 
 from __future__ import annotations
@@ -11,6 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+
+class RestoreError(ValueError):
+    """The record names nothing a restore knows how to put back, or lacks what it needs."""
 
 
 def _authorize(call: Any, group_id: str, permissions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -39,18 +47,18 @@ def restore(session: Any, record: Mapping[str, Any]) -> dict[str, Any]:
             "group_id": group_id,
             "ingress": ingress,
             "egress": egress,
-            "warning": "Perimeter will revoke these again unless the policy exempts the group.",
+            "warning": "Perimeter revokes these again once no exemption covers them.",
         }
     if action == "delete-security-group":
-        from perimeter_local.restore_group import restore_deleted_group
+        from perimeter.restore.group import restore_deleted_group
 
         return restore_deleted_group(session, record)
     if action == "create-flow-log":
-        from perimeter_local.restore_flowlog import restore_flow_log
+        from perimeter.restore.flowlog import restore_flow_log
 
         return dict(restore_flow_log(session, record))
     if action and str(action).startswith("default-sg-"):
-        from perimeter_local.restore_dsg import restore_default_sg_migration
+        from perimeter.restore.dsg import restore_default_sg_migration
 
         return dict(restore_default_sg_migration(session, record))
-    raise SystemExit(f"perimeter: audit record {record.get('audit_id')} has no restore for action {action!r}")
+    raise RestoreError(f"audit record {record.get('audit_id')} has no restore for action {action!r}")

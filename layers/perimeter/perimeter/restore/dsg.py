@@ -16,15 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from perimeter.restore import RestoreError
 from perimeter.rules import Rule
 
 ACTION = "default-sg-migration"
 _ENI_GONE = {"InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterfaceId.NotFound"}
 _GROUP_GONE = {"InvalidGroup.NotFound", "InvalidGroupId.NotFound"}
-
-
-class RestoreError(ValueError):
-    """The record is not a default-SG migration, or lacks what a restore needs."""
 
 
 def _code(exc: ClientError) -> str:
@@ -80,7 +78,13 @@ def restore_default_sg_migration(session: Any, audit_record: Mapping[str, Any]) 
     default_id = audit_record.get("default_group_id")
     if not default_id:
         raise RestoreError("audit record lacks default_group_id")
-    ec2 = session.client("ec2", region_name=audit_record.get("region"))
+    region = audit_record.get("region")
+    # A boto3 session (the CLI) may be for another region; a Runtime's clients are its own.
+    ec2 = (
+        session.client("ec2", region_name=region)
+        if region and hasattr(session, "region_name")
+        else session.client("ec2")
+    )
     rules = [Rule.from_dict({**r, "group_id": default_id}) for r in audit_record.get("default_rules", [])]
     restored_rules = _authorize(ec2, str(default_id), rules)
     restored, gone = [], []
