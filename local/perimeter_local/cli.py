@@ -21,7 +21,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -381,18 +381,57 @@ def cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def restore_session(
+    session: Any, record: Mapping[str, Any], *, member_role: str, external_id: str | None = None
+) -> Any:
+    """The session that restores ``record``: the caller's own when the record is of the caller's
+    account (and region), else the member account's remediation role (organization mode:
+    ``<member_role>-<region>``, assumed with the external id), in the record's region. The
+    member stack lets the security account's operator role assume it (OperatorPrincipalArn)."""
+    import boto3
+
+    from perimeter.accounts import member_role_arn, partition_of, role_session_name
+
+    account = str(record.get("account") or "")
+    region = str(record.get("region") or session.region_name)
+    own = session.client("sts").get_caller_identity()["Account"]
+    if not account or account == own:
+        return session if region == session.region_name else boto3.session.Session(region_name=region)
+    kwargs: dict[str, Any] = {
+        "RoleArn": member_role_arn(partition_of(region), account, member_role, region),
+        "RoleSessionName": role_session_name(f"restore-{record.get('audit_id', '')}"),
+    }
+    if external_id:
+        kwargs["ExternalId"] = external_id
+    creds = session.client("sts").assume_role(**kwargs)["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
+    import os
+
     from perimeter_local.restore import restore
 
     record = _audit_adapter(args).get(args.audit_id)
     if record is None:
         print(f"perimeter: no audit record {args.audit_id}", file=sys.stderr)
         return 2
-    outcome = restore(_session(), record)
+    session = restore_session(
+        _session(),
+        record,
+        member_role=args.member_role,
+        external_id=args.external_id or os.environ.get("PERIMETER_EXTERNAL_ID") or None,
+    )
+    outcome = restore(session, record)
     if outcome.get("group_id"):
         # Read back, so the person sees the rules are there again, not only that we asked.
         rules = (
-            _session()
+            session
             .client("ec2")
             .describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [outcome["group_id"]]}])[
                 "SecurityGroupRules"
@@ -479,6 +518,16 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         if name == "restore":
             p.add_argument("audit_id", help="the audit id, as `perimeter audit list` prints it")
+            p.add_argument(
+                "--member-role",
+                default="perimeter-remediation",
+                help="organization mode: the member role's base name (MemberRoleName); a record of "
+                "another account is restored through <name>-<region> in that account",
+            )
+            p.add_argument(
+                "--external-id",
+                help="organization mode: the member role's external id (default: $PERIMETER_EXTERNAL_ID)",
+            )
         else:
             p.add_argument("what", nargs="?", choices=["list"], default="list", help="list (the default)")
         p.add_argument("--stack-name", default="perimeter", help=stack_help)
