@@ -389,7 +389,6 @@ def restore_session(
     ``<member_role>-<region>``, assumed with the external id), in the record's region. The
     member stack lets the security account's operator role assume it (OperatorPrincipalArn)."""
     import boto3
-
     from perimeter.accounts import member_role_arn, partition_of, role_session_name
 
     account = str(record.get("account") or "")

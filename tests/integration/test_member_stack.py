@@ -123,7 +123,9 @@ def test_every_routed_call_is_forwarded_once_to_the_security_bus() -> None:
         forwarded += sorted(_calls(p))
         (target,) = res["Properties"]["Targets"]
         assert r.resolve(target["Arn"]) == MEMBER_PARAMS["EventBusArn"]
-        assert r.resolve(target["RoleArn"]) == f"arn:aws:iam::{B}:role/perimeter-remediation-forward-eu-west-1"
+        assert (
+            r.resolve(target["RoleArn"]) == f"arn:aws:iam::{B}:role/perimeter-remediation-forward-eu-west-1"
+        )
     assert len(forwarded) == len(set(forwarded)), "a call forwarded twice reaches the functions twice"
     assert set(forwarded) == _routed(TEMPLATE)
     forward = MEMBER["Resources"]["ForwardRole"]["Properties"]
@@ -135,7 +137,11 @@ def test_the_security_stack_puts_its_rules_on_the_organization_bus_in_organizati
         r = _resolve(TEMPLATE, params, SECURITY, HOME)
         r.physical["OrganizationEventBus"] = {"Ref": f"{STACK}-organization"}
         for res in TEMPLATE["Resources"].values():
-            for ev in res.get("Properties", {}).get("Events", {}).values() if res["Type"] == "AWS::Serverless::Function" else ():
+            for ev in (
+                res.get("Properties", {}).get("Events", {}).values()
+                if res["Type"] == "AWS::Serverless::Function"
+                else ()
+            ):
                 if ev["Type"] == "EventBridgeRule":
                     assert r.resolve(ev["Properties"]["EventBusName"]) == bus
     policy = TEMPLATE["Resources"]["OrganizationEventBusPolicy"]
@@ -236,8 +242,15 @@ def test_every_function_role_of_the_security_stack_may_assume_the_member_role() 
         # the security stack of another region is another stack
         (f"arn:aws:iam::{SECURITY}:role/{STACK}-sg-guard-eu-west-1", EXTERNAL_ID),
     ],
-    ids=["wrong-external-id", "no-external-id", "member-c-remediation", "member-c-lookalike", "member-b-own",
-         "security-other-role", "security-other-region"],
+    ids=[
+        "wrong-external-id",
+        "no-external-id",
+        "member-c-remediation",
+        "member-c-lookalike",
+        "member-b-own",
+        "security-other-role",
+        "security-other-region",
+    ],
 )
 def test_no_one_else_may_assume_the_member_role(caller: str, external_id: str | None) -> None:
     role = _remediation_role(MEMBER_PARAMS, B, "eu-west-1")
@@ -265,5 +278,7 @@ def test_the_function_roles_may_assume_only_member_roles_of_the_organization() -
         target = accounts.member_role_arn("aws", B, "perimeter-remediation", "eu-west-1")
         assert fnmatch.fnmatchcase(target, st["Resource"])
         assert not fnmatch.fnmatchcase(f"arn:aws:iam::{B}:role/admin", st["Resource"])
-    flow = _resolve(MEMBER, MEMBER_PARAMS, B, "eu-west-1").resolve(MEMBER["Resources"]["FlowLogDeliveryRole"]["Properties"])
+    flow = _resolve(MEMBER, MEMBER_PARAMS, B, "eu-west-1").resolve(
+        MEMBER["Resources"]["FlowLogDeliveryRole"]["Properties"]
+    )
     assert flow["RoleName"] == accounts.member_role_name("perimeter-remediation-flow-logs", "eu-west-1")

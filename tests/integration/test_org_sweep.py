@@ -17,8 +17,16 @@ from botocore.stub import Stubber
 from perimeter.review import fanout
 from perimeter.runtime import Runtime, Settings
 
-from tests.integration.test_organization import REGION, SECURITY, WORLD_SSH, Org, _audit_table, _findings, _ingress, _world_ssh_group
-from tests.integration.test_organization import org as org  # noqa: F401 - the fixture
+from tests.integration.test_organization import (
+    REGION,
+    SECURITY,
+    Org,
+    _audit_table,
+    _findings,
+    _ingress,
+    _world_ssh_group,
+)
+from tests.integration.test_organization import org as org
 
 REGIONS = ("us-east-1", "eu-west-1")
 
@@ -39,14 +47,21 @@ def test_list_accounts_is_read_page_by_page() -> None:
         stub.add_response("list_accounts", {"Accounts": [acct], "NextToken": "t1"}, {})
         stub.add_response(
             "list_accounts",
-            {"Accounts": [{"Id": "333333333333", "Status": "SUSPENDED"}, {"Id": "444444444444", "Status": "ACTIVE"}]},
+            {
+                "Accounts": [
+                    {"Id": "333333333333", "Status": "SUSPENDED"},
+                    {"Id": "444444444444", "Status": "ACTIVE"},
+                ]
+            },
             {"NextToken": "t1"},
         )
         assert fanout.active_accounts(client) == ["222222222222", "444444444444"]
         stub.assert_no_pending_responses()
 
 
-def _stubbed_lambda(pairs: list[fanout.Pair], function: str, parent: str, fail: set[int] = frozenset()) -> tuple[Any, Stubber]:  # type: ignore[assignment]
+def _stubbed_lambda(
+    pairs: list[fanout.Pair], function: str, parent: str, fail: set[int] = frozenset()
+) -> tuple[Any, Stubber]:  # type: ignore[assignment]
     client = boto3.client("lambda", region_name=REGION)
     stub = Stubber(client)
     for i, pair in enumerate(pairs):
@@ -56,7 +71,9 @@ def _stubbed_lambda(pairs: list[fanout.Pair], function: str, parent: str, fail: 
             "Payload": json.dumps(pair.event(parent)).encode(),
         }
         if i in fail:
-            stub.add_client_error("invoke", "TooManyRequestsException", http_status_code=429, expected_params=expected)
+            stub.add_client_error(
+                "invoke", "TooManyRequestsException", http_status_code=429, expected_params=expected
+            )
         else:
             stub.add_response("invoke", {"StatusCode": 202}, expected)
     return client, stub
@@ -109,7 +126,9 @@ def test_a_bad_pair_event_is_refused(event: dict[str, Any]) -> None:
 
 def test_fan_out_plans_from_the_organization_and_invokes_the_alias(org: Org, monkeypatch: Any) -> None:
     monkeypatch.setenv("PERIMETER_SWEEP_REGIONS", ",".join(REGIONS))
-    home = Runtime(Settings.from_env({"AWS_REGION": REGION, "PERIMETER_ACCOUNT_ID": SECURITY}), session=org.security)
+    home = Runtime(
+        Settings.from_env({"AWS_REGION": REGION, "PERIMETER_ACCOUNT_ID": SECURITY}), session=org.security
+    )
     fn = f"arn:aws:lambda:{REGION}:{SECURITY}:function:perimeter-sweep:live"
     pairs = fanout.plan([SECURITY, *org.members], REGIONS)
     client, stub = _stubbed_lambda(pairs, fn, "sweep-scheduled-1")

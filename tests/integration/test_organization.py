@@ -104,7 +104,9 @@ def _world_ssh_group(session: Any) -> tuple[str, str]:
 
 
 def _ingress(session: Any, gid: str) -> list[dict[str, Any]]:
-    return session.client("ec2").describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]["IpPermissions"]
+    return session.client("ec2").describe_security_groups(GroupIds=[gid])["SecurityGroups"][0][
+        "IpPermissions"
+    ]
 
 
 def _findings(session: Any) -> list[dict[str, Any]]:
@@ -151,9 +153,7 @@ def test_an_event_from_member_b_is_remediated_in_b_and_reported_for_b(org: Org) 
     sessions = next(iter(accounts._SESSIONS.values()))
     assert sessions.assumed == 1
     role_arn = f"arn:aws:iam::{b}:role/perimeter-remediation-{REGION}"
-    assert sessions._creds[role_arn].session_name == accounts.role_session_name(
-        event["detail"]["eventID"]
-    )
+    assert sessions._creds[role_arn].session_name == accounts.role_session_name(event["detail"]["eventID"])
 
 
 def test_credentials_are_reused_per_account_and_kept_apart_per_member(org: Org) -> None:
@@ -222,7 +222,9 @@ def test_the_ou_override_applies_to_its_accounts_only(org: Org) -> None:
     policy = base + (
         "\noverrides:\n"
         f"  ous:\n    {org.ou}:\n      controls:\n"
-        "        PER-SG-1: {mode: detect}\n        PER-SG-2: {mode: detect}\n        PER-SG-3: {mode: detect}\n"
+        "        PER-SG-1: {mode: detect}\n"
+        "        PER-SG-2: {mode: detect}\n"
+        "        PER-SG-3: {mode: detect}\n"
     )
     org.security.client("ssm").put_parameter(Name="/perimeter/policy", Value=policy, Type="String")
     outcomes = {}
@@ -260,7 +262,9 @@ def test_restore_works_across_accounts(org: Org) -> None:
     record = _audit_table(org).scan()[0]
     from perimeter_local.restore import restore
 
-    session = restore_session(org.security, record, member_role="perimeter-remediation", external_id=EXTERNAL_ID)
+    session = restore_session(
+        org.security, record, member_role="perimeter-remediation", external_id=EXTERNAL_ID
+    )
     assert session.client("sts").get_caller_identity()["Account"] == b
     restore(session, record)
     perms = _ingress(sb, gid)

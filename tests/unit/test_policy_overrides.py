@@ -37,9 +37,14 @@ def test_ou_then_account_precedence_and_key_by_key_merge() -> None:
             {
                 "ous": {
                     OU_TOP: {"controls": {"PER-SG-1": {"mode": "detect"}, "PER-SG-4": {"mode": "enforce"}}},
-                    OU_ML: {"controls": {"PER-SG-1": {"mode": "off"}}, "thresholds": {"enforce_min_score": 70}},
+                    OU_ML: {
+                        "controls": {"PER-SG-1": {"mode": "off"}},
+                        "thresholds": {"enforce_min_score": 70},
+                    },
                 },
-                "accounts": {A: {"controls": {"PER-SG-1": {"mode": "enforce"}}, "trusted_cidrs": ["10.9.0.0/16"]}},
+                "accounts": {
+                    A: {"controls": {"PER-SG-1": {"mode": "enforce"}}, "trusted_cidrs": ["10.9.0.0/16"]}
+                },
             }
         )
     )
@@ -60,7 +65,9 @@ def test_ou_then_account_precedence_and_key_by_key_merge() -> None:
 
 
 def test_dry_run_holds_for_every_account() -> None:
-    p = parse_policy(doc_with({"accounts": {A: {"controls": {"PER-SG-4": {"mode": "enforce"}}}}})).with_dry_run(True)
+    p = parse_policy(
+        doc_with({"accounts": {A: {"controls": {"PER-SG-4": {"mode": "enforce"}}}}})
+    ).with_dry_run(True)
     assert p.for_account(A).mode("PER-SG-4") == "detect"
     assert p.for_account(A).mode("PER-SG-1") == "detect"
 

@@ -171,7 +171,12 @@ class MemberRuntime(Runtime):
     role, Perimeter's own stores through the security account's runtime (``home``)."""
 
     def __init__(
-        self, home: Runtime, org: OrgSettings, sessions: MemberSessions, account: str, region: str,
+        self,
+        home: Runtime,
+        org: OrgSettings,
+        sessions: MemberSessions,
+        account: str,
+        region: str,
         event_id: str | None,
     ) -> None:
         role = member_role_name(org.role_name, region)
