@@ -113,6 +113,18 @@ def _findings(session: Any) -> list[dict[str, Any]]:
     return session.client("securityhub").get_findings()["Findings"]
 
 
+def _member_sessions() -> accounts.MemberSessions:
+    """The warm container's member sessions (the local runner keeps a runtime per function)."""
+    from perimeter_local import invoke as runner
+
+    (found,) = [
+        rt.__dict__["_member_sessions"]
+        for rt in runner._RUNTIMES.values()
+        if "_member_sessions" in rt.__dict__
+    ]
+    return found
+
+
 def _audit_table(org: Org) -> AuditAdapter:
     name = next(t for t in org.security.client("dynamodb").list_tables()["TableNames"] if "AuditTable" in t)
     return AuditAdapter(org.security.client("dynamodb"), name)
@@ -150,7 +162,7 @@ def test_an_event_from_member_b_is_remediated_in_b_and_reported_for_b(org: Org) 
     assert [r["account"] for r in records] == [b]
     assert records[0]["group_id"] == gid
     # One AssumeRole for the container, named after the event.
-    sessions = next(iter(accounts._SESSIONS.values()))
+    sessions = _member_sessions()
     assert sessions.assumed == 1
     role_arn = f"arn:aws:iam::{b}:role/perimeter-remediation-{REGION}"
     assert sessions._creds[role_arn].session_name == accounts.role_session_name(event["detail"]["eventID"])
@@ -173,7 +185,7 @@ def test_credentials_are_reused_per_account_and_kept_apart_per_member(org: Org) 
         )
         assert org.run("SgGuardFunction", event, **org.params)["result"]["status"] == "remediated"
         assert _ingress(s, gid) == []
-    sessions = next(iter(accounts._SESSIONS.values()))
+    sessions = _member_sessions()
     assert sessions.assumed == 2  # one per member, the third event reused B's
     for acct in (b, c):
         s, _ = groups[acct]
@@ -329,3 +341,31 @@ def test_role_session_name_names_the_event_within_sts_limits(event_id: str | Non
 def test_single_account_mode_returns_the_home_runtime_untouched() -> None:
     home = object()
     assert accounts.runtime_for({"account": "222222222222", "region": "eu-west-1"}, home, env={}) is home  # type: ignore[arg-type]
+
+
+def test_the_security_accounts_own_events_use_its_own_credentials() -> None:
+    """Organization mode: the function's own account and region is the home runtime itself; its
+    own account in another region is a runtime of that region with the same credentials, built
+    once per container; a member is a MemberRuntime through the member role."""
+    from perimeter.runtime import Runtime, Settings
+
+    env = {"PERIMETER_MEMBER_ROLE_NAME": "perimeter-remediation", "PERIMETER_EXTERNAL_ID": "x"}
+    home = Runtime(Settings.from_env({"AWS_REGION": REGION, "PERIMETER_ACCOUNT_ID": SECURITY}))
+    home.__dict__["policy"] = object()
+
+    def ev(account: str, region: str) -> dict[str, Any]:
+        return {"account": account, "region": region, "detail": {"eventID": "e1"}}
+
+    assert accounts.runtime_for(ev(SECURITY, REGION), home, env) is home
+    other = accounts.runtime_for(ev(SECURITY, "eu-west-1"), home, env)
+    assert type(other) is Runtime and other.settings.region == "eu-west-1"
+    assert other.settings.account_id == SECURITY and other.policy is home.policy
+    assert accounts.runtime_for(ev(SECURITY, "eu-west-1"), home, env) is other
+    home.__dict__["_member_sessions"] = object()  # no STS call is made building the runtime
+    member = accounts.runtime_for(ev("222222222222", "eu-west-1"), home, env)
+    assert isinstance(member, accounts.MemberRuntime)
+    assert member.role_arn == "arn:aws:iam::222222222222:role/perimeter-remediation-eu-west-1"
+    assert member.settings.self_roles >= {"perimeter-remediation-eu-west-1"}
+    assert member.flow_log_role_arn == (
+        "arn:aws:iam::222222222222:role/perimeter-remediation-flow-logs-eu-west-1"
+    )

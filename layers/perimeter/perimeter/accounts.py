@@ -225,16 +225,14 @@ class MemberRuntime(Runtime):
         return f"arn:{partition_of(self.settings.region)}:iam::{self.settings.account_id}:role/{name}"
 
 
-_SESSIONS: dict[int, MemberSessions] = {}
 _OU_CACHE: dict[str, tuple[str, ...]] = {}
 
 
 def sessions_for(home: Runtime, org: OrgSettings) -> MemberSessions:
-    """One ``MemberSessions`` per home runtime (so per container; a SnapStart restore replaces
-    the runtime and so drops credentials that must not outlive the snapshot)."""
-    cur = _SESSIONS.get(id(home))
+    """One ``MemberSessions`` per home runtime, kept on it: so one per container, and a SnapStart
+    restore, which replaces the runtime, drops credentials that must not outlive the snapshot."""
+    cur: MemberSessions | None = home.__dict__.get("_member_sessions")
     if cur is None:
-        _SESSIONS.clear()
         session = home.session
         make = session.client if hasattr(session, "client") else session.create_client
         config = home.client_config
@@ -243,13 +241,12 @@ def sessions_for(home: Runtime, org: OrgSettings) -> MemberSessions:
             return make(service, region_name=region, config=config, **keys)
 
         cur = MemberSessions(home.client("sts").assume_role, build, external_id=org.external_id)
-        _SESSIONS[id(home)] = cur
+        home.__dict__["_member_sessions"] = cur
     return cur
 
 
 def forget() -> None:
-    """Drop cached credentials, clients and OU paths (tests, the local runner)."""
-    _SESSIONS.clear()
+    """Drop the cached OU paths (tests; credentials and clients live on their home runtime)."""
     _OU_CACHE.clear()
 
 
@@ -308,8 +305,13 @@ def runtime_of(
 ) -> Runtime:
     """The runtime of one (account, region): the sweep's fan-out uses it too."""
     if account == home.settings.account_id:
-        # The security account's own resources in another region: its own credentials.
-        rt = Runtime(replace(home.settings, region=region), session=home._session)
-        rt.__dict__["policy"] = home.policy
+        # The security account's own resources in another region: its own credentials, its
+        # clients for that region built once per container.
+        regional: dict[str, Runtime] = home.__dict__.setdefault("_regional", {})
+        rt = regional.get(region)
+        if rt is None:
+            rt = Runtime(replace(home.settings, region=region), session=home._session)
+            rt.__dict__["policy"] = home.policy
+            regional[region] = rt
         return rt
     return MemberRuntime(home, org, sessions_for(home, org), account, region, event_id)
