@@ -369,3 +369,38 @@ def test_the_security_accounts_own_events_use_its_own_credentials() -> None:
     assert member.flow_log_role_arn == (
         "arn:aws:iam::222222222222:role/perimeter-remediation-flow-logs-eu-west-1"
     )
+
+
+def test_a_flow_log_is_created_in_the_member_with_the_member_stacks_delivery_role(org: Org) -> None:
+    """FlowLogGuard on B's CreateVpc (policy: every VPC needs a flow log): the flow log is B's,
+    delivered by the member stack's role in B, into a log group in B."""
+    b = org.members[0]
+    sb = org.session_of(b)
+    sb.client("securityhub").enable_security_hub(EnableDefaultStandards=False)
+    vpc = sb.client("ec2").create_vpc(CidrBlock="10.61.0.0/16")["Vpc"]["VpcId"]
+    policy = (ROOT / "policy" / "default.yaml").read_text().replace("scope: model-vpcs", "scope: all-vpcs")
+    org.security.client("ssm").put_parameter(Name="/perimeter/policy", Value=policy, Type="String")
+    rec = cloudtrail.record(
+        "CreateVpc",
+        "ec2.amazonaws.com",
+        {"cidrBlock": "10.61.0.0/16"},
+        {"vpc": {"vpcId": vpc, "ownerId": b, "cidrBlock": "10.61.0.0/16"}},
+        account=b,
+        region=REGION,
+    )
+    from perimeter.events import wrap_in_envelope
+
+    out = org.run(
+        "FlowLogGuardFunction", wrap_in_envelope(rec), PolicyParameterName="/perimeter/policy", **org.params
+    )
+
+    assert out["ok"], out
+    logs = sb.client("ec2").describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc]}])["FlowLogs"]
+    assert len(logs) == 1, logs
+    assert logs[0]["DeliverLogsPermissionArn"] == (
+        f"arn:aws:iam::{b}:role/perimeter-remediation-flow-logs-{REGION}"
+    )
+    group = logs[0]["LogGroupName"]
+    assert sb.client("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    assert not org.security.client("ec2").describe_flow_logs()["FlowLogs"]
+    assert {r["account"] for r in _audit_table(org).scan()} == {b}
