@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from perimeter import iam_service
-from perimeter.accounts import runtime_for
+from perimeter.org import runtime_for
 from perimeter.runtime import get_runtime, init_container
 from perimeter.telemetry import logger, metrics
 

@@ -13,7 +13,8 @@ gc.disable()
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from perimeter.review import fanout, service
+from perimeter import org
+from perimeter.review import service
 from perimeter.runtime import get_runtime, init_container
 from perimeter.telemetry import logger, metrics
 
@@ -24,9 +25,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     home = get_runtime()
     # Organization mode: the schedule's event fans out one invocation per (account, region);
     # each of those sweeps its pair through the member role.
-    if fanout.is_pair(event):
-        return service.handle(event, fanout.pair_runtime(event, home), context)
-    if fanout.org_mode():
+    if (isinstance(event, dict) and event.get("perimeter") == "sweep-pair") or org.enabled():
+        from perimeter.review import fanout  # organization mode only: not on account mode's cold start
+
+        if fanout.is_pair(event):
+            return service.handle(event, fanout.pair_runtime(event, home), context)
         return fanout.fan_out(event, home, context)
     return service.handle(event, home, context)
 

@@ -404,3 +404,35 @@ def test_a_flow_log_is_created_in_the_member_with_the_member_stacks_delivery_rol
     assert sb.client("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
     assert not org.security.client("ec2").describe_flow_logs()["FlowLogs"]
     assert {r["account"] for r in _audit_table(org).scan()} == {b}
+
+
+def test_account_mode_imports_none_of_organization_mode() -> None:
+    """The handlers' cold start in account mode: perimeter.accounts and the sweep's fan-out are
+    not imported, by any handler module nor by its first call to ``runtime_for``."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib.util, os, sys
+os.environ.pop("PERIMETER_MEMBER_ROLE_NAME", None)
+for name in ("sg_guard", "default_sg", "model_posture", "iam_guard", "flowlog_guard", "sweep"):
+    spec = importlib.util.spec_from_file_location("app_" + name, os.path.join("functions", name, "app.py"))
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+from perimeter.org import runtime_for
+home = object()
+assert runtime_for({"account": "222222222222", "region": "eu-west-1"}, home) is home
+print(sorted(m for m in sys.modules if m in ("perimeter.accounts", "perimeter.review.fanout")))
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "AWS_LAMBDA_INITIALIZATION_TYPE"}
+    env["AWS_REGION"] = REGION
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", out.stdout
