@@ -108,12 +108,6 @@ def dispatch(
     return {"status": "dispatched", "pairs": len(pairs), "function": function}
 
 
-def org_mode(env: Mapping[str, str] | None = None) -> bool:
-    from perimeter.accounts import OrgSettings
-
-    return OrgSettings.from_env(env) is not None
-
-
 def pair_runtime(event: Mapping[str, Any], home: Any) -> Any:
     """The runtime of a ``sweep-pair`` event's (account, region)."""
     from perimeter.accounts import OrgSettings, runtime_of
