@@ -361,6 +361,8 @@ def test_the_security_accounts_own_events_use_its_own_credentials() -> None:
     assert type(other) is Runtime and other.settings.region == "eu-west-1"
     assert other.settings.account_id == SECURITY and other.policy is home.policy
     assert accounts.runtime_for(ev(SECURITY, "eu-west-1"), home, env) is other
+    forged = {"account": "222222222222", "region": REGION, "detail": {"recipientAccountId": "333333333333"}}
+    assert accounts.runtime_for(forged, home, env) is home  # envelope and record disagree
     home.__dict__["_member_sessions"] = object()  # no STS call is made building the runtime
     member = accounts.runtime_for(ev("222222222222", "eu-west-1"), home, env)
     assert isinstance(member, accounts.MemberRuntime)

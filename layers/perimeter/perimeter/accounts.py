@@ -274,12 +274,18 @@ def org_path(home: Runtime, account: str) -> tuple[str, ...]:
 def _where(event: Any) -> tuple[str | None, str | None, str | None]:
     """(account, region, event id) as ``perimeter.events.parse_event`` reads them: the CloudTrail
     record's ``recipientAccountId``/``awsRegion`` first, the envelope's ``account``/``region``
-    otherwise. Anything unexpected gives Nones: the home runtime then fails the event clearly."""
+    otherwise. Anything unexpected gives Nones: the home runtime then fails the event clearly, or
+    ignores it as another account's. An envelope whose ``account`` is not the record's
+    ``recipientAccountId`` is such a case: EventBridge keeps the source account's id on a forwarded
+    event, so the two disagree only in an event nobody should act on in either account."""
     if not isinstance(event, Mapping):
         return None, None, None
     detail = event.get("detail")
     detail = detail if isinstance(detail, Mapping) else {}
-    account = detail.get("recipientAccountId") or event.get("account")
+    envelope, recipient = event.get("account"), detail.get("recipientAccountId")
+    if envelope and recipient and envelope != recipient:
+        return None, None, None
+    account = recipient or envelope
     region = detail.get("awsRegion") or event.get("region")
     eid = detail.get("eventID") or event.get("id")
     ok = isinstance(account, str) and isinstance(region, str)
