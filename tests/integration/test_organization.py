@@ -438,3 +438,38 @@ print(sorted(m for m in sys.modules if m in ("perimeter.accounts", "perimeter.re
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_iam_guard_judges_the_members_role_in_the_member(org: Org) -> None:
+    """IamGuard (IAM is global; its events come from us-east-1) on B's PutRolePolicy: the role
+    is read from B's IAM through the member role; the PER-IAM-1 finding is B's."""
+    import json
+
+    b = org.members[0]
+    sb = org.session_of(b)
+    sb.client("securityhub").enable_security_hub(EnableDefaultStandards=False)
+    sample = json.loads((ROOT / "events" / "PutRolePolicy--invoke-on-star.json").read_text())
+    req = sample["detail"]["requestParameters"]
+    iam = sb.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    iam.create_role(RoleName=req["roleName"], AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(
+        RoleName=req["roleName"], PolicyName=req["policyName"], PolicyDocument=req["policyDocument"]
+    )
+    sample["account"] = b
+    sample["detail"]["recipientAccountId"] = b
+    sample["detail"]["userIdentity"]["accountId"] = b
+
+    out = org.run("IamGuardFunction", sample, **org.params)
+
+    assert out["ok"], out
+    found = [f for f in _findings(sb) if f["GeneratorId"] == "PER-IAM-1"]
+    assert len(found) == 1 and found[0]["AwsAccountId"] == b, _findings(sb)
+    assert req["roleName"] in found[0]["Resources"][0]["Id"]
+    assert found[0]["Compliance"]["Status"] == "FAILED"
+    assert not [f for f in _findings(org.security) if f["GeneratorId"] == "PER-IAM-1"]
