@@ -13,6 +13,7 @@ gc.disable()
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from perimeter import org
 from perimeter.review import service
 from perimeter.runtime import get_runtime, init_container
 from perimeter.telemetry import logger, metrics
@@ -21,7 +22,16 @@ from perimeter.telemetry import logger, metrics
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return service.handle(event, get_runtime(), context)
+    home = get_runtime()
+    # Organization mode: the schedule's event fans out one invocation per (account, region);
+    # each of those sweeps its pair through the member role.
+    if (isinstance(event, dict) and event.get("perimeter") == "sweep-pair") or org.enabled():
+        from perimeter.review import fanout  # organization mode only: not on account mode's cold start
+
+        if fanout.is_pair(event):
+            return service.handle(event, fanout.pair_runtime(event, home), context)
+        return fanout.fan_out(event, home, context)
+    return service.handle(event, home, context)
 
 
 # In Lambda's init phase (and so in a SnapStart snapshot): the clients this function calls.

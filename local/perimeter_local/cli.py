@@ -21,7 +21,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -381,6 +381,36 @@ def cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def restore_session(
+    session: Any, record: Mapping[str, Any], *, member_role: str, external_id: str | None = None
+) -> Any:
+    """The session that restores ``record``: the caller's own when the record is of the caller's
+    account (and region), else the member account's remediation role (organization mode:
+    ``<member_role>-<region>``, assumed with the external id), in the record's region. The
+    member stack lets the security account's operator role assume it (OperatorPrincipalArn)."""
+    import boto3
+    from perimeter.accounts import member_role_arn, partition_of, role_session_name
+
+    account = str(record.get("account") or "")
+    region = str(record.get("region") or session.region_name)
+    own = session.client("sts").get_caller_identity()["Account"]
+    if not account or account == own:
+        return session if region == session.region_name else boto3.session.Session(region_name=region)
+    kwargs: dict[str, Any] = {
+        "RoleArn": member_role_arn(partition_of(region), account, member_role, region),
+        "RoleSessionName": role_session_name(f"restore-{record.get('audit_id', '')}"),
+    }
+    if external_id:
+        kwargs["ExternalId"] = external_id
+    creds = session.client("sts").assume_role(**kwargs)["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
+
+
 def _undo_runtime(args: argparse.Namespace) -> Any:
     """The UndoFunction's runtime, on this shell's credentials: the same code path."""
     from perimeter.runtime import Runtime, Settings
@@ -417,6 +447,8 @@ def cmd_restore_finding(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    import os
+
     from perimeter.restore import RestoreError, restore
 
     if args.audit_id.startswith("perimeter/"):
@@ -426,19 +458,21 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"perimeter: no audit record {args.audit_id}", file=sys.stderr)
         return 2
     try:
-        outcome = restore(_session(), record)
+        session = restore_session(
+            _session(),
+            record,
+            member_role=args.member_role,
+            external_id=args.external_id or os.environ.get("PERIMETER_EXTERNAL_ID") or None,
+        )
+        outcome = restore(session, record)
     except RestoreError as exc:
         print(f"perimeter: {exc}", file=sys.stderr)
         return 2
     if outcome.get("group_id"):
         # Read back, so the person sees the rules are there again, not only that we asked.
-        rules = (
-            _session()
-            .client("ec2")
-            .describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [outcome["group_id"]]}])[
-                "SecurityGroupRules"
-            ]
-        )
+        rules = session.client("ec2").describe_security_group_rules(
+            Filters=[{"Name": "group-id", "Values": [outcome["group_id"]]}]
+        )["SecurityGroupRules"]
         outcome["rules_now"] = sorted(_rule_text(r) for r in rules)
     print(json.dumps(outcome, indent=2))
     return 0
@@ -541,6 +575,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--exemptions-table",
                 help="exemptions table name (default: <stack>-ExemptionsTable, as the runner names it)",
+            )
+            p.add_argument(
+                "--member-role",
+                default="perimeter-remediation",
+                help="organization mode: the member role's base name (MemberRoleName); a record of "
+                "another account is restored through <name>-<region> in that account",
+            )
+            p.add_argument(
+                "--external-id",
+                help="organization mode: the member role's external id (default: $PERIMETER_EXTERNAL_ID)",
             )
         else:
             p.add_argument("what", nargs="?", choices=["list"], default="list", help="list (the default)")

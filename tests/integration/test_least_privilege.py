@@ -44,10 +44,38 @@ def _actions(node: Any) -> set[str]:
     return out
 
 
-def _granted(function_id: str) -> set[str]:
+def _split_org(node: Any) -> tuple[Any, list[Any]]:
+    """(the node without its ``Fn::If: [IsOrganization, ...]`` branches, those branches)."""
+    org: list[Any] = []
+
+    def strip(n: Any) -> Any:
+        if isinstance(n, dict):
+            cond = n.get("Fn::If")
+            if isinstance(cond, list) and cond and cond[0] == "IsOrganization":
+                org.append(cond[1])
+                return strip(cond[2])
+            return {k: strip(v) for k, v in n.items()}
+        if isinstance(n, list):
+            return [strip(v) for v in n]
+        return n
+
+    return strip(node), org
+
+
+def _role_policies(function_id: str) -> Any:
     role_id = TEMPLATE["Resources"][function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
-    role = TEMPLATE["Resources"][role_id]["Properties"]
-    return _actions(role.get("Policies", [])) - PLATFORM
+    return TEMPLATE["Resources"][role_id]["Properties"].get("Policies", [])
+
+
+def _granted(function_id: str) -> set[str]:
+    """What the role grants in either mode, outside the organization-only statements."""
+    base, _ = _split_org(_role_policies(function_id))
+    return _actions(base) - PLATFORM
+
+
+def _granted_in_organization_mode(function_id: str) -> set[str]:
+    _, org = _split_org(_role_policies(function_id))
+    return _actions(org)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +87,14 @@ def test_template_grants_exactly_what_the_code_declares(function_id: str) -> Non
         f"{function_id}: declare its actions in perimeter/permissions.py"
     )
     assert _granted(function_id) == set(permissions.FUNCTIONS[function_id])
+
+
+@pytest.mark.parametrize("function_id", sorted(permissions.ORGANIZATION))
+def test_organization_mode_grants_exactly_the_declared_extra(function_id: str) -> None:
+    """Organization mode adds only what ``permissions.ORGANIZATION`` declares (assuming the member
+    role, the OU tree; the sweep's fan-out), and only behind ``IsOrganization``."""
+    assert _granted_in_organization_mode(function_id) == set(permissions.ORGANIZATION[function_id])
+    assert not _granted(function_id) & set(permissions.ORGANIZATION[function_id])
 
 
 def test_no_wildcard_actions() -> None:

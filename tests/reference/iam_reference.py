@@ -81,6 +81,8 @@ DOCUMENTS: Mapping[str, tuple[str, ...]] = {
     "AWS::SQS::QueuePolicy": ("PolicyDocument",),
     "AWS::SNS::TopicPolicy": ("PolicyDocument",),
     "AWS::S3::BucketPolicy": ("PolicyDocument",),
+    # one statement, not a document (organization mode's bus policy)
+    "AWS::Events::EventBusPolicy": ("Statement",),
 }
 
 
@@ -108,6 +110,7 @@ def _physical(resources: Mapping[str, Any]) -> dict[str, dict[str, str]]:
             "AWS::Serverless::Function": f"arn:aws:lambda:{base}:function:{name}",
             "AWS::Serverless::LayerVersion": f"arn:aws:lambda:{base}:layer:{name}:1",
             "AWS::KMS::Key": f"arn:aws:kms:{base}:key/{name}",
+            "AWS::Events::EventBus": f"arn:aws:events:{base}:event-bus/{name}",
         }.get(kind, f"arn:aws:{kind.split('::')[1].lower() if '::' in kind else 'x'}:{base}:{name}")
         ref = arn if kind in ("AWS::SNS::Topic", "AWS::Serverless::LayerVersion") else name
         if kind == "AWS::SQS::Queue":
@@ -125,6 +128,8 @@ def _documents(res: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
             for i, pol in enumerate(props.get("Policies", []) or []):
                 if isinstance(pol, Mapping):
                     yield f"Policies[{pol.get('PolicyName', i)}]", pol.get("PolicyDocument")
+        elif path == "Statement" and path in props:
+            yield path, {"Statement": [props[path]]}
         elif path in props:
             yield path, props[path]
 

@@ -20,6 +20,9 @@ from perimeter_local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
+#: organization mode's member stack (deployed by a StackSet): held to the same scanners
+MEMBER = ROOT / "member.yaml"
+TEMPLATES = {"template": TEMPLATE, "member": MEMBER}
 
 
 def _tool(name: str, env_var: str) -> str:
@@ -71,9 +74,10 @@ def _ids(checks: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(c["check_id"], c["resource"].split(".", 1)[1]) for c in checks}
 
 
-def test_cfn_lint_is_clean() -> None:
+@pytest.mark.parametrize("path", TEMPLATES.values(), ids=TEMPLATES.keys())
+def test_cfn_lint_is_clean(path: Path) -> None:
     proc = subprocess.run(
-        [_tool("cfn-lint", "PERIMETER_CFN_LINT"), str(TEMPLATE)],
+        [_tool("cfn-lint", "PERIMETER_CFN_LINT"), str(path)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -90,8 +94,9 @@ def _suppressions(template: dict[str, Any]) -> dict[tuple[str, str], str]:
     return out
 
 
-def test_checkov_is_clean_and_every_suppression_is_justified_and_needed(tmp_path: Path) -> None:
-    template = load_template(TEMPLATE)
+@pytest.mark.parametrize("path", TEMPLATES.values(), ids=TEMPLATES.keys())
+def test_checkov_is_clean_and_every_suppression_is_justified_and_needed(path: Path, tmp_path: Path) -> None:
+    template = load_template(path)
     suppressed = _suppressions(template)
     for (check, resource), why in suppressed.items():
         assert len(why.split()) >= 8, f"{resource}: suppression of {check} needs its reason in place"
@@ -103,7 +108,7 @@ def test_checkov_is_clean_and_every_suppression_is_justified_and_needed(tmp_path
         res.get("Metadata", {}).pop("checkov", None)
     bare = tmp_path / "template.json"
     bare.write_text(json.dumps(bare_template))
-    results, bare_results = _checkov(TEMPLATE, bare)
+    results, bare_results = _checkov(path, bare)
 
     failed = _ids(results["failed_checks"])
     assert not failed, f"checkov fails: {sorted(failed)}"

@@ -30,6 +30,29 @@ PARAMETER_SETS = {
         "CreateTrail": "true",
     },
     "policy-name-without-slash": {"PolicyParameterName": "perimeter-policy"},
+    "organization": {
+        "Mode": "organization",
+        "OrganizationId": "o-exampleorg1",
+        "ExternalId": "example-external-id",
+        "MemberTemplateUrl": "https://example-bucket.s3.amazonaws.com/member.yaml",
+        "OrganizationalUnitIds": "ou-ab12-cd34ef56",
+        "OrganizationRegions": "us-east-1,eu-west-1",
+        "PolicyParameterName": "/perimeter/policy",
+    },
+}
+MEMBER = ROOT / "member.yaml"
+MEMBER_PARAMETERS = {
+    "defaults": {
+        "SecurityAccountId": "210987654321",
+        "SecurityStackName": "perimeter",
+        "SecurityRegion": "us-east-1",
+        "EventBusArn": "arn:aws:events:us-east-1:210987654321:event-bus/perimeter-organization",
+        "ExternalId": "example-external-id",
+    },
+}
+MEMBER_PARAMETERS["with-operator"] = {
+    **MEMBER_PARAMETERS["defaults"],
+    "OperatorPrincipalArn": "arn:aws:iam::210987654321:role/security-operations",
 }
 
 
@@ -38,6 +61,23 @@ def test_every_statement_matches_the_service_authorization_reference(params: dic
     found = statements(TEMPLATE, params)
     assert len(found) > 20, "the walker found too few statements to be reading the template"
     problems = check_template(TEMPLATE, params)
+    assert not problems, "\n".join(problems)
+
+
+def test_organization_mode_adds_its_statements() -> None:
+    """The organization parameter set really switches the organization-only statements on."""
+    where = {st.where.split("/")[0] for st in statements(TEMPLATE, PARAMETER_SETS["organization"])}
+    assert "OrganizationEventBusPolicy" in where
+    sids = {st.body.get("Sid") for st in statements(TEMPLATE, PARAMETER_SETS["organization"])}
+    assert {"AssumeMemberRole", "ReadOrganizationTree", "ListOrganizationAccounts", "FanOut"} <= sids
+    assert not {"AssumeMemberRole", "FanOut"} & {st.body.get("Sid") for st in statements(TEMPLATE, {})}
+
+
+@pytest.mark.parametrize("params", MEMBER_PARAMETERS.values(), ids=MEMBER_PARAMETERS.keys())
+def test_member_stack_statements_match_the_service_authorization_reference(params: dict[str, str]) -> None:
+    found = statements(MEMBER, params)
+    assert len(found) > 15, "the walker found too few statements to be reading member.yaml"
+    problems = check_template(MEMBER, params)
     assert not problems, "\n".join(problems)
 
 

@@ -245,3 +245,26 @@ def actions_of_call(prefix: str, operation: str, params: Mapping[str, Any]) -> s
         kinds = {kind for item in params.get("TransactItems", []) for kind in item}
         return {f"dynamodb:{_TRANSACT_ITEM_ACTION[k]}" for k in kinds}
     return {f"{prefix}:{operation}"}
+
+
+# Organization mode (issue 12). What each function's role gains in the security account when
+# the stack's Mode is organization (template.yaml grants these only under IsOrganization):
+# assuming the member role, and reading the organization's tree for the policy's OU overrides.
+# The sweep also lists the organization's accounts and invokes itself once per (account, region).
+ORG_COMMON = frozenset({"sts:AssumeRole", "organizations:ListParents"})
+ORGANIZATION: dict[str, frozenset[str]] = {name: ORG_COMMON for name in FUNCTIONS}
+ORGANIZATION["SweepFunction"] = ORG_COMMON | {"organizations:ListAccounts", "lambda:InvokeFunction"}
+
+#: Services whose calls stay in the security account (``perimeter.accounts.HOME_SERVICES``):
+#: Perimeter's tables, topic and policy parameter. Everything else a function calls is made in
+#: the member account, through the member role.
+HOME_PREFIXES = frozenset({"dynamodb", "sns", "ssm"})
+
+
+def member_role_actions() -> frozenset[str]:
+    """The member stack's remediation role (member.yaml): the union of what the functions call
+    in an account, nothing of Perimeter's own stores. ``tests/integration/test_member_stack.py``
+    holds member.yaml to it."""
+    return frozenset(
+        a for acts in FUNCTIONS.values() for a in acts if a.split(":", 1)[0] not in HOME_PREFIXES
+    )

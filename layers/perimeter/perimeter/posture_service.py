@@ -36,11 +36,14 @@ from perimeter.runtime import Runtime
 from perimeter.telemetry import logger
 
 
-def flow_log_target() -> FlowLogTarget:
-    """The stack's flow-log group and delivery role (template.yaml passes both)."""
+def flow_log_target(rt: Runtime | None = None) -> FlowLogTarget:
+    """The stack's flow-log group and delivery role (template.yaml passes both). In a member
+    account (organization mode) the delivery role is the member stack's, in that account."""
     return FlowLogTarget(
         log_group=os.environ.get("PERIMETER_FLOW_LOG_GROUP") or None,
-        role_arn=os.environ.get("PERIMETER_FLOW_LOG_ROLE_ARN") or None,
+        role_arn=getattr(rt, "flow_log_role_arn", None)
+        or os.environ.get("PERIMETER_FLOW_LOG_ROLE_ARN")
+        or None,
     )
 
 
@@ -112,7 +115,7 @@ def _audit_id(call: ApiCall, vpc_id: str) -> str:
 
 
 def _into_ours(rt: Runtime, logs: Sequence[FlowLog]) -> bool:
-    ours = (flow_log_target().log_group, rt.policy.flow_logs.s3_bucket_arn)
+    ours = (flow_log_target(rt).log_group, rt.policy.flow_logs.s3_bucket_arn)
     return any(fl.destination and fl.destination in ours for fl in logs)
 
 
@@ -159,7 +162,7 @@ def flow_log_issues(
 
 def _create_flow_log(call: ApiCall, j: Judged, rt: Runtime, now: str) -> Judged:
     policy = rt.policy.flow_logs
-    target = flow_log_target()
+    target = flow_log_target(rt)
     problem = target.missing(policy)
     if problem:
         # A stack without its flow-log group cannot remediate: say so in the finding rather

@@ -173,7 +173,6 @@ class IamAdapter:
                     )
         return out
 
-
     # --- groups: a user holds its groups' policies too ----------------------------------------
 
     def group(self, name: str) -> tuple[Principal, list[str]] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -257,6 +258,38 @@ class Policy:
     flow_logs: FlowLogPolicy = field(default_factory=lambda: FlowLogPolicy())
     guardrails: GuardrailPolicy = field(default_factory=lambda: GuardrailPolicy())
     review: ReviewPolicy = field(default_factory=lambda: ReviewPolicy())
+    #: organization mode: partial policy documents merged over this one, per account and per OU
+    overrides_accounts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    overrides_ous: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    _scoped: dict[tuple[str, tuple[str, ...]], Policy] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+
+    @property
+    def has_overrides(self) -> bool:
+        return bool(self.overrides_accounts or self.overrides_ous)
+
+    def for_account(self, account: str, ous: Sequence[str] = ()) -> Policy:
+        """The policy for one member account: the OUs' overrides merged over this policy, root
+        first (``ous`` is the path from the root down), then the account's own; mappings merge
+        key by key, any other value (lists included) replaces the base's. Cached per scope."""
+        ous = tuple(o for o in ous if o in self.overrides_ous)
+        key = (account, ous)
+        hit = self._scoped.get(key)
+        if hit is not None:
+            return hit
+        layers = [self.overrides_ous[o] for o in ous]
+        if account in self.overrides_accounts:
+            layers.append(self.overrides_accounts[account])
+        if not layers:
+            scoped = self
+        else:
+            doc: Mapping[str, Any] = _base_doc(self.raw)
+            for layer in layers:
+                doc = merge_docs(doc, layer)
+            scoped = parse_policy(doc).with_dry_run(self.dry_run)
+        self._scoped[key] = scoped
+        return scoped
 
     def mode(self, control_id: str) -> str:
         """The effective mode: dry-run turns every ``enforce`` into ``detect``."""
@@ -473,6 +506,7 @@ TOP_LEVEL = (
     "guardrails",
     "default_sg",
     "review",
+    "overrides",
 )
 
 
@@ -541,6 +575,56 @@ def _review(value: Any, path: str) -> ReviewPolicy:
     return ReviewPolicy(days)
 
 
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+OU_ID = re.compile(r"^ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}$")
+
+
+def merge_docs(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged onto ``base``: mappings key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        cur = out.get(key)
+        if isinstance(cur, Mapping) and isinstance(value, Mapping):
+            out[key] = merge_docs(cur, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _base_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k != "overrides"}
+
+
+def _overrides(
+    value: Any, base: Mapping[str, Any]
+) -> tuple[dict[str, Mapping[str, Any]], dict[str, Mapping[str, Any]]]:
+    """``overrides: {accounts: {<id>: <partial policy>}, ous: {<ou id>: <partial policy>}}``.
+    Each entry, merged over the base, must be a valid policy itself: a bad field is named by
+    its full path (``overrides.accounts.111122223333.thresholds.enforce_min_score: ...``)."""
+    m = _mapping(value or {}, "overrides", ("accounts", "ous"))
+    out: list[dict[str, Mapping[str, Any]]] = []
+    for kind, pattern, what in (
+        ("accounts", ACCOUNT_ID, "a 12-digit account id"),
+        ("ous", OU_ID, "an organizational unit id (ou-...)"),
+    ):
+        entries: dict[str, Mapping[str, Any]] = {}
+        for key, doc in _mapping(m.get(kind, {}) or {}, f"overrides.{kind}").items():
+            path = f"overrides.{kind}.{key}"
+            if not isinstance(key, str) or not pattern.match(key):
+                raise _fail(path, f"must be {what}")
+            part = _mapping(doc, path)
+            for banned in ("version", "overrides"):
+                if banned in part:
+                    raise _fail(f"{path}.{banned}", "cannot be overridden")
+            try:
+                parse_policy(merge_docs(_base_doc(base), part))
+            except PolicyError as exc:
+                raise PolicyError(f"{path}.{exc}") from exc
+            entries[key] = part
+        out.append(entries)
+    return out[0], out[1]
+
+
 def parse_policy(doc: Any) -> Policy:
     """Validate a policy document (already loaded from YAML) and build a ``Policy``.
 
@@ -587,7 +671,15 @@ def parse_policy(doc: Any) -> Policy:
         flow_logs=_flow_logs(m.get("flow_logs", {}) or {}, "flow_logs"),
         guardrails=_guardrails(m.get("guardrails", {}) or {}, "guardrails"),
         review=_review(m.get("review", {}) or {}, "review"),
+        **_overrides_kwargs(m),
     )
+
+
+def _overrides_kwargs(m: Mapping[str, Any]) -> dict[str, Any]:
+    if not m.get("overrides"):
+        return {}
+    accounts, ous = _overrides(m["overrides"], m)
+    return {"overrides_accounts": accounts, "overrides_ous": ous}
 
 
 def load_policy_text(text: str) -> Policy:
