@@ -20,12 +20,16 @@ import pytest
 from tests.safety.scenes import (
     SCENES,
     Scene,
+    authorize,
     default_group,
     differences,
+    group,
     profile,
     reference,
     rule_names,
     snapshot,
+    tcp,
+    vpc,
 )
 from tests.safety.world import (
     RESOURCE_SERVICES,
@@ -288,47 +292,44 @@ def test_conditional_check_failure_then_retry(name: str, nth: int) -> None:
 # --- the group vanishes, some rules vanish ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SG findings tell the event, not the group's state (yet): a deleted group keeps a FAILED "
-    "finding. The finding lifecycle for security groups is being rewritten on another branch.",
-)
 def test_group_deleted_between_read_and_revoke() -> None:
     """InvalidGroup.NotFound on the revoke: nothing left to remove. The invocation succeeds,
-    no finding stays FAILED for a group that no longer exists, and the audit record (written
-    first) says nothing was removed, so a restore would not invent rules."""
-    scene = SCENES["sg-world-ssh"]
+    the group's findings are resolved as a deleted group's (PASSED/ARCHIVED, none FAILED for a
+    group that no longer exists), and the audit record (written first) says nothing was
+    removed, so a restore would not invent rules."""
     box: dict[str, Any] = {}
 
     def delete_group() -> None:
-        w = box["w"]
-        gid = w.client("ec2").describe_security_groups(
-            Filters=[{"Name": "group-name", "Values": ["model-a"]}]
-        )["SecurityGroups"][0]["GroupId"]
-        w.client("ec2").delete_security_group(GroupId=gid)
+        box["w"].client("ec2").delete_security_group(GroupId=box["gid"])
 
     with deployed() as w:
         box["w"] = w
-        event = scene.setup(w)
+        gid = box["gid"] = group(w, vpc(w, "10.1.0.0/16"), "model-a")
+        # an earlier event left a finding on the group: the model tier's allow-all egress (detect)
+        first = authorize(w, gid, [tcp(443, "10.1.0.0/16")])
+        assert w.deliver("SgGuardFunction", first).ok
+        before = {f["GeneratorId"]: f["Compliance"]["Status"] for f in w.findings()}
+        assert before == {"PER-SG-4": "FAILED"}, before
+        event = authorize(w, gid, [tcp(22), tcp(3306)])
         plan = Plan(after={"ec2.DescribeSecurityGroups": (1, delete_group)})
-        out = w.deliver(scene.function_id, event, [plan])
+        out = w.deliver("SgGuardFunction", event, [plan])
         assert out.ok and out.attempts == 1, out.error
         assert "ec2.RevokeSecurityGroupIngress" in out.calls
-        for f in w.findings():
-            assert (f["Compliance"]["Status"], f["RecordState"]) != ("FAILED", "ACTIVE"), f["Id"]
-        for record in w.audit():
-            assert record.get("rules", []) == [], record
+        assert out.result["deleted_before_revoke"] == [gid], out.result
+        after = {f["GeneratorId"]: (f["Compliance"]["Status"], f["RecordState"]) for f in w.findings()}
+        assert after == {"PER-SG-4": ("PASSED", "ARCHIVED")}, after
+        (finding,) = w.findings()
+        assert "deleted" in finding["Description"], finding["Description"]
+        (record,) = w.audit()
+        assert record["rules"] == [] and record["outcome"] == "group-deleted", record
+        assert record["restore"] == {"ingress": [], "egress": []}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rule someone else removed keeps its finding FAILED (the finding tells the event, "
-    "not the group's state); rules and audit are right. Finding lifecycle: another branch.",
-)
 def test_revoke_that_removes_some_rules_and_not_others() -> None:
     """Someone removes one of the offending rules between Perimeter's read and its revoke, so
     AWS refuses the revoke by rule ids (InvalidSecurityGroupRuleId.NotFound). Perimeter revokes
-    the rest; the audit record lists exactly what Perimeter removed; the findings pass."""
+    the rest; the audit record lists exactly what Perimeter removed; the ingress findings pass
+    (no FAILED finding for the rule someone else removed) and the summary says it was gone."""
     scene = SCENES["sg-world-ssh"]
     box: dict[str, Any] = {}
 
@@ -359,7 +360,12 @@ def test_revoke_that_removes_some_rules_and_not_others() -> None:
         (record,) = w.audit()
         removed = sorted(f"{r['protocol']}/{r['from_port']}" for r in record["rules"])
         assert removed == ["tcp/3306"], record["rules"]
-        assert {s for _, s, _, _ in got["findings"]} == {"PASSED"}
+        status = {f["GeneratorId"]: f["Compliance"]["Status"] for f in w.findings()}
+        # the group's whole state: ingress clean; its allow-all egress is a true PER-SG-4 (detect)
+        assert status == {"PER-SG-1": "PASSED", "PER-SG-2": "PASSED", "PER-SG-4": "FAILED"}, status
+        (summary,) = out.result["groups"]
+        actions = {(v["rule"], v["action"]) for v in summary["violations"] if v["control"] == "PER-SG-1"}
+        assert actions == {("tcp/22 from 0.0.0.0/0", "already gone"), ("tcp/3306 from 0.0.0.0/0", "revoked")}
 
 
 @pytest.mark.long
