@@ -131,13 +131,23 @@ def _crash_then_retry(name: str, k: int, kind: type[BaseException]) -> None:
             (redriven,) = w.redrive()
             assert redriven.ok, redriven.error
             got = snapshot(w, rule_names=extra["names"])
-        if "sns.Publish" in writes[:k]:
+        sent_twice = "sns.Publish" in writes[:k]
+        if sent_twice:
             # SNS took the message, then the process died before the invocation ended: the
             # retry cannot know it was sent, so the message goes out once more (at least once).
             assert got.pop("notifications") in (want["notifications"], want["notifications"] + 1)
             want = {**want}
             want.pop("notifications")
-        assert got == want
+        assert got == want, differences(got, want)
+        # Exactly once: the event delivered again (a second redrive) changes nothing more.
+        again = w.deliver(scene.function_id, extra["event"])
+        assert again.ok and again.attempts == 1, again.error
+        assert not [c for c in again.writes if c.split(".")[0] in RESOURCE_SERVICES], again.writes
+        assert "securityhub.BatchImportFindings" not in again.calls and "sns.Publish" not in again.calls
+        final = snapshot(w, rule_names=extra["names"])
+        if sent_twice:
+            final.pop("notifications")
+        assert final == want, differences(final, want)
     finally:
         close(extra)
 
@@ -150,9 +160,20 @@ def test_crash_after_every_write_then_retry_ends_as_fault_free(
     _crash_then_retry(name, k, kind)
 
 
+def _report_window(name: str) -> list[tuple[str, int, str]]:
+    """The writes from the last change to a resource up to the first send (Security Hub or
+    SNS): the window where the change is done and its report exists only as Perimeter's own
+    records (the audit record, the outbox, the migration's completion)."""
+    points = _write_points(name)
+    last = max(k for _, k, op in points if op.split(".")[0] in RESOURCE_SERVICES)
+    first_send = min(k for _, k, op in points if op in ("sns.Publish", "securityhub.BatchImportFindings"))
+    return [p for p in points if last <= p[1] < first_send]
+
+
 def _sampled() -> list[Any]:
-    """The short profile: a crash half-way through the migration, and after the flow log
-    is created (the window the outbox closes is the one after it)."""
+    """The short profile: a crash half-way through the migration, after the flow log is
+    created, and at every write of the default-SG paths' report window (the migration's
+    completion and its report's outbox)."""
     out = []
     for name, at in (
         ("default-sg-migration", "ec2.ModifyNetworkInterfaceAttribute"),
@@ -162,6 +183,10 @@ def _sampled() -> list[Any]:
         out.append(
             pytest.param(n, k, Killed if name.startswith("default") else Crash, id=f"{n}-after-{k}-{op}")
         )
+    for name in ("default-sg-migration", "default-sg-authorize"):
+        for i, (n, k, op) in enumerate(_report_window(name)):
+            kind = (Crash, Killed)[i % 2]  # both kinds at every point: the long run
+            out.append(pytest.param(n, k, kind, id=f"{n}-after-{k}-{op}-{kind.__name__}"))
     return out
 
 
@@ -270,21 +295,55 @@ def test_sns_down_for_all_retries_lands_in_dlq_and_redrive_notifies_once() -> No
 # --- DynamoDB conditional-check failure -----------------------------------------------------
 
 
-@pytest.mark.parametrize("name", profile(ALL, {"sg-world-ssh"}))
-@pytest.mark.parametrize("nth", profile([1, 2], {1}))
-def test_conditional_check_failure_then_retry(name: str, nth: int) -> None:
-    """A PutItem refused by its condition (the idempotency claim, or a write-ahead record,
-    racing another container): the invocation either finishes or fails; after Lambda's retry
-    the account is in the fault-free state."""
+#: DynamoDB's answer when a write's condition fails, per write operation
+CONDITION_FAILED = {
+    "dynamodb.PutItem": "ConditionalCheckFailedException",
+    "dynamodb.TransactWriteItems": "TransactionCanceledException",
+    "dynamodb.UpdateItem": "ConditionalCheckFailedException",
+}
+
+
+def _conditional_cases() -> list[Any]:
+    """Every DynamoDB write of every scene's fault-free run (counted per operation), in
+    ``make test`` the first of each operation for the SG and default-SG paths."""
+    out = []
+    for name in ALL:
+        _, calls = reference(SCENES[name])
+        for op, code in CONDITION_FAILED.items():
+            for nth in range(1, calls.count(op) + 1):
+                short = nth == 1 and name in ("sg-world-ssh", "default-sg-migration")
+                out.append(
+                    pytest.param(
+                        name,
+                        op,
+                        nth,
+                        code,
+                        id=f"{name}-{op}-{nth}",
+                        marks=() if short else pytest.mark.long,
+                    )
+                )
+    return out
+
+
+@pytest.mark.parametrize(("name", "op", "nth", "code"), _conditional_cases())
+def test_conditional_check_failure_then_retry(name: str, op: str, nth: int, code: str) -> None:
+    """A DynamoDB write refused by its condition (the once-only claim, alone or in the
+    write-ahead transaction, racing another container; the ledger or the completion): the
+    invocation either finishes or fails; after Lambda's retries (or a redrive of the DLQ
+    record) the account is in the fault-free state, and the event once more changes nothing."""
     scene = SCENES[name]
-    want, calls = reference(scene)
-    if calls.count("dynamodb.PutItem") < nth:
-        pytest.skip(f"{name} makes fewer than {nth} PutItem")
-    plan = Plan(fail={"dynamodb.PutItem": (nth, "ConditionalCheckFailedException")})
-    _w, out, got, extra = run(scene, [plan])
+    want, _ = reference(scene)
+    plan = Plan(fail={op: (nth, code)})
+    w, out, got, extra = run(scene, [plan])
     try:
-        assert out.ok, out.error
-        assert got == want
+        if not out.ok:
+            (redriven,) = w.redrive()
+            assert redriven.ok, redriven.error
+            got = snapshot(w, rule_names=extra["names"])
+        assert got == want, differences(got, want)
+        again = w.deliver(scene.function_id, extra["event"])
+        assert again.ok and not [c for c in again.writes if c.split(".")[0] in RESOURCE_SERVICES]
+        assert snapshot(w, rule_names=extra["names"]) == want
     finally:
         close(extra)
 

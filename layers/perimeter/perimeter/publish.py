@@ -56,7 +56,11 @@ def publish(
     remediated: bool,
     details: Mapping[str, Any],
     outbox: bool = False,
+    before_send: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
+    """Report once. ``before_send`` runs after the outbox write and before anything is sent
+    (the default-SG path marks its audit record complete there: never before its report is
+    safe)."""
     claim = once.current()
     if claim is not None and not claim.claimed:
         claim.take()  # nothing written ahead (detect only): claim before telling anyone
@@ -87,6 +91,8 @@ def publish(
             rt.client("dynamodb").put_item(TableName=rt.settings.idempotency_table, Item=item)
         else:
             key = None
+    if before_send is not None:
+        before_send()
     notified: list[bool] = []
 
     def notify() -> None:
