@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from typing import Any
 
 import pytest
@@ -164,7 +165,11 @@ def test_fuzzed_events_short(function_id: str) -> None:
     _fuzz(function_id, 25)
 
 
+#: examples per handler in the long run; PERIMETER_FUZZ_EXAMPLES runs fewer (or more) of them
+LONG_EXAMPLES = int(os.environ.get("PERIMETER_FUZZ_EXAMPLES", "10000"))
+
+
 @pytest.mark.long
 @pytest.mark.parametrize("function_id", FUNCTION_IDS)
 def test_fuzzed_events_long(function_id: str) -> None:
-    _fuzz(function_id, 10_000)
+    _fuzz(function_id, LONG_EXAMPLES)
