@@ -116,6 +116,22 @@ def dsg_migration(world: World) -> dict[str, Any]:
     )
 
 
+def dsg_authorize(world: World) -> dict[str, Any]:
+    """A world-open rule added to a default group that two ENIs use: the event names the group,
+    not an ENI (a retry finds the group clean and no ENI of the event to start from)."""
+    ec2 = world.client("ec2")
+    v = vpc(world, "10.5.0.0/16")
+    subnet = ec2.create_subnet(VpcId=v, CidrBlock="10.5.1.0/24")["Subnet"]["SubnetId"]
+    dsg = default_group(world, v)
+    # moto gap (FACTS.md): AWS creates the self-reference with every default group.
+    ec2.authorize_security_group_ingress(
+        GroupId=dsg, IpPermissions=[{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": dsg}]}]
+    )
+    for i in range(2):
+        ec2.create_network_interface(SubnetId=subnet, Description=f"eni-a{i}")
+    return authorize(world, dsg, [tcp(3389)])
+
+
 def flow_log_create_vpc(world: World) -> dict[str, Any]:
     v = vpc(world, "10.3.0.0/16", routed=False)
     group(world, v, "model-fl")  # the model tier lives here: in the flow-log policy's default scope
@@ -192,6 +208,7 @@ SCENES = {
     for s in (
         Scene("sg-world-ssh", "SgGuardFunction", sg_world_ssh),
         Scene("default-sg-migration", "DefaultSgGuardFunction", dsg_migration),
+        Scene("default-sg-authorize", "DefaultSgGuardFunction", dsg_authorize),
         Scene("flow-log-create-vpc", "FlowLogGuardFunction", flow_log_create_vpc),
         Scene("model-in-bare-vpc", "ModelPostureFunction", model_in_bare_vpc),
         Scene("iam-invoke-on-star", "IamGuardFunction", iam_invoke_on_star),

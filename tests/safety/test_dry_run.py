@@ -4,8 +4,9 @@ scene that would otherwise act; and the findings say that dry run is why nothing
 
 Writes are counted at the botocore level (every call the functions' clients make, classified by
 operation name: anything but Describe*/Get*/List* and the other reads is a write), not assumed
-from the handlers' summaries. The scheduled sweep is not on this branch yet: its dry-run check
-belongs with it.
+from the handlers' summaries. The scheduled sweep is held to the same: over an account where
+every scene's violation is present (and an unused group, for the review controls), it makes no
+such write in dry run, and the same sweep with the switch off does act (so the count has teeth).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import json
 import pytest
 from perimeter_local.invoke import route
 
-from tests.safety.scenes import SCENES
-from tests.safety.world import RESOURCE_SERVICES, ROOT, World
+from tests.safety.scenes import SCENES, group, vpc
+from tests.safety.world import ACCOUNT, REGION, RESOURCE_SERVICES, ROOT, World, deployed
 
 SAMPLES = sorted((ROOT / "events").glob("*.json"))
 
@@ -72,3 +73,44 @@ def test_scenes_that_would_act_make_no_write_and_say_dry_run(dry: World) -> None
             text = json.dumps([f.get("Description"), f.get("ProductFields", {})]).lower()
             assert f["Compliance"]["Status"] == "FAILED", f["Id"]
             assert "dry run" in text, f"{f['Id']} does not say dry run: {f.get('Description')}"
+
+
+SCHEDULED = {
+    "version": "0",
+    "id": "0d8a7c3e-5b7e-4f6a-9a3b-2f1e0c9d8b7a",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": ACCOUNT,
+    "time": "2026-11-29T00:00:00Z",
+    "region": REGION,
+    "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/perimeter-sweep"],
+    "detail": {},
+}
+
+
+def _sweep_over_every_scene(*, dry_run: bool) -> tuple[list[str], list[dict[str, object]], dict[str, object]]:
+    """Every scene's violation left in place (its event never delivered), plus a group nothing
+    uses; then the sweep once: (its resource writes, the findings it raised, its summary)."""
+    with deployed(dry_run=dry_run) as w:
+        for name in sorted(SCENES):
+            SCENES[name].setup(w)
+        group(w, vpc(w, "10.8.0.0/16"), "unused-app", tier="app")
+        assert "SweepFunction" in w.specs, "the template's sweep"
+        assert w.specs["SweepFunction"].environment["PERIMETER_DRY_RUN"] == str(dry_run).lower()
+        out = w.invoke_once("SweepFunction", SCHEDULED)
+        assert out.ok, out.error
+        return resource_writes(out.calls), w.findings(), out.result
+
+
+def test_the_sweep_makes_no_write_in_dry_run_and_says_so() -> None:
+    acting, _, _ = _sweep_over_every_scene(dry_run=False)
+    # the same account without dry run: the sweep revokes, moves ENIs, creates flow logs
+    assert {"ec2.RevokeSecurityGroupIngress", "ec2.CreateFlowLogs"} <= set(acting), acting
+    writes, findings, summary = _sweep_over_every_scene(dry_run=True)
+    assert writes == [], writes
+    assert summary["status"] == "swept", summary
+    failed = [f for f in findings if f["Compliance"]["Status"] == "FAILED"]
+    assert failed, "dry run still reports"
+    for f in failed:
+        text = json.dumps([f.get("Description"), f.get("ProductFields", {})]).lower()
+        assert "dry run" in text, f"{f['Id']} does not say dry run: {f.get('Description')}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from typing import Any
 
 import pytest
@@ -123,10 +124,16 @@ def _check(w: World, function_id: str, event: Any) -> None:
     if (
         not out.ok
         and isinstance(out.error, NotImplementedError)
-        and out.calls[-1:] == [c for c in out.calls[-1:] if c.startswith("bedrock.")]
+        and out.calls[-1:]
+        and (
+            out.calls[-1].startswith("bedrock.")
+            or (out.calls[-1] == "ec2.DescribeSecurityGroups" and "prefix-list-id" in str(out.error))
+        )
     ):
-        # moto has no Bedrock guardrail or Marketplace API (FACTS.md): the event was understood
-        # and reached Bedrock's reads; nothing was written before.
+        # moto gaps: no Bedrock guardrail or Marketplace API (FACTS.md), no
+        # ``ip-permission.prefix-list-id`` filter (the groups naming a modified prefix list; its
+        # sample is beyond moto too, see the README).
+        # The event was understood and reached those reads; nothing was written before.
         assert not writes, writes
         return
     if not out.ok:
@@ -164,7 +171,11 @@ def test_fuzzed_events_short(function_id: str) -> None:
     _fuzz(function_id, 25)
 
 
+#: examples per handler in the long run; PERIMETER_FUZZ_EXAMPLES runs fewer (or more) of them
+LONG_EXAMPLES = int(os.environ.get("PERIMETER_FUZZ_EXAMPLES", "10000"))
+
+
 @pytest.mark.long
 @pytest.mark.parametrize("function_id", FUNCTION_IDS)
 def test_fuzzed_events_long(function_id: str) -> None:
-    _fuzz(function_id, 10_000)
+    _fuzz(function_id, LONG_EXAMPLES)

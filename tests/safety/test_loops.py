@@ -15,6 +15,7 @@ import copy
 from typing import Any
 
 import pytest
+from perimeter.events import MalformedEvent
 from perimeter_local.cloudtrail import user_identity
 from perimeter_local.invoke import route
 
@@ -29,7 +30,7 @@ from tests.safety.scenes import (
     tcp,
     vpc,
 )
-from tests.safety.world import ACCOUNT, RESOURCE_SERVICES, World, deployed, is_write
+from tests.safety.world import ACCOUNT, FUNCTION_IDS, RESOURCE_SERVICES, World, deployed, is_write
 
 
 def resource_writes(calls: list[str]) -> list[str]:
@@ -132,19 +133,34 @@ def test_scene_event_made_by_any_perimeter_role_is_ignored(function_id: str) -> 
             assert not [c for c in out.calls if is_write(c)], out.calls
 
 
+IMPORTED = {
+    "version": "0",
+    "id": "x",
+    "detail-type": "Security Hub Findings - Imported",
+    "source": "aws.securityhub",
+    "account": ACCOUNT,
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {"findings": [{"ProductName": "Perimeter", "GeneratorId": "PER-SG-1"}]},
+}
+
+
 def test_security_hub_findings_imported_event_matches_no_rule() -> None:
     with deployed() as w:
-        imported = {
-            "version": "0",
-            "id": "x",
-            "detail-type": "Security Hub Findings - Imported",
-            "source": "aws.securityhub",
-            "account": ACCOUNT,
-            "region": "us-east-1",
-            "resources": [],
-            "detail": {"findings": [{"ProductName": "Perimeter", "GeneratorId": "PER-SG-1"}]},
-        }
-        assert route(list(w.specs.values()), imported) == []
+        assert route(list(w.specs.values()), IMPORTED) == []
+
+
+def test_security_hub_import_delivered_anyway_starts_no_work() -> None:
+    """Were a rule ever to send Perimeter's own Security Hub import to a handler, it is not a
+    CloudTrail call: the one clear validation error (the DLQ), and nothing written."""
+    with deployed() as w:
+        for function_id in FUNCTION_IDS:
+            out = w.invoke_once(function_id, IMPORTED)
+            assert not [c for c in out.calls if is_write(c)], (function_id, out.calls)
+            if not out.ok:
+                assert isinstance(out.error, MalformedEvent), (function_id, out.error)
+            else:
+                assert out.result["status"] in ("ignored", "no-op"), (function_id, out.result)
 
 
 # --- out of order ------------------------------------------------------------------------------

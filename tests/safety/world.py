@@ -44,7 +44,8 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 READ_PREFIXES = ("Describe", "Get", "List", "BatchGet", "Scan", "Query", "Search", "Lookup")
 #: The services whose state Perimeter changes on a user's behalf (not its own reporting).
-RESOURCE_SERVICES = ("ec2", "sagemaker", "bedrock", "iam", "logs")
+#: botocore names CloudWatch Logs ``cloudwatch-logs`` in its events (the hooks' ``service.Operation``).
+RESOURCE_SERVICES = ("ec2", "sagemaker", "bedrock", "iam", "logs", "cloudwatch-logs")
 FUNCTION_IDS = (
     "SgGuardFunction",
     "DefaultSgGuardFunction",
@@ -70,9 +71,10 @@ class Killed(BaseException):
 
 class Clock:
     """Lambda's retries come a minute or more after a failure; the only code that compares
-    clocks across invocations is the idempotency layer (an in-progress claim expires when the
-    Lambda's time would have run out). Its clock is this one: the harness moves it forward
-    between attempts as Lambda's retry schedule would, instead of sleeping."""
+    clocks across invocations is the once-only claim (``perimeter.once``, and Powertools'
+    idempotency layer: an in-progress claim expires when the Lambda's time would have run out).
+    Their clock is this one: the harness moves it forward between attempts as Lambda's retry
+    schedule would, instead of sleeping."""
 
     offset = 0.0
 
@@ -96,6 +98,16 @@ class Clock:
         shim.datetime = Shifted
         for module in (base, datarecord, dynamodb):
             monkeypatch.setattr(module, "dt", shim)
+        # Perimeter's own once-only claim (perimeter.once) compares epoch seconds: the same clock.
+        import time as real_time
+
+        import perimeter.once as once_module
+
+        clock = types.SimpleNamespace(
+            **{k: getattr(real_time, k) for k in dir(real_time) if not k.startswith("__")}
+        )
+        clock.time = lambda: real_time.time() + Clock.offset
+        monkeypatch.setattr(once_module, "time", clock)
         cls.offset = 0.0
 
 
@@ -169,7 +181,11 @@ class Hooks:
         n = self._counts[op] = self._counts.get(op, 0) + 1
         failing = self.plan.fail.get(op)
         if failing and failing[0] == n:
-            raise ClientError({"Error": {"Code": failing[1], "Message": "injected"}}, op.split(".")[1])
+            error: dict[str, Any] = {"Error": {"Code": failing[1], "Message": "injected"}}
+            if failing[1] == "TransactionCanceledException":
+                # how DynamoDB answers a transaction whose first item's condition failed
+                error["CancellationReasons"] = [{"Code": "ConditionalCheckFailed"}, {"Code": "None"}]
+            raise ClientError(error, op.split(".")[1])  # type: ignore[arg-type]
         if op == "securityhub.BatchImportFindings" and self.plan.reject_findings > 0:
             self.plan.reject_findings -= 1
             findings = (params or {}).get("body", {})

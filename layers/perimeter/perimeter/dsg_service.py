@@ -12,7 +12,9 @@ from what AWS now holds, and the audit record of the first attempt is merged, ne
 3. per ENI: add the interim group, then remove the default group (two calls; the ENI holds
    at least one group at every step);
 4. revoke the default group's rules, by rule id;
-5. audit record completed, findings, notification.
+5. findings and notification written to the outbox, then the audit record completed (a crash
+   before it leaves the record started: the retry resumes and rebuilds the report; after it,
+   the retry finds the report in the outbox), then sent.
 
 EC2 calls per event: a compliant ENI event 1 (DescribeNetworkInterfaces; +1
 DescribeSecurityGroups when PER-TIER-1 is on); an Authorize on a non-default group 1. A
@@ -85,6 +87,18 @@ class Migration:
     revoked: list[Rule] = field(default_factory=list)
     #: ENIs an earlier attempt at the same event moved (a retry reports them too)
     earlier: list[Eni] = field(default_factory=list)
+    #: the audit record, until it is marked complete (``finish``)
+    record: dict[str, Any] | None = None
+
+    def finish(self, rt: Runtime) -> None:
+        """Mark the audit record complete: the migration is done AND its report is safe (in
+        the outbox, or sent). A retry treats a record not complete as a migration to resume,
+        which rebuilds the report; a complete one leaves the report to the outbox (``resume``)."""
+        if self.record is None or self.record.get("status") == "complete":
+            return
+        self.record["status"] = "complete"
+        self.record["updated"] = iso_now()
+        rt.audit.put(self.record)
 
     @property
     def emptied(self) -> bool:
@@ -225,6 +239,13 @@ def _assess(call: ApiCall, subjects: Subjects, rt: Runtime, net: Ec2NetworkAdapt
         vpcs.extend(unfinished)
     for vpc in dict.fromkeys(vpcs):
         plan = _plan_vpc(call, vpc, rt, net, unfinished.get(vpc))
+        if subjects.kind == "group" and vpc not in unfinished and not (plan and plan.violating):
+            # A retry after a crash between this event's revoke and its report: the default
+            # group named is clean now, but the migration's record is not complete (one read,
+            # only when the group is found clean).
+            record = rt.audit.get(audit_id_for(call.event_id, vpc)) if call.event_id else None
+            if record and record.get("status") != "complete":
+                plan = _plan_vpc(call, vpc, rt, net, record)
         if plan is not None:
             out.plans.append(plan)
             d = plan.default
@@ -408,7 +429,7 @@ def _merge_record(
     }
 
 
-def _ensure_interim(plan: MigrationPlan, net: Ec2NetworkAdapter) -> tuple[str, bool]:
+def _ensure_interim(plan: MigrationPlan, net: Ec2NetworkAdapter, audit_id: str) -> tuple[str, bool]:
     gid, created = net.ensure_group(
         plan.vpc_id,
         plan.interim_name,
@@ -418,6 +439,7 @@ def _ensure_interim(plan: MigrationPlan, net: Ec2NetworkAdapter) -> tuple[str, b
             "perimeter:purpose": "default-sg-interim",
             "perimeter:default-sg": plan.default.group_id,
         },
+        created_by=audit_id,
     )
     want = [materialize(r, gid) for r in plan.interim_rules]
     have = net.group_rules(gid)
@@ -434,12 +456,13 @@ def _ensure_interim(plan: MigrationPlan, net: Ec2NetworkAdapter) -> tuple[str, b
     return gid, created
 
 
-def _ensure_quarantine(plan: MigrationPlan, net: Ec2NetworkAdapter) -> tuple[str, bool]:
+def _ensure_quarantine(plan: MigrationPlan, net: Ec2NetworkAdapter, audit_id: str) -> tuple[str, bool]:
     gid, created = net.ensure_group(
         plan.vpc_id,
         QUARANTINE_NAME,
         "Perimeter quarantine: no traffic in or out",
         {MANAGED_TAG: "true", "perimeter:purpose": "quarantine"},
+        created_by=audit_id,
     )
     extra = net.group_rules(gid)
     if extra and not net.in_use(gid):
@@ -447,20 +470,29 @@ def _ensure_quarantine(plan: MigrationPlan, net: Ec2NetworkAdapter) -> tuple[str
     return gid, created
 
 
-def migrate(plan: MigrationPlan, call: ApiCall, rt: Runtime, net: Ec2NetworkAdapter, now: str) -> Migration:
-    """Carry out a plan; every step is recorded before it is taken."""
+def migrate(
+    plan: MigrationPlan,
+    call: ApiCall,
+    rt: Runtime,
+    net: Ec2NetworkAdapter,
+    now: str,
+    *,
+    complete: bool = True,
+) -> Migration:
+    """Carry out a plan; every step is recorded before it is taken. ``complete=False`` leaves
+    the record's completion to the caller (``Migration.finish``), once the report is safe."""
     result = Migration(plan, audit_id=audit_id_for(call.event_id, plan.vpc_id))
     prior = rt.audit.get(result.audit_id)
     record = _merge_record(prior, plan, call, result.audit_id, now)
     rt.audit.put(record)  # write-ahead: nothing changes that is not recorded
     targets: dict[str, str] = {}
     if any(m.target == "interim" for m in plan.moves):
-        result.interim_id, created = _ensure_interim(plan, net)
+        result.interim_id, created = _ensure_interim(plan, net, str(result.audit_id))
         record["interim"]["group_id"] = result.interim_id
         record["interim"]["created"] = record["interim"]["created"] or created
         targets["interim"] = result.interim_id
     if plan.needs_quarantine:
-        result.quarantine_id, created = _ensure_quarantine(plan, net)
+        result.quarantine_id, created = _ensure_quarantine(plan, net, str(result.audit_id))
         record["quarantine"] = {
             "name": QUARANTINE_NAME,
             "group_id": result.quarantine_id,
@@ -507,16 +539,18 @@ def migrate(plan: MigrationPlan, call: ApiCall, rt: Runtime, net: Ec2NetworkAdap
             if r.get("rule_id") not in gone_ids or r.get("rule_id") in prior_ids
         ]
         record["rules"] = record["default_rules"]
-    record["status"] = "complete"
-    record["updated"] = iso_now()
-    rt.audit.put(record)
+    result.record = record
+    if complete:
+        result.finish(rt)
     return result
 
 
 def _act_and_report(call: ApiCall, found: Assessment, rt: Runtime, net: Ec2NetworkAdapter) -> dict[str, Any]:
     now = iso_now()
     migrations = [
-        migrate(p, call, rt, net, now) if p.acts else Migration(p) for p in found.plans if p.violating
+        migrate(p, call, rt, net, now, complete=False) if p.acts else Migration(p)
+        for p in found.plans
+        if p.violating
     ]
     findings: list[dict[str, Any]] = []
     lines: list[str] = []
@@ -547,6 +581,9 @@ def _act_and_report(call: ApiCall, found: Assessment, rt: Runtime, net: Ec2Netwo
         remediated=any(m.moved or m.revoked for m in migrations),
         details={"vpcs": [_migration_summary(m) for m in migrations]},
         outbox=True,
+        # Completed only once the report is in the outbox: a crash in between leaves the record
+        # started, and the retry resumes the migration and rebuilds the report.
+        before_send=lambda: [m.finish(rt) for m in migrations],
     )
 
 

@@ -56,7 +56,11 @@ def publish(
     remediated: bool,
     details: Mapping[str, Any],
     outbox: bool = False,
+    before_send: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
+    """Report once. ``before_send`` runs after the outbox write and before anything is sent
+    (the default-SG path marks its audit record complete there: never before its report is
+    safe)."""
     claim = once.current()
     if claim is not None and not claim.claimed:
         claim.take()  # nothing written ahead (detect only): claim before telling anyone
@@ -72,21 +76,9 @@ def publish(
         "findings": [f["Id"] for f in findings],
         "notification": note.subject if sent and note is not None else None,
     }
-    key = _outbox_key(call, rt) if outbox else None
-    if key:
-        body = json.dumps(
-            {"findings": list(findings), "note": asdict(note) if note else None, "summary": summary},
-            default=str,
-        )
-        if len(body) < _MAX_OUTBOX:  # DynamoDB's item limit; a larger report is sent unguarded
-            item = {
-                "id": {"S": key},
-                "report": {"S": body},
-                "expiration": {"N": str(int(time.time()) + rt.settings.idempotency_ttl_seconds)},
-            }
-            rt.client("dynamodb").put_item(TableName=rt.settings.idempotency_table, Item=item)
-        else:
-            key = None
+    key, item = _write_outbox(call, rt, findings, note, summary) if outbox else (None, {})
+    if before_send is not None:
+        before_send()
     notified: list[bool] = []
 
     def notify() -> None:
@@ -111,6 +103,33 @@ def publish(
         rt.client("dynamodb").delete_item(TableName=rt.settings.idempotency_table, Key={"id": {"S": key}})
     logger.info("decision", extra={"summary": summary})
     return summary
+
+
+def _write_outbox(
+    call: ApiCall,
+    rt: Runtime,
+    findings: Sequence[dict[str, Any]],
+    note: Notification | None,
+    summary: Mapping[str, Any],
+) -> tuple[str | None, dict[str, Any]]:
+    """Write the report to the outbox before anything is sent: ``(key, item)``, or
+    ``(None, {})`` when there is no outbox or the report is too large for one item."""
+    key = _outbox_key(call, rt)
+    if not key:
+        return None, {}
+    body = json.dumps(
+        {"findings": list(findings), "note": asdict(note) if note else None, "summary": summary},
+        default=str,
+    )
+    if len(body) >= _MAX_OUTBOX:  # DynamoDB's item limit; a larger report is sent unguarded
+        return None, {}
+    item = {
+        "id": {"S": key},
+        "report": {"S": body},
+        "expiration": {"N": str(int(time.time()) + rt.settings.idempotency_ttl_seconds)},
+    }
+    rt.client("dynamodb").put_item(TableName=rt.settings.idempotency_table, Item=item)
+    return key, item
 
 
 def _drop_sent_note(rt: Runtime, item: dict[str, Any], exc: Exception) -> None:

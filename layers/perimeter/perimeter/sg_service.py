@@ -235,6 +235,7 @@ def _act_and_report(
     now = iso_now()
     outcomes: list[Outcome] = []
     observed: dict[str, _Observed | None] = {}
+    vanished: list[str] = []
     for d in decisions:
         gid = d.ctx.group_id
         audit_id = audit_id_for(call.event_id, gid)
@@ -259,7 +260,14 @@ def _act_and_report(
                     "ingress": [r.to_permission() for r in revoked if not r.egress],
                     "egress": [r.to_permission() for r in revoked if r.egress],
                 }
+                if result.group_gone:
+                    record["outcome"] = "group-deleted"
                 rt.audit.put(record)
+            if result.group_gone and not revoked:
+                # Deleted between our read and our revoke: nothing of it is left to judge, so
+                # its findings tell what a deleted group's do (resolved, where one exists).
+                vanished.append(gid)
+                continue
         earlier: tuple[Rule, ...] = ()
         if d.absent_violating:
             # A retry after a crash between revoke and report: the audit record says what we
@@ -277,15 +285,22 @@ def _act_and_report(
         claim.take()
     findings = _findings(call, outcomes, rt, now, observed)
     controls = [c.id for c in _active_controls(rt.policy)]
-    for gid in missing if subjects.may_fix else ():
+    for gid in [*(missing if subjects.may_fix else ()), *vanished]:
         findings += _passed(call, rt, _gone_ctx(call, gid), controls, now, deleted=True)
+    if outcomes:
+        note: Notification | None = build_notification(call, outcomes, findings)
+    else:
+        note = _resolved_note(call, findings) if findings else None
+    details: dict[str, Any] = {"groups": [_group_summary(o, rt.policy) for o in outcomes]}
+    if vanished:
+        details["deleted_before_revoke"] = vanished
     return publish(
         call,
         rt,
         findings,
-        build_notification(call, outcomes, findings),
+        note,
         remediated=any(o.removed() for o in outcomes),
-        details={"groups": [_group_summary(o, rt.policy) for o in outcomes]},
+        details=details,
     )
 
 
@@ -396,7 +411,11 @@ def _group_summary(o: Outcome, policy: Policy) -> dict[str, Any]:
                 "score": v.score.value,
                 "severity": v.severity,
                 "reasons": list(v.score.reasons),
-                "action": "revoked" if o.is_removed(v.rule) else (v.why_not_enforced or "open"),
+                "action": "revoked"
+                if o.is_removed(v.rule)
+                else "already gone"
+                if v.rule.key in o.gone_keys
+                else (v.why_not_enforced or "open"),
             }
             for v in o.decision.violations
         ],

@@ -30,6 +30,8 @@ def error_code(exc: ClientError) -> str:
 class RevokeResult:
     revoked: list[Rule] = field(default_factory=list)
     already_gone: list[Rule] = field(default_factory=list)
+    #: AWS answered that the group itself no longer exists (deleted since it was read)
+    group_gone: bool = False
 
 
 class Ec2Adapter:
@@ -265,6 +267,7 @@ class Ec2Adapter:
                 code = error_code(exc)
                 if code in GROUP_GONE:
                     result.already_gone.extend(pending)
+                    result.group_gone = True
                     return
                 if code not in RULE_GONE:
                     raise

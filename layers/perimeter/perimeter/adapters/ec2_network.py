@@ -22,6 +22,8 @@ from perimeter.rules import Rule, rule_from_api_rule, rules_of_group
 
 DUPLICATE = {"InvalidPermission.Duplicate"}
 ENI_GONE = {"InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterfaceId.NotFound"}
+#: The audit id of the migration that created a Perimeter group (interim or quarantine).
+CREATED_BY_TAG = "perimeter:created-by"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,13 +164,24 @@ class Ec2NetworkAdapter:
 
     # --- writes ------------------------------------------------------------------------
     def ensure_group(
-        self, vpc_id: str, name: str, description: str, tags: Mapping[str, str]
+        self,
+        vpc_id: str,
+        name: str,
+        description: str,
+        tags: Mapping[str, str],
+        *,
+        created_by: str | None = None,
     ) -> tuple[str, bool]:
         """Find or create a group by name (names are unique per VPC, so a retry finds the
-        first run's group). Returns (group id, created now)."""
+        first run's group). Returns (group id, created by ``created_by``). A group created
+        for ``created_by`` (an audit id) carries it as the tag ``perimeter:created-by``: a
+        retry after a crash right after the create finds the group and still knows it made it
+        (a restore then deletes it), while a group that was there before stays not created."""
+        if created_by:
+            tags = {**tags, CREATED_BY_TAG: created_by}
         found = self.find_group(vpc_id, name)
         if found:
-            return found.group_id, False
+            return found.group_id, bool(created_by) and found.tags.get(CREATED_BY_TAG) == created_by
         try:
             resp = self._ec2.create_security_group(
                 GroupName=name,
@@ -187,7 +200,7 @@ class Ec2NetworkAdapter:
             found = self.find_group(vpc_id, name)
             if found is None:
                 raise
-            return found.group_id, False
+            return found.group_id, bool(created_by) and found.tags.get(CREATED_BY_TAG) == created_by
         return str(resp["GroupId"]), True
 
     def authorize(self, group_id: str, rules: Sequence[Rule]) -> None:

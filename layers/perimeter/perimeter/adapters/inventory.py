@@ -181,6 +181,7 @@ class InventoryAdapter:
                 return
             if code in RULE_GONE | GROUP_GONE:
                 result.already_gone.extend(batch)
+                result.group_gone = result.group_gone or code in GROUP_GONE
                 return
             raise
         result.revoked.extend(batch)
@@ -193,6 +194,7 @@ class InventoryAdapter:
             code = error_code(exc)
             if code in GROUP_GONE:
                 result.already_gone.extend(batch)
+                result.group_gone = True
                 return
             if code not in RULE_GONE:
                 raise

@@ -50,6 +50,7 @@ from perimeter.iam_service import sweep_account
 from perimeter.model_service import as_model_tier, sweep_marketplace, sweep_models
 from perimeter.posture import Issue, Judged, exempt_tag_issues, issue_finding, judge, merge_issues
 from perimeter.posture_service import flow_log_evaluation, remediate
+from perimeter.publish import mark_dry_run
 from perimeter.report import (
     Outcome,
     build_audit_record,
@@ -628,6 +629,9 @@ def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
     new = [f for f in raised if f["RecordState"] == "ACTIVE" and f["Id"] not in existing]
     changed = [f for f in raised if f["RecordState"] == "ARCHIVED"]
     everything = raised + resolutions
+    if rt.policy.dry_run:
+        # as on the event path: the finding itself says dry run is why nothing was done
+        everything = [mark_dry_run(f) for f in everything]
     record_findings(raised)
     note = None
     if (new or changed or resolutions) and rt.sns is not None:
