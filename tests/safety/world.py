@@ -51,6 +51,7 @@ FUNCTION_IDS = (
     "ModelPostureFunction",
     "IamGuardFunction",
     "FlowLogGuardFunction",
+    "NetGuardFunction",
 )
 
 
