@@ -410,6 +410,32 @@ def _names_default_group(value: Any) -> bool:
     return False
 
 
+#: The NetGuard calls that only close a hop: their delta opens nothing.
+NET_CLOSING = frozenset(
+    {
+        "DetachInternetGateway",
+        "DeleteRoute",
+        "DisassociateRouteTable",
+        "DeleteNetworkAclEntry",
+        "DisassociateAddress",
+    }
+)
+
+
+def _judge_net(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> None:
+    # PER-NET-1 judges a path: gateway, route table, subnet, address, ACL and groups together.
+    # A record holds one hop; the others are account state, never guessed.
+    from perimeter.net_service import subject_of
+
+    subject_of(call)  # a record lacking the id its kind carries is malformed, as live
+    if call.event_name in NET_CLOSING or policy.mode("PER-NET-1") == "off":
+        return
+    out.undetermined.append(
+        f"{call.event_name}: whether a model ENI is reachable needs the VPC's gateways, routes, "
+        "addresses, network ACLs and groups (account state)"
+    )
+
+
 Judge = Callable[[ApiCall, Policy, dt.date, Verdict], None]
 
 #: template.yaml function -> how replay judges a record routed to it
@@ -419,6 +445,7 @@ JUDGES: dict[str, Judge] = {
     "IamGuardFunction": _judge_iam,
     "FlowLogGuardFunction": _judge_flow_log,
     "DefaultSgGuardFunction": _judge_default_sg,
+    "NetGuardFunction": _judge_net,
 }
 
 

@@ -77,7 +77,9 @@ DEFAULT_SG, APP_SG, PRIVATE_MODEL_SG = "sg-0def0000000000001", "sg-0a1b000000000
 INSTANCE, INSTANCE_ENI, ENI = "i-0a0000000000000a1", "eni-0a0000000000000a1", "eni-0a0000000000000b2"
 SG_VPC, MODEL_SG, NEW_SG = "vpc-0123456789abcdef0", "sg-0123456789abcdef0", "sg-0fedcba9876543210"
 
-_ID = re.compile(r"\b(?:vpce|vpc|subnet|sg|sgr|i|eni|fl)-[0-9a-f]{8,17}\b")
+_ID = re.compile(
+    r"\b(?:vpce|vpc|subnet|sg|sgr|i|eni|fl|igw|rtb|rtbassoc|acl|aclassoc|eipalloc|eipassoc)-[0-9a-f]{8,17}\b"
+)
 
 
 @dataclass
@@ -1143,6 +1145,183 @@ def _bedrock(world: World, d: dict[str, Any]) -> None:
         world._note(f"endpoint {endpoint_name} deleted (the call)")
 
 
+# PER-NET-1 (NetGuard): a model server's ENI in a VPC of its own, every hop from the internet
+# open (gateway, route table, subnet, Elastic IP, network ACL, a group rule from the world); each
+# sample's call is made as the caller made it, from the state just before it.
+NET_VPC, NET_IGW, NET_RTB, NET_SUBNET = (
+    "vpc-0a1b2c3d4e5f60077",
+    "igw-0a1b2c3d4e5f60077",
+    "rtb-0a1b2c3d4e5f60077",
+    "subnet-0a1b2c3d4e5f60077",
+)
+NET_ASSOC, NET_ASSOC2 = "rtbassoc-0a1b2c3d4e5f60077", "rtbassoc-0a1b2c3d4e5f60078"
+NET_ACL, NET_ACLASSOC, NET_ACLASSOC2 = (
+    "acl-0a1b2c3d4e5f60077",
+    "aclassoc-0a1b2c3d4e5f60077",
+    "aclassoc-0a1b2c3d4e5f60078",
+)
+NET_ENI, NET_ALLOC, NET_EIPASSOC = (
+    "eni-0a0000000000000c3",
+    "eipalloc-0a1b2c3d4e5f60001",
+    "eipassoc-0a1b2c3d4e5f60001",
+)
+_WORLD_8080 = {
+    "RuleNumber": 100,
+    "Protocol": "6",
+    "RuleAction": "allow",
+    "Egress": False,
+    "CidrBlock": "0.0.0.0/0",
+    "PortRange": {"From": 8080, "To": 8080},
+}
+
+
+def _net_world(world: World, name: str) -> dict[str, str]:
+    ec2, ids = world.ec2, world.ids
+    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.1.0/24")["Subnet"]["SubnetId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    ids.update({NET_VPC: vpc, NET_SUBNET: subnet, NET_IGW: igw, NET_RTB: table})
+    if name == "ReplaceRouteTableAssociation":  # the subnet starts on a private table
+        private = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        ids[NET_ASSOC] = ec2.associate_route_table(RouteTableId=private, SubnetId=subnet)["AssociationId"]
+    else:
+        ids[NET_ASSOC] = ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)["AssociationId"]
+    # The subnet's own network ACL: the model port from the world in, replies to ephemeral ports out.
+    acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    ec2.create_network_acl_entry(NetworkAclId=acl, **_WORLD_8080)
+    ec2.create_network_acl_entry(
+        NetworkAclId=acl,
+        RuleNumber=100,
+        Protocol="6",
+        RuleAction="allow",
+        Egress=True,
+        CidrBlock="0.0.0.0/0",
+        PortRange={"From": 1024, "To": 65535},
+    )
+    ids[NET_ACL] = acl
+    current = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])[
+        "NetworkAcls"
+    ][0]
+    assoc = next(a["NetworkAclAssociationId"] for a in current["Associations"] if a["SubnetId"] == subnet)
+    if name == "ReplaceNetworkAclAssociation":  # the subnet starts on an ACL that admits nothing
+        closed = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+        assoc = ec2.replace_network_acl_association(AssociationId=assoc, NetworkAclId=closed)[
+            "NewAssociationId"
+        ]
+        ids[NET_ACLASSOC] = assoc
+    else:
+        ids[NET_ACLASSOC] = ec2.replace_network_acl_association(AssociationId=assoc, NetworkAclId=acl)[
+            "NewAssociationId"
+        ]
+    sg = ec2.create_security_group(
+        GroupName="vllm-deepseek",
+        Description="model tier",
+        VpcId=vpc,
+        TagSpecifications=_tags("security-group", {"perimeter:tier": "model"}),
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=sg,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+        ],
+    )
+    eni = ec2.create_network_interface(SubnetId=subnet, Groups=[sg], Description="vLLM DeepSeek-R1 server")[
+        "NetworkInterface"
+    ]["NetworkInterfaceId"]
+    alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ids.update({NET_ENI: eni, NET_ALLOC: alloc})
+    ids[NET_EIPASSOC] = ec2.associate_address(AllocationId=alloc, NetworkInterfaceId=eni)["AssociationId"]
+    world._note(
+        f"VPC {vpc}: gateway {igw}, route table {table} (0.0.0.0/0 -> {igw}), subnet {subnet}, "
+        f"network ACL {acl} (tcp/8080 in, ephemeral ports out), model-tier group {sg} (tcp/8080 from "
+        f"0.0.0.0/0), ENI {eni} with Elastic IP {alloc}"
+    )
+    return ids
+
+
+def _net_path(world: World, d: dict[str, Any]) -> None:  # noqa: C901 - one branch per call
+    """The state just before the call (the hop it opens closed; for a closing call, the whole
+    path open and judged first, so a finding is there to resolve), then the call."""
+    name = str(d["eventName"])
+    ids = _net_world(world, name)
+    ec2 = world.ec2
+    vpc, igw, table, subnet, acl = (ids[k] for k in (NET_VPC, NET_IGW, NET_RTB, NET_SUBNET, NET_ACL))
+    eni, alloc = ids[NET_ENI], ids[NET_ALLOC]
+    route = {"RouteTableId": table, "DestinationCidrBlock": "0.0.0.0/0"}
+    if name == "AttachInternetGateway":
+        ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    elif name == "CreateRoute":
+        ec2.delete_route(**route)
+        ec2.create_route(**route, GatewayId=igw)
+    elif name == "ReplaceRoute":
+        ec2.replace_route(**route, GatewayId=igw)
+    elif name == "AssociateRouteTable":
+        ec2.disassociate_route_table(AssociationId=ids[NET_ASSOC])
+        ids[NET_ASSOC] = ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)["AssociationId"]
+    elif name == "ReplaceRouteTableAssociation":
+        ids[NET_ASSOC2] = ec2.replace_route_table_association(
+            AssociationId=ids[NET_ASSOC], RouteTableId=table
+        )["NewAssociationId"]
+    elif name == "ReplaceNetworkAclAssociation":
+        ids[NET_ACLASSOC2] = ec2.replace_network_acl_association(
+            AssociationId=ids[NET_ACLASSOC], NetworkAclId=acl
+        )["NewAssociationId"]
+    elif name == "ModifySubnetAttribute":
+        ec2.disassociate_address(AssociationId=ids[NET_EIPASSOC])
+        ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
+    elif name == "CreateNetworkAclEntry":
+        ec2.delete_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Egress=False)
+        ec2.create_network_acl_entry(NetworkAclId=acl, **_WORLD_8080)
+    elif name == "ReplaceNetworkAclEntry":
+        ec2.replace_network_acl_entry(NetworkAclId=acl, **{**_WORLD_8080, "RuleAction": "deny"})
+        ec2.replace_network_acl_entry(NetworkAclId=acl, **_WORLD_8080)
+    elif name == "AssociateAddress":
+        ec2.disassociate_address(AssociationId=ids[NET_EIPASSOC])
+        ids[NET_EIPASSOC] = ec2.associate_address(AllocationId=alloc, NetworkInterfaceId=eni)["AssociationId"]
+    elif name == "DetachInternetGateway":
+        world.earlier("AttachInternetGateway", {"internetGatewayId": igw, "vpcId": vpc}, {"_return": True})
+        ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    elif name == "DeleteRoute":
+        world.earlier(
+            "CreateRoute", {"routeTableId": table, "destinationCidrBlock": "0.0.0.0/0", "gatewayId": igw}
+        )
+        ec2.delete_route(**route)
+    elif name == "DisassociateRouteTable":
+        world.earlier(
+            "AssociateRouteTable",
+            {"routeTableId": table, "subnetId": subnet},
+            {"associationId": ids[NET_ASSOC], "associationState": {"state": "associated"}},
+        )
+        ec2.disassociate_route_table(AssociationId=ids[NET_ASSOC])
+    elif name == "DeleteNetworkAclEntry":
+        world.earlier(
+            "CreateNetworkAclEntry",
+            {
+                "networkAclId": acl,
+                "ruleNumber": 100,
+                "egress": False,
+                "ruleAction": "allow",
+                "icmpTypeCode": {},
+                "portRange": {"from": 8080, "to": 8080},
+                "aclProtocol": "6",
+                "cidrBlock": "0.0.0.0/0",
+            },
+        )
+        ec2.delete_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Egress=False)
+    elif name == "DisassociateAddress":
+        world.earlier(
+            "AssociateAddress",
+            {"allocationId": alloc, "networkInterfaceId": eni, "allowReassociation": False},
+            {"_return": True, "associationId": ids[NET_EIPASSOC]},
+        )
+        ec2.disassociate_address(AssociationId=ids[NET_EIPASSOC])
+    world._note(f"{name} (the call)")
+
+
 _STAGERS = {
     "AuthorizeSecurityGroupIngress": _authorize,
     "AuthorizeSecurityGroupEgress": _authorize,
@@ -1196,6 +1375,21 @@ _STAGERS = {
     "CreateMarketplaceModelEndpoint": _bedrock,
     "UpdateMarketplaceModelEndpoint": _bedrock,
     "DeleteMarketplaceModelEndpoint": _bedrock,
+    "AttachInternetGateway": _net_path,
+    "CreateRoute": _net_path,
+    "ReplaceRoute": _net_path,
+    "AssociateRouteTable": _net_path,
+    "ReplaceRouteTableAssociation": _net_path,
+    "ReplaceNetworkAclAssociation": _net_path,
+    "ModifySubnetAttribute": _net_path,
+    "CreateNetworkAclEntry": _net_path,
+    "ReplaceNetworkAclEntry": _net_path,
+    "AssociateAddress": _net_path,
+    "DetachInternetGateway": _net_path,
+    "DeleteRoute": _net_path,
+    "DisassociateRouteTable": _net_path,
+    "DeleteNetworkAclEntry": _net_path,
+    "DisassociateAddress": _net_path,
 }
 
 

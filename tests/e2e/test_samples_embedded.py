@@ -29,13 +29,35 @@ from perimeter_local.stage import UNSUPPORTED, stage
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
-SG, DSG, MODEL, IAM, FLOW = (
+SG, DSG, MODEL, IAM, FLOW, NET = (
     "SgGuardFunction",
     "DefaultSgGuardFunction",
     "ModelPostureFunction",
     "IamGuardFunction",
     "FlowLogGuardFunction",
+    "NetGuardFunction",
 )
+#: PER-NET-1: each opening call completes the path to a model server's ENI (its finding FAILED)
+NET_OPENS = {
+    "AttachInternetGateway--model-vpc",
+    "CreateRoute--default-route-to-igw",
+    "ReplaceRoute--default-route-to-igw",
+    "AssociateRouteTable--public-table",
+    "ReplaceRouteTableAssociation--public-table",
+    "ReplaceNetworkAclAssociation--open-acl",
+    "ModifySubnetAttribute--map-public-ip",
+    "CreateNetworkAclEntry--allow-world-8080",
+    "ReplaceNetworkAclEntry--deny-to-allow",
+    "AssociateAddress--eip-on-model-eni",
+}
+#: ... and each closing call follows the opening one (judged first, finding active), resolving it
+NET_CLOSES = {
+    "DetachInternetGateway--model-vpc": "AttachInternetGateway",
+    "DeleteRoute--default-route": "CreateRoute",
+    "DisassociateRouteTable--public-table": "AssociateRouteTable",
+    "DeleteNetworkAclEntry--allow-removed": "CreateNetworkAclEntry",
+    "DisassociateAddress--eip-off-model-eni": "AssociateAddress",
+}
 
 #: sample -> status per function its rules route it to ({} = no rule matches: EventBridge drops it).
 EXPECTED: dict[str, dict[str, str]] = {
@@ -144,6 +166,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "DeleteMarketplaceModelEndpoint--deepseek-default-sg": {MODEL: "resource-gone"},
     # issue 11: not staged (see the test): the undo finds no audit record and changes nothing
     "SecurityHubCustomAction--undo-and-exempt": {"UndoFunction": "done"},
+    # PER-NET-1 ("reported" is also the status of a report that only resolves)
+    **{sample: {NET: "reported"} for sample in (*NET_OPENS, *NET_CLOSES)},
 }
 #: samples served in part by the runner's moto extensions -> what the output must name
 STAND_IN = {
@@ -416,6 +440,24 @@ def test_sample_ends_as_its_name_promises(  # noqa: C901 - one plain case per sa
                 "record_state": "ACTIVE",
             }
         ]
+    if sample in NET_OPENS or sample in NET_CLOSES:
+        # One finding, on the model server's ENI: FAILED after an opening call, resolved by a
+        # closing one (the opening call was judged first). Detect only: no audit record.
+        eni = staged["ids"]["eni-0a0000000000000c3"]
+        closing = sample in NET_CLOSES
+        assert after["findings"] == [
+            {
+                "control": "PER-NET-1",
+                "resource": eni,
+                "compliance": "PASSED" if closing else "FAILED",
+                "record_state": "ARCHIVED" if closing else "ACTIVE",
+            }
+        ]
+        assert staged["earlier"] == (
+            [{"event_name": NET_CLOSES[sample], "statuses": {NET: "reported"}}] if closing else []
+        )
+        assert after["audit"] == []
+        return
     if sample.endswith(("failed-call", "perimeter-own-role")) or sample.startswith(("Malformed", "Delete")):
         assert after["audit"] == [] and after["findings"] == []
         return

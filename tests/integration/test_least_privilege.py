@@ -265,7 +265,8 @@ def test_every_sample_stays_within_its_functions_permissions(account: Any, monke
 def test_sweep_calls_only_its_declared_actions(account: Any, monkeypatch: Any) -> None:
     """A sweep that acts on everything it can: a world-open rule, a stale rule (REV-2
     enforce), an unused group past its grace (REV-1 enforce), a default SG with a rule and an
-    ENI on it (the migration), a VPC without a flow log, a SageMaker model and a notebook."""
+    ENI on it (the migration), a VPC without a flow log and with an internet gateway, a SageMaker
+    model and a notebook."""
     from perimeter_local.cli import scheduled_event
     from perimeter_local.review_seed import remember_unused
 
@@ -274,6 +275,9 @@ def test_sweep_calls_only_its_declared_actions(account: Any, monkeypatch: Any) -
     ec2 = account.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.51.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.51.1.0/24")["Subnet"]["SubnetId"]
+    # an internet gateway: PER-NET-1 reads the region's routes, ACLs, subnets and ENIs
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
     app = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
     gone = ec2.create_security_group(GroupName="gone", Description="gone", VpcId=vpc)["GroupId"]
     unused = ec2.create_security_group(GroupName="unused", Description="unused", VpcId=vpc)["GroupId"]

@@ -505,6 +505,9 @@ def test_reads_do_not_grow_with_the_number_of_groups_and_each_offender_costs_one
         "ec2:DescribeLaunchTemplateVersions": 1,
         "ec2:DescribeVpcPeeringConnections": 1,
         "ec2:DescribeFlowLogs": 1,
+        # PER-NET-1: no VPC has an internet gateway attached, so no route table, ACL, subnet or
+        # ENI listing follows
+        "ec2:DescribeInternetGateways": 1,
         "sagemaker:ListModels": 1,
         "sagemaker:ListNotebookInstances": 1,
         "securityhub:GetFindings": 1,
@@ -663,3 +666,60 @@ def test_a_marketplace_endpoint_outside_a_vpc_is_found(session: Any, monkeypatch
     assert state(f) == ("FAILED", "ACTIVE")
     assert "outside your VPC" in f["Description"]
     assert "Marketplace endpoint open-llm" in out["models"]
+
+
+# --- PER-NET-1 ---------------------------------------------------------------------------------
+
+
+def _public_model_eni(session: Any, port: int, *, tier: str | None, description: str) -> tuple[str, str, str]:
+    """A model ENI with every hop open: gateway, default route, Elastic IP, tcp/<port> from the world."""
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.90.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.90.1.0/24")["Subnet"]["SubnetId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+    tags = (
+        [{"ResourceType": "security-group", "Tags": [{"Key": "perimeter:tier", "Value": tier}]}]
+        if tier
+        else []
+    )
+    sg = ec2.create_security_group(
+        GroupName=f"serve-{port}", Description="d", VpcId=vpc, TagSpecifications=tags
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=sg,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+        ],
+    )
+    eni = ec2.create_network_interface(SubnetId=subnet, Groups=[sg], Description=description)[
+        "NetworkInterface"
+    ]["NetworkInterfaceId"]
+    alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(AllocationId=alloc, NetworkInterfaceId=eni)
+    return vpc, igw, eni
+
+
+def test_sweep_reports_a_reachable_model_eni_and_resolves_it_once_a_hop_closes(session: Any) -> None:
+    # HTTPS from the world is allowed on an untagged group (public_ports), so nothing revokes it;
+    # the ENI is SageMaker's by its description: the model tier, reachable.
+    vpc, igw, eni = _public_model_eni(session, 443, tier=None, description="SageMaker endpoint deepseek-r1")
+    out, _ = run(session)
+    assert out["reachable_enis"] == [eni]
+    f = finding(session, "PER-NET-1", eni)
+    assert state(f) == ("FAILED", "ACTIVE") and igw in f["Description"]
+    session.client("ec2").detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    run(session)
+    assert state(finding(session, "PER-NET-1", eni)) == ("PASSED", "ARCHIVED")
+
+
+def test_sweep_judges_reachability_after_its_own_revokes(session: Any) -> None:
+    # A model-tier group open to the world on 8080: PER-SG-1 (enforce) revokes the rule, so the
+    # path is closed by the time PER-NET-1 judges it.
+    _, _, eni = _public_model_eni(session, 8080, tier="model", description="vLLM server")
+    out, _ = run(session)
+    assert out["counts"]["rules_revoked"] == 1 and out["reachable_enis"] == []
+    assert f"perimeter/PER-NET-1/{ACCOUNT}/{REGION}/{eni}" not in findings(session)

@@ -110,6 +110,22 @@ EXPECTED_ROUTES: dict[str, set[str]] = {
     "CreateCustomModelDeployment": {"ModelPostureFunction"},
     "PutResourcePolicy": {"ModelPostureFunction"},
     "DeleteResourcePolicy": {"ModelPostureFunction"},
+    # issue 9 A: the hops between the internet and a model ENI (PER-NET-1)
+    "AttachInternetGateway": {"NetGuardFunction"},
+    "CreateRoute": {"NetGuardFunction"},
+    "ReplaceRoute": {"NetGuardFunction"},
+    "AssociateRouteTable": {"NetGuardFunction"},
+    "ReplaceRouteTableAssociation": {"NetGuardFunction"},
+    "ReplaceNetworkAclAssociation": {"NetGuardFunction"},
+    "ModifySubnetAttribute": {"NetGuardFunction"},
+    "CreateNetworkAclEntry": {"NetGuardFunction"},
+    "ReplaceNetworkAclEntry": {"NetGuardFunction"},
+    "AssociateAddress": {"NetGuardFunction"},
+    "DetachInternetGateway": {"NetGuardFunction"},
+    "DeleteRoute": {"NetGuardFunction"},
+    "DisassociateRouteTable": {"NetGuardFunction"},
+    "DeleteNetworkAclEntry": {"NetGuardFunction"},
+    "DisassociateAddress": {"NetGuardFunction"},
 }
 
 

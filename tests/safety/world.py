@@ -52,6 +52,7 @@ FUNCTION_IDS = (
     "ModelPostureFunction",
     "IamGuardFunction",
     "FlowLogGuardFunction",
+    "NetGuardFunction",
 )
 
 

@@ -158,6 +158,25 @@ FUNCTIONS["FlowLogGuardFunction"] = (
     | AUDIT
     | POLICY
 )
+# Issue 9 (PER-NET-1): the VPC's network read whole, detect only. No EC2 write, so no audit
+# table; findings read by id to resolve, and by listing for DisassociateAddress (the address's
+# old path is known only from the finding that named it).
+FUNCTIONS["NetGuardFunction"] = (
+    frozenset(
+        {
+            "ec2:DescribeInternetGateways",
+            "ec2:DescribeRouteTables",
+            "ec2:DescribeNetworkAcls",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSecurityGroups",
+        }
+    )
+    | IDEMPOTENCY
+    | REPORTING
+    | FINDINGS_READ
+    | POLICY
+)
 # Issue 8 (the sweep): region-wide listings, the event path's own actions for what it
 # remediates (revoke, default-SG migration, flow logs), deleting unused groups (PER-REV-1),
 # reading and resolving findings, the review state. No idempotency table: every step of a
@@ -178,6 +197,9 @@ FUNCTIONS["SweepFunction"] = (
             # the union rule: customer prefix lists named by the region's rules
             "ec2:DescribeManagedPrefixLists",
             "ec2:GetManagedPrefixListEntries",
+            # PER-NET-1 (issue 9): gateways region-wide, the ACLs of VPCs that have one
+            "ec2:DescribeInternetGateways",
+            "ec2:DescribeNetworkAcls",
             "ec2:RevokeSecurityGroupIngress",
             "ec2:RevokeSecurityGroupEgress",
             "ec2:DeleteSecurityGroup",

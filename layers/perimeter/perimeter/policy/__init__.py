@@ -39,6 +39,7 @@ CONTROL_IDS = (
     "PER-REV-1",
     "PER-REV-2",
     "PER-EXM-1",
+    "PER-NET-1",
 )
 
 SEVERITY_LABELS = ("critical", "high", "medium", "low")

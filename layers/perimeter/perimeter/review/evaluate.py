@@ -251,6 +251,7 @@ def covered(policy: Policy) -> frozenset[tuple[str, str]]:
         ("PER-VPC-2", "model"),
         *(("PER-IAM-1", kind) for kind in ("role", "user", "policy")),
         ("PER-EXM-1", "sg"),
+        ("PER-NET-1", "eni"),
     ]
     return frozenset(p for p in pairs if policy.mode(p[0]) != "off")
 

@@ -8,8 +8,9 @@ SageMaker models and notebooks (SageMaker has no batch describe: one DescribeMod
 Bedrock Marketplace endpoints (one GetMarketplaceModelEndpoint each: the listing carries no
 configuration); every IAM role, user and customer managed policy (one paginated
 GetAccountAuthorizationDetails); the managed prefix lists the rules name (entries per customer
-list, cached by version); the flow logs of every VPC; Perimeter's active findings; the review
-state; the findings ledger.
+list, cached by version); the flow logs of every VPC; the internet gateways, then, when one
+is attached, the route tables, network ACLs, subnets and ENIs (PER-NET-1, region-wide);
+Perimeter's active findings; the review state; the findings ledger.
 
 Then, per resource kind, the event path's own code: ``decide`` for every group (a group that
 serves a model as the model tier, as ModelPosture judges it), ``dsg_service`` for default
@@ -192,6 +193,7 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
     _groups(s, rt, inv, s.model_groups)
     _default_groups(s, rt)
     _flow_logs(s, rt)
+    _reachability(s, rt)
     s.findings.extend(model_judged)
     if policy.mode("PER-REV-1") != "off":
         _unused(s, rt, inv)
@@ -501,6 +503,20 @@ def _flow_logs(s: Sweep, rt: Runtime) -> None:
         s.findings.append(issue_finding(s.call, j, now=s.now))
         s.lines.append(_line(j))
     s.details["flow_logs"] = {"vpcs": len(s.listing.vpc_ids), "without": [j.issue.vpc_id for j in done]}
+
+
+def _reachability(s: Sweep, rt: Runtime) -> None:
+    """PER-NET-1 through NetGuard's own evaluation (a group a model names is the model tier)."""
+    if rt.policy.mode("PER-NET-1") == "off":
+        return
+    from perimeter.net_service import sweep_evaluation
+
+    # after the revokes: a rule the sweep has just removed opens no path
+    issues = sweep_evaluation(s.call, rt, s.listing.groups, s.model_groups, s.revoked).issues
+    for j in judge(issues, rt.policy, principal_arn=None):
+        s.findings.append(issue_finding(s.call, j, now=s.now))
+        s.lines.append(_line(j))
+    s.details["reachable_enis"] = [i.resource.short_id for i in issues]
 
 
 def _line(j: Judged, action: str | None = None) -> str:

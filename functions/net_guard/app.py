@@ -1,0 +1,33 @@
+"""NetGuard: route, gateway, address and network-ACL calls (PER-NET-1, detect only).
+
+A function of its own, not a branch of FlowLogGuard or SgGuard: its role holds only EC2
+Describe calls and reporting (no EC2 write at all, no audit table, no PassRole), and its cold
+start loads only the reachability evaluation. Thin on purpose: gather, judge and report live in
+``perimeter.net_service``. Errors are not caught here: Lambda retries the event, then sends it
+to the dead-letter queue.
+"""
+
+import gc
+
+# A cold start builds long-lived objects only (modules, service models, clients): collecting
+# while it does is wasted work. Back on, with all of it frozen, at the end of this module.
+gc.disable()
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from perimeter import net_service
+from perimeter.runtime import get_runtime, init_container
+from perimeter.telemetry import logger, metrics
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return net_service.handle(event, get_runtime(), context)
+
+
+# In Lambda's init phase (and so in a SnapStart snapshot): the clients this function calls.
+init_container(("ec2", "dynamodb", "securityhub", "sns"))
+# Everything imported so far lives as long as the container: keep the collector off it.
+gc.freeze()
+gc.enable()
