@@ -16,6 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from perimeter import net_service
+from perimeter.org import runtime_for
 from perimeter.runtime import get_runtime, init_container
 from perimeter.telemetry import logger, metrics
 
@@ -23,7 +24,7 @@ from perimeter.telemetry import logger, metrics
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return net_service.handle(event, get_runtime(), context)
+    return net_service.handle(event, runtime_for(event, get_runtime()), context)
 
 
 # In Lambda's init phase (and so in a SnapStart snapshot): the clients this function calls.

@@ -93,8 +93,8 @@ def _routed(template: Mapping[str, Any]) -> set[tuple[str, str, str]]:
         if res["Type"] != "AWS::Serverless::Function":
             continue
         for ev in res["Properties"].get("Events", {}).values():
-            if ev["Type"] == "EventBridgeRule":
-                p = ev["Properties"]["Pattern"]
+            p = ev["Properties"].get("Pattern", {}) if ev["Type"] == "EventBridgeRule" else {}
+            if p.get("detail-type") == ["AWS API Call via CloudTrail"]:
                 out |= _calls(p)
     return out
 
@@ -142,8 +142,13 @@ def test_the_security_stack_puts_its_rules_on_the_organization_bus_in_organizati
                 if res["Type"] == "AWS::Serverless::Function"
                 else ()
             ):
-                if ev["Type"] == "EventBridgeRule":
+                if ev["Type"] != "EventBridgeRule":
+                    continue
+                if ev["Properties"]["Pattern"].get("detail-type") == ["AWS API Call via CloudTrail"]:
                     assert r.resolve(ev["Properties"]["EventBusName"]) == bus
+                else:
+                    # the Security Hub custom action: the security account's own hub, default bus
+                    assert "EventBusName" not in ev["Properties"]
     policy = TEMPLATE["Resources"]["OrganizationEventBusPolicy"]
     assert policy["Condition"] == "IsOrganization"
     st = policy["Properties"]["Statement"]
@@ -207,11 +212,12 @@ def _remediation_role(params: Mapping[str, str], account: str, region: str) -> d
 
 
 def _function_roles() -> dict[str, str]:
-    """The security stack's function role ARNs, as template.yaml names them."""
+    """The security stack's role ARNs of the functions that act in member accounts, as
+    template.yaml names them (UndoFunction acts in the security account only)."""
     r = _resolve(TEMPLATE, {"Mode": "organization"}, SECURITY, HOME)
     out = {}
-    for res in TEMPLATE["Resources"].values():
-        if res["Type"] == "AWS::Serverless::Function":
+    for fid, res in TEMPLATE["Resources"].items():
+        if res["Type"] == "AWS::Serverless::Function" and fid in permissions.MEMBER_ACTING:
             role_id = res["Properties"]["Role"]["Fn::GetAtt"][0]
             out[role_id] = r.get_att(role_id, "Arn")
     return out
@@ -221,7 +227,7 @@ def test_every_function_role_of_the_security_stack_may_assume_the_member_role() 
     role = _remediation_role(MEMBER_PARAMS, B, "eu-west-1")
     assert role["RoleName"] == accounts.member_role_name("perimeter-remediation", "eu-west-1")
     roles = _function_roles()
-    assert len(roles) == 6
+    assert len(roles) == len(permissions.MEMBER_ACTING) == 7
     for arn in roles.values():
         assert _trust_allows(role, arn, EXTERNAL_ID), arn
 

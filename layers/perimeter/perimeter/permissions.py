@@ -274,7 +274,12 @@ def actions_of_call(prefix: str, operation: str, params: Mapping[str, Any]) -> s
 # assuming the member role, and reading the organization's tree for the policy's OU overrides.
 # The sweep also lists the organization's accounts and invokes itself once per (account, region).
 ORG_COMMON = frozenset({"sts:AssumeRole", "organizations:ListParents"})
-ORGANIZATION: dict[str, frozenset[str]] = {name: ORG_COMMON for name in FUNCTIONS}
+#: The functions that act where an event happened (a member account in organization mode).
+#: UndoFunction is not one: it answers the security account's own Security Hub action, on the
+#: audit records of that account (a member's remediation is put back with `perimeter restore
+#: AUDIT_ID --member-role ...`).
+MEMBER_ACTING = frozenset(name for name in FUNCTIONS if name != "UndoFunction")
+ORGANIZATION: dict[str, frozenset[str]] = {name: ORG_COMMON for name in MEMBER_ACTING}
 ORGANIZATION["SweepFunction"] = ORG_COMMON | {"organizations:ListAccounts", "lambda:InvokeFunction"}
 
 #: Services whose calls stay in the security account (``perimeter.accounts.HOME_SERVICES``):
@@ -288,5 +293,9 @@ def member_role_actions() -> frozenset[str]:
     in an account, nothing of Perimeter's own stores. ``tests/integration/test_member_stack.py``
     holds member.yaml to it."""
     return frozenset(
-        a for acts in FUNCTIONS.values() for a in acts if a.split(":", 1)[0] not in HOME_PREFIXES
+        a
+        for name, acts in FUNCTIONS.items()
+        if name in MEMBER_ACTING
+        for a in acts
+        if a.split(":", 1)[0] not in HOME_PREFIXES
     )
