@@ -8,7 +8,33 @@ the notifications back) and read the same outputs; this module does it once.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+
+@contextmanager
+def moto_account(monkeypatch: Any, region: str) -> Iterator[None]:
+    """An in-process moto account in ``region`` with test credentials, no endpoint override and
+    no container state left from another test (before and after)."""
+    from moto import mock_aws
+    from perimeter_local.invoke import forget_containers
+
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+    }.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    forget_containers()
+    try:
+        with mock_aws():
+            yield
+    finally:
+        forget_containers()
 
 
 def create_stack_resources(

@@ -17,13 +17,14 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from perimeter import accounts
 from perimeter.adapters.audit import AuditAdapter
 from perimeter_local import cloudtrail
 from perimeter_local.account import prepare
-from perimeter_local.invoke import forget_containers, invoke
+from perimeter_local.invoke import invoke
 from perimeter_local.template import functions
+
+from tests.harness import moto_account
 
 ROOT = Path(__file__).resolve().parents[2]
 SECURITY = "123456789012"
@@ -35,20 +36,9 @@ WORLD_SSH = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"C
 
 @pytest.fixture
 def org(monkeypatch: Any) -> Any:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
-    }.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    forget_containers()
     accounts.forget()
-    with mock_aws():
+    with moto_account(monkeypatch, REGION):
         yield Org()
-    forget_containers()
     accounts.forget()
 
 

@@ -13,14 +13,15 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from perimeter.restore import restore
 from perimeter_local import cloudtrail
 from perimeter_local.account import prepare
 from perimeter_local.cli import scheduled_event
-from perimeter_local.invoke import forget_containers, invoke
+from perimeter_local.invoke import invoke
 from perimeter_local.review_seed import remember_unused
 from perimeter_local.template import functions
+
+from tests.harness import moto_account
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -30,19 +31,8 @@ OFFICE_SSH = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"
 
 @pytest.fixture
 def session(monkeypatch: Any) -> Any:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
-    }.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    forget_containers()
-    with mock_aws():
+    with moto_account(monkeypatch, REGION):
         yield boto3.session.Session()
-    forget_containers()
 
 
 def run(

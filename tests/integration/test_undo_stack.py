@@ -22,14 +22,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.client import BaseClient
-from moto import mock_aws
 from moto.securityhub.models import securityhub_backends
 from perimeter_local.account import prepare
 from perimeter_local.cli import main as cli_main
 from perimeter_local.cli import scheduled_event
-from perimeter_local.invoke import forget_containers, invoke
+from perimeter_local.invoke import invoke
 from perimeter_local.template import functions
 
+from tests.harness import moto_account
 from tests.integration.dsg_support import build_vpc, groups_of, modify_eni_event, rules_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,19 +69,8 @@ class FindingUpdates:
 
 @pytest.fixture
 def session(monkeypatch: Any) -> Any:
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
-    }.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    forget_containers()
-    with mock_aws():
+    with moto_account(monkeypatch, REGION):
         yield boto3.session.Session()
-    forget_containers()
 
 
 def run(session: Any, function: str, event: dict[str, Any], **params: str) -> dict[str, Any]:
