@@ -1,6 +1,6 @@
 """What the embedded AWS adds to moto, for the local runner only (never the Lambda code).
 
-moto 5.2.5 lacks two things the samples in ``events/`` need (FACTS.md):
+moto 5.2.5 lacks three things the samples in ``events/`` need (FACTS.md):
 
 - the DescribeSecurityGroups filter ``ip-permission.prefix-list-id`` (AWS implements it; moto
   raises NotImplementedError, an HTTP 500). SgGuard keeps using it on ModifyManagedPrefixList:
@@ -12,6 +12,10 @@ moto 5.2.5 lacks two things the samples in ``events/`` need (FACTS.md):
   and every answer validated against the operation's output shape, so a wrong shape fails
   loudly instead of passing. It is not Bedrock: an import job completes at once, a Marketplace
   endpoint is ``InService`` at once, and of a guardrail's policies it keeps what the call sent.
+
+- SageMaker's UpdateDomain (moto creates, describes and deletes domains, but cannot change
+  one). The extension applies the call's settings to moto's own domain, so DescribeDomain reads
+  back what the call left, and validates its answer against botocore's SageMaker model.
 
 ``moto_extensions()`` patches the in-process moto classes for as long as it is entered (the
 ``--embedded`` server is in-process, so it serves both; tests that need the filter enter it too)
@@ -54,11 +58,12 @@ def forget_served() -> None:
 
 @contextlib.contextmanager
 def moto_extensions() -> Iterator[None]:
-    """Both extensions on moto's classes in this process while inside (re-entrant)."""
+    """The extensions on moto's classes in this process while inside (re-entrant)."""
     with _LOCK:
         if _DEPTH[0] == 0:
             _prefix_list_filter()
             _bedrock_stand_in()
+            _sagemaker_extension()
         _DEPTH[0] += 1
     try:
         yield
@@ -135,6 +140,9 @@ class _Store:
         self.endpoints: dict[str, dict[str, Any]] = {}  # arn -> endpoint
         self.jobs: dict[str, dict[str, Any]] = {}  # arn -> job
         self.models: dict[str, dict[str, Any]] = {}  # name -> model summary
+        self.deployments: dict[str, dict[str, Any]] = {}  # arn -> custom model deployment
+        self.enforced: dict[str, dict[str, Any]] = {}  # configId -> enforced configuration
+        self.policies: dict[str, str] = {}  # resource arn -> resource policy document
 
 
 def _not_found(what: str) -> Exception:
@@ -144,10 +152,10 @@ def _not_found(what: str) -> Exception:
 
 
 @functools.cache
-def _bedrock_model() -> Any:
+def _service_model(service: str) -> Any:
     import botocore.session
 
-    return botocore.session.get_session().get_service_model("bedrock")
+    return botocore.session.get_session().get_service_model(service)
 
 
 def _store(self: Any) -> _Store:
@@ -170,17 +178,19 @@ def _path(self: Any, name: str) -> str:
     return unquote(str(self.uri_match[name]))
 
 
-def _answer(operation: str, result: dict[str, Any] | None) -> Any:
+def _answer(operation: str, result: dict[str, Any] | None, service: str = "bedrock") -> Any:
     """The stand-in's answer, checked against botocore's output shape for the operation."""
     from botocore.validate import ParamValidator
     from moto.core.responses import ActionResult, EmptyResult
 
-    _SERVED.setdefault(operation, "bedrock")
+    _SERVED.setdefault(operation, service)
     if result is None:
         return EmptyResult()
-    report = ParamValidator().validate(result, _bedrock_model().operation_model(operation).output_shape)
+    report = ParamValidator().validate(
+        result, _service_model(service).operation_model(operation).output_shape
+    )
     if report.has_errors():
-        raise AssertionError(f"the Bedrock stand-in's {operation} answer: {report.generate_report()}")
+        raise AssertionError(f"the {service} stand-in's {operation} answer: {report.generate_report()}")
     return ActionResult(result)
 
 
@@ -284,9 +294,49 @@ def delete_guardrail(self: Any) -> Any:
     return _answer("DeleteGuardrail", None)
 
 
+def put_enforced_guardrail_configuration(self: Any) -> Any:
+    """The account's enforced guardrail: a new configuration, or ``configId``'s replaced. The
+    guardrail must exist at the version named (Bedrock validates it too)."""
+    req, s, now = _body(self), _store(self), _now()
+    conf = req["guardrailInferenceConfig"]
+    ident = str(conf["guardrailIdentifier"])
+    gid = ident.rsplit("/", 1)[-1] if ident.startswith("arn:") else ident
+    version = str(conf["guardrailVersion"])
+    if version not in s.guardrails.get(gid, {}):
+        raise _not_found(f"guardrail {gid} version {version}")
+    config_id = str(req.get("configId") or f"cfg-{_new_id(8)}")
+    old = s.enforced.get(config_id)
+    if req.get("configId") and old is None:
+        raise _not_found(f"enforced guardrail configuration {config_id}")
+    who = f"arn:aws:iam::{self.current_account}:root"
+    s.enforced[config_id] = {
+        "configId": config_id,
+        "guardrailArn": s.guardrails[gid][version]["guardrailArn"],
+        "guardrailId": gid,
+        "guardrailVersion": version,
+        "createdAt": old["createdAt"] if old else now,
+        "createdBy": old["createdBy"] if old else who,
+        "updatedAt": now,
+        "updatedBy": who,
+        "owner": "ACCOUNT",
+        **{k: conf[k] for k in ("selectiveContentGuarding", "modelEnforcement") if conf.get(k)},
+    }
+    return _answer(
+        "PutEnforcedGuardrailConfiguration", {"configId": config_id, "updatedAt": now, "updatedBy": who}
+    )
+
+
+def delete_enforced_guardrail_configuration(self: Any) -> Any:
+    config_id = _path(self, "configId")
+    if _store(self).enforced.pop(config_id, None) is None:
+        raise _not_found(f"enforced guardrail configuration {config_id}")
+    return _answer("DeleteEnforcedGuardrailConfiguration", None)
+
+
 def list_enforced_guardrails_configuration(self: Any) -> Any:
-    # No account- or organization-level enforced guardrail in a fresh account.
-    return _answer("ListEnforcedGuardrailsConfiguration", {"guardrailsConfig": []})
+    # the account's own configurations (a stand-in account belongs to no organization)
+    configs = list(_store(self).enforced.values())
+    return _answer("ListEnforcedGuardrailsConfiguration", {"guardrailsConfig": configs})
 
 
 def _endpoint(self: Any, operation: str) -> Any:
@@ -332,6 +382,43 @@ def delete_marketplace_model_endpoint(self: Any) -> Any:
     return _answer("DeleteMarketplaceModelEndpoint", None)
 
 
+def register_marketplace_model_endpoint(self: Any) -> Any:
+    """Registers an existing SageMaker endpoint of this account (moto's) with Bedrock: the
+    endpoint's configuration is what SageMaker holds (instance, role, the model's VPC)."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    arn, now = _path(self, "endpointIdentifier"), _now()
+    name = arn.rsplit("/", 1)[-1]
+    sm = sagemaker_backends[self.current_account][self.region]
+    endpoint = sm.endpoints.get(name)
+    if endpoint is None:
+        raise _not_found(f"SageMaker endpoint {arn}")
+    variant = sm.endpoint_configs[endpoint.endpoint_config_name].production_variants[0]
+    model = sm._models.get(variant["ModelName"])
+    vpc = (model.vpc_config if model is not None else None) or {}
+    sagemaker = {
+        "initialInstanceCount": int(variant.get("InitialInstanceCount") or 1),
+        "instanceType": str(variant.get("InstanceType") or "ml.g5.2xlarge"),
+        "executionRole": model.execution_role_arn if model is not None else "",
+        **(
+            {"vpc": {"subnetIds": vpc["Subnets"], "securityGroupIds": vpc["SecurityGroupIds"]}}
+            if vpc.get("Subnets")
+            else {}
+        ),
+    }
+    _store(self).endpoints[endpoint.arn] = {
+        "endpointArn": endpoint.arn,
+        "modelSourceIdentifier": _body(self)["modelSourceIdentifier"],
+        "status": "ACTIVE",
+        "endpointStatus": "InService",
+        "createdAt": now,
+        "updatedAt": now,
+        "endpointConfig": {"sageMaker": sagemaker},
+    }
+    made = {"marketplaceModelEndpoint": _store(self).endpoints[endpoint.arn]}
+    return _answer("RegisterMarketplaceModelEndpoint", made)
+
+
 def list_marketplace_model_endpoints(self: Any) -> Any:
     keys = ("endpointArn", "modelSourceIdentifier", "status", "createdAt", "updatedAt")
     summaries = [{k: e[k] for k in keys} for e in _store(self).endpoints.values()]
@@ -374,9 +461,49 @@ def list_imported_models(self: Any) -> Any:
     return _answer("ListImportedModels", {"modelSummaries": list(_store(self).models.values())})
 
 
+def create_custom_model_deployment(self: Any) -> Any:
+    """On-demand serving of a model the stand-in imported (AWS takes minutes: Active at once)."""
+    req, s, now = _body(self), _store(self), _now()
+    model_arn = str(req["modelArn"])
+    if model_arn not in {m["modelArn"] for m in s.models.values()}:
+        raise _not_found(f"model {model_arn}")
+    arn = f"arn:aws:bedrock:{self.region}:{self.current_account}:custom-model-deployment/{_new_id()}"
+    s.deployments[arn] = {
+        "customModelDeploymentArn": arn,
+        "customModelDeploymentName": req["modelDeploymentName"],
+        "modelArn": model_arn,
+        "createdAt": now,
+        "status": "Active",
+        "lastUpdatedAt": now,
+    }
+    return _answer("CreateCustomModelDeployment", {"customModelDeploymentArn": arn})
+
+
 def list_custom_model_deployments(self: Any) -> Any:
-    # the stand-in cannot create a deployment (CreateCustomModelDeployment is not served): none
-    return _answer("ListCustomModelDeployments", {"modelDeploymentSummaries": []})
+    summaries = list(_store(self).deployments.values())
+    return _answer("ListCustomModelDeployments", {"modelDeploymentSummaries": summaries})
+
+
+def put_resource_policy(self: Any) -> Any:
+    req = _body(self)
+    _store(self).policies[str(req["resourceArn"])] = str(req["resourcePolicy"])
+    return _answer("PutResourcePolicy", {"resourceArn": req["resourceArn"]})
+
+
+def get_resource_policy(self: Any) -> Any:
+    # Bedrock answers a resource without a policy with ResourceNotFoundException
+    arn = _path(self, "resourceArn")
+    policy = _store(self).policies.get(arn)
+    if policy is None:
+        raise _not_found(f"resource policy of {arn}")
+    return _answer("GetResourcePolicy", {"resourcePolicy": policy})
+
+
+def delete_resource_policy(self: Any) -> Any:
+    arn = _path(self, "resourceArn")
+    if _store(self).policies.pop(arn, None) is None:
+        raise _not_found(f"resource policy of {arn}")
+    return _answer("DeleteResourcePolicy", None)
 
 
 _OPERATIONS: dict[str, Callable[..., Any]] = {
@@ -386,7 +513,10 @@ _OPERATIONS: dict[str, Callable[..., Any]] = {
     "update_guardrail": update_guardrail,
     "create_guardrail_version": create_guardrail_version,
     "delete_guardrail": delete_guardrail,
+    "put_enforced_guardrail_configuration": put_enforced_guardrail_configuration,
+    "delete_enforced_guardrail_configuration": delete_enforced_guardrail_configuration,
     "list_enforced_guardrails_configuration": list_enforced_guardrails_configuration,
+    "register_marketplace_model_endpoint": register_marketplace_model_endpoint,
     "create_marketplace_model_endpoint": create_marketplace_model_endpoint,
     "get_marketplace_model_endpoint": get_marketplace_model_endpoint,
     "update_marketplace_model_endpoint": update_marketplace_model_endpoint,
@@ -395,8 +525,53 @@ _OPERATIONS: dict[str, Callable[..., Any]] = {
     "create_model_import_job": create_model_import_job,
     "get_model_import_job": get_model_import_job,
     "list_imported_models": list_imported_models,
+    "create_custom_model_deployment": create_custom_model_deployment,
     "list_custom_model_deployments": list_custom_model_deployments,
+    "put_resource_policy": put_resource_policy,
+    "get_resource_policy": get_resource_policy,
+    "delete_resource_policy": delete_resource_policy,
 }
+
+
+# --- SageMaker: UpdateDomain ------------------------------------------------------------------
+
+
+def update_domain(self: Any) -> Any:
+    """UpdateDomain on moto's own domain: the settings the call sends replace the domain's
+    (``DefaultUserSettings`` merged key by key, as AWS merges them)."""
+    domain_id = self._get_param("DomainId")
+    domain = self.sagemaker_backend.domains.get(domain_id)
+    if domain is None:
+        from moto.sagemaker.exceptions import ValidationError
+
+        raise ValidationError(message=f"Could not find domain '{domain_id}'.")
+    if self._get_param("DefaultUserSettings"):
+        domain.default_user_settings = {
+            **(domain.default_user_settings or {}),
+            **self._get_param("DefaultUserSettings"),
+        }
+    for param, attr in (
+        ("AppNetworkAccessType", "app_network_access_type"),
+        ("SubnetIds", "subnet_ids"),
+        ("AppSecurityGroupManagement", "app_security_group_management"),
+        ("DefaultSpaceSettings", "default_space_settings"),
+    ):
+        if self._get_param(param) is not None:
+            setattr(domain, attr, self._get_param(param))
+    domain.last_modified_time = _now()
+    return _answer("UpdateDomain", {"DomainArn": domain.arn}, service="sagemaker")
+
+
+_SAGEMAKER_OPERATIONS: dict[str, Callable[..., Any]] = {"update_domain": update_domain}
+
+
+def _sagemaker_extension() -> None:
+    from moto.sagemaker.responses import SageMakerResponse
+
+    for name, func in _SAGEMAKER_OPERATIONS.items():
+        if getattr(SageMakerResponse, name, None) is not None:
+            raise RuntimeError(f"moto now implements sagemaker {name}: drop it from the extension")
+        _patch(SageMakerResponse, name, func)
 
 
 def _bedrock_stand_in() -> None:
@@ -416,6 +591,9 @@ def describe(served_now: Mapping[str, str]) -> list[str]:
     bedrock = [op for op, kind in served_now.items() if kind == "bedrock"]
     if bedrock:
         lines.append(f"bedrock: embedded stand-in, moto lacks {', '.join(bedrock)}")
+    sagemaker = [op for op, kind in served_now.items() if kind == "sagemaker"]
+    if sagemaker:
+        lines.append(f"sagemaker: embedded extension, moto lacks {', '.join(sagemaker)}")
     if any(kind == "ec2" for kind in served_now.values()):
         lines.append(f"ec2: embedded extension, moto lacks {PREFIX_LIST_FILTER}")
     return lines

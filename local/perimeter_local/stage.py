@@ -52,21 +52,6 @@ UNSUPPORTED = {
     "ModifyManagedPrefixList": "the DescribeSecurityGroups filter ip-permission.prefix-list-id",
 }
 
-#: Of those, the ones the runner's Bedrock stand-in does not serve yet (issue 9's newer doors):
-#: unsupported even with --embedded.
-NOT_SERVED_EMBEDDED = frozenset(
-    {
-        "RegisterMarketplaceModelEndpoint",
-        "UpdateDomain",
-        "CreateGuardrailVersion",
-        "PutEnforcedGuardrailConfiguration",
-        "DeleteEnforcedGuardrailConfiguration",
-        "CreateCustomModelDeployment",
-        "PutResourcePolicy",
-        "DeleteResourcePolicy",
-    }
-)
-
 # The ids the samples share (see events/): two VPCs, their groups, one instance, one ENI.
 DSG_VPC, DSG_SUBNET, PRIVATE_SUBNET = (
     "vpc-0a1b2c3d4e5f60001",
@@ -1060,6 +1045,8 @@ _IMPORT = {
         "s3DataSource": {"s3Uri": "s3://ml-artifacts-123456789012/deepseek-r1-distill-llama-8b/"}
     },
 }
+_LOW = {"filtersConfig": [{"type": "PROMPT_ATTACK", "inputStrength": "LOW", "outputStrength": "NONE"}]}
+_BASE = {"blockedInputMessaging": "Blocked.", "blockedOutputsMessaging": "Blocked."}
 #: the Marketplace samples' group: the VPC's default group (the sample's name says so)
 _MARKETPLACE_SG = "sg-0d3fa017000000001"
 
@@ -1093,12 +1080,7 @@ def _bedrock(world: World, d: dict[str, Any]) -> None:
     if name in ("UpdateGuardrail", "DeleteGuardrail"):
         # An imported model served, guarded by a HIGH prompt-attack guardrail (version 1 published).
         _import_model(world, _IMPORT)
-        base = {
-            "name": "prompt-attack-high",
-            "blockedInputMessaging": "Blocked.",
-            "blockedOutputsMessaging": "Blocked.",
-        }
-        gid = _guardrail(world, {**base, "contentPolicyConfig": _HIGH})
+        gid = _guardrail(world, {**_BASE, "name": "prompt-attack-high", "contentPolicyConfig": _HIGH})
         br.create_guardrail_version(guardrailIdentifier=gid)
         if name == "UpdateGuardrail":
             br.update_guardrail(**{**req, "guardrailIdentifier": gid})
@@ -1106,6 +1088,23 @@ def _bedrock(world: World, d: dict[str, Any]) -> None:
         else:
             br.delete_guardrail(guardrailIdentifier=gid)
             world._note(f"guardrail {gid} deleted (the call)")
+        return
+    if name == "RegisterMarketplaceModelEndpoint":
+        # A SageMaker endpoint of the account, its model outside any VPC, registered with
+        # Bedrock (the call); a HIGH prompt-attack guardrail exists, so the VPC is what is judged.
+        arn = str(req["endpointIdentifier"])
+        endpoint_name = arn.rsplit("/", 1)[-1]
+        _guardrail(world, {**_BASE, "name": "prompt-attack-high", "contentPolicyConfig": _HIGH})
+        _endpoint_config(world, f"{endpoint_name}-config")
+        real = world.session.client("sagemaker").create_endpoint(
+            EndpointName=endpoint_name, EndpointConfigName=f"{endpoint_name}-config"
+        )["EndpointArn"]
+        world.ids[arn] = str(real)
+        world._note(f"SageMaker endpoint {endpoint_name} (model outside any VPC)")
+        br.register_marketplace_model_endpoint(
+            endpointIdentifier=real, modelSourceIdentifier=req["modelSourceIdentifier"]
+        )
+        world._note(f"endpoint {endpoint_name} registered with Bedrock (the call)")
         return
     # Marketplace model endpoints
     world.ids[_MARKETPLACE_SG] = world.group(DEFAULT_SG)
@@ -1322,6 +1321,134 @@ def _net_path(world: World, d: dict[str, Any]) -> None:  # noqa: C901 - one bran
     world._note(f"{name} (the call)")
 
 
+def _published(world: World, filters: Mapping[str, Any], versions: int, name: str) -> str:
+    """The samples' guardrail with ``versions`` published versions, each as ``filters`` blocks."""
+    gid = _guardrail(world, {**_BASE, "name": name, "contentPolicyConfig": filters})
+    br = world.session.client("bedrock")
+    for _ in range(versions):
+        br.create_guardrail_version(guardrailIdentifier=gid)
+    world._note(f"guardrail {gid}: versions 1..{versions} published")
+    return gid
+
+
+def _bedrock_doors(world: World, d: dict[str, Any]) -> None:
+    """Issue 9's Bedrock doors: guardrail versions, enforced configurations, custom model
+    deployments and resource policies (all served by the embedded stand-in, moto_ext.py)."""
+    br = world.session.client("bedrock")
+    name, req, resp = d["eventName"], d["requestParameters"], d.get("responseElements") or {}
+    if name == "CreateCustomModelDeployment":
+        # an imported model, deployed on demand (the call) while no guardrail blocks prompt attacks
+        job = _import_model(world, _IMPORT)
+        model = str(br.get_model_import_job(jobIdentifier=job)["importedModelArn"])
+        world.ids[str(req["modelArn"])] = model
+        made = br.create_custom_model_deployment(
+            modelDeploymentName=req["modelDeploymentName"], modelArn=model
+        )
+        world.ids[str(resp["customModelDeploymentArn"])] = str(made["customModelDeploymentArn"])
+        world._note(f"custom model deployment {req['modelDeploymentName']} of {model} (the call)")
+        return
+    if name in ("PutResourcePolicy", "DeleteResourcePolicy"):
+        # Bedrock keeps a resource's policy on its own: the policy shares the model with anyone
+        arn = str(req["resourceArn"])
+        policy = req.get("resourcePolicy") or _SHARE_WITH_ANYONE.replace("RESOURCE", arn)
+        br.put_resource_policy(resourceArn=arn, resourcePolicy=policy)
+        if name == "PutResourcePolicy":
+            world._note(f"resource policy of {arn} (the call)")
+            return
+        world._note(f"resource policy of {arn}, sharing it with anyone")
+        world.earlier(
+            "PutResourcePolicy", {"resourceArn": arn, "resourcePolicy": policy}, {"resourceArn": arn}
+        )
+        br.delete_resource_policy(resourceArn=arn)
+        world._note(f"resource policy of {arn} deleted (the call)")
+        return
+    # a model Bedrock serves, imported: what the guardrails must protect
+    _import_model(world, _IMPORT)
+    if name == "CreateGuardrailVersion":
+        # versions 1 and 2 blocked prompt attacks at HIGH; the DRAFT was lowered; the call publishes it
+        gid = _published(world, _HIGH, int(resp["version"]) - 1, "prompt-attack-high")
+        br.update_guardrail(
+            guardrailIdentifier=gid, name="prompt-attack-high", contentPolicyConfig=_LOW, **_BASE
+        )
+        made = br.create_guardrail_version(guardrailIdentifier=gid, description=req.get("description", ""))
+        world._note(
+            f"guardrail {gid}: DRAFT lowered to LOW, published as version {made['version']} (the call)"
+        )
+        return
+    conf = req.get("guardrailInferenceConfig") or {}
+    if name == "PutEnforcedGuardrailConfiguration":
+        # the guardrail enforced on every invocation blocks prompt attacks at LOW only
+        version = str(conf["guardrailVersion"])
+        gid = _published(world, _LOW, int(version), "prompt-attack-low")
+        made = br.put_enforced_guardrail_configuration(
+            guardrailInferenceConfig={"guardrailIdentifier": gid, "guardrailVersion": version}
+        )
+        world.ids[str(resp["configId"])] = str(made["configId"])
+        world._note(f"guardrail {gid} v{version} enforced on every invocation (the call)")
+        return
+    # DeleteEnforcedGuardrailConfiguration: the enforced guardrail was a strong one, judged first
+    gid = _published(world, _HIGH, 1, "prompt-attack-high")
+    put = {"guardrailInferenceConfig": {"guardrailIdentifier": gid, "guardrailVersion": "1"}}
+    made = br.put_enforced_guardrail_configuration(**put)
+    world.ids[str(req["configId"])] = str(made["configId"])
+    world._note(f"guardrail {gid} v1 enforced on every invocation")
+    world.earlier(
+        "PutEnforcedGuardrailConfiguration",
+        put,
+        {"configId": made["configId"], "updatedAt": "2026-11-20T10:41:00Z", "updatedBy": "dana"},
+    )
+    br.delete_enforced_guardrail_configuration(configId=made["configId"])
+    world._note(f"enforced configuration {made['configId']} deleted (the call)")
+
+
+_SHARE_WITH_ANYONE = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ShareWithEveryone",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": ["bedrock:InvokeModel", "bedrock:GetCustomModel"],
+                "Resource": "RESOURCE",
+            }
+        ],
+    }
+)
+
+#: the Studio domain as the CreateDomain sample made it (apps with direct internet access)
+#: the Studio domain as the CreateDomain sample made it (apps with direct internet access)
+_STUDIO = {
+    "domainName": "ml-studio",
+    "authMode": "IAM",
+    "defaultUserSettings": {"executionRole": "arn:aws:iam::123456789012:role/sagemaker-deepseek-execution"},
+    "subnetIds": [PRIVATE_SUBNET],
+    "vpcId": "vpc-0a1b2c3d4e5f60042",
+    "appNetworkAccessType": "PublicInternetOnly",
+}
+
+
+def _update_domain(world: World, d: dict[str, Any]) -> None:
+    """The public domain was made (and judged) first; the call moves its apps into the VPC
+    (UpdateDomain: the runner's SageMaker extension, moto_ext.py)."""
+    req = d["requestParameters"]
+    sample_id = str(req["domainId"])
+    _domain(world, {"requestParameters": _STUDIO, "responseElements": {"domainId": sample_id}})
+    real = world.ids[sample_id]
+    sm = world.session.client("sagemaker")
+    arn = sm.describe_domain(DomainId=real)["DomainArn"]
+    made = _rewrite(_STUDIO, {s: world.resolve(s) for s in _ID.findall(json.dumps(_STUDIO))})
+    world.earlier("CreateDomain", made, {"domainArn": arn, "domainId": real})
+    kwargs: dict[str, Any] = {"DomainId": real}
+    if req.get("appNetworkAccessType"):
+        kwargs["AppNetworkAccessType"] = req["appNetworkAccessType"]
+    groups = (req.get("defaultUserSettings") or {}).get("securityGroups")
+    if groups:
+        kwargs["DefaultUserSettings"] = {"SecurityGroups": [world.resolve(g) for g in groups]}
+    sm.update_domain(**kwargs)
+    world._note(f"domain {real} set to {req.get('appNetworkAccessType')} (the call)")
+
+
 _STAGERS = {
     "AuthorizeSecurityGroupIngress": _authorize,
     "AuthorizeSecurityGroupEgress": _authorize,
@@ -1358,6 +1485,7 @@ _STAGERS = {
     "CreateVpcEndpoint": _create_vpc_endpoint,
     "ModifyVpcEndpoint": _modify_vpc_endpoint,
     "CreateDomain": _domain,
+    "UpdateDomain": _update_domain,
     "CreateLaunchTemplate": _launch_template,
     "CreateLaunchTemplateVersion": _launch_template,
     "ModifyLaunchTemplate": _launch_template,
@@ -1390,6 +1518,13 @@ _STAGERS = {
     "DisassociateRouteTable": _net_path,
     "DeleteNetworkAclEntry": _net_path,
     "DisassociateAddress": _net_path,
+    "RegisterMarketplaceModelEndpoint": _bedrock,
+    "CreateGuardrailVersion": _bedrock_doors,
+    "PutEnforcedGuardrailConfiguration": _bedrock_doors,
+    "DeleteEnforcedGuardrailConfiguration": _bedrock_doors,
+    "CreateCustomModelDeployment": _bedrock_doors,
+    "PutResourcePolicy": _bedrock_doors,
+    "DeleteResourcePolicy": _bedrock_doors,
 }
 
 
@@ -1411,7 +1546,7 @@ def stage(
     if not isinstance(d, dict) or "eventName" not in d:
         return staged  # not a CloudTrail call: nothing to build (the handler rejects it)
     name = str(d["eventName"])
-    if name in UNSUPPORTED and (not extended or name in NOT_SERVED_EMBEDDED):
+    if name in UNSUPPORTED and not extended:
         staged.unsupported = UNSUPPORTED[name]
         return staged
     stager = _STAGERS.get(name)
