@@ -151,21 +151,10 @@ def test_restore_puts_back_exactly_what_was_removed(
     assert [r["CidrIpv4"] for r in _rules(group["group"]) if r.get("FromPort") == 3389] == ["0.0.0.0/0"]
 
 
-#: Every sample, the Bedrock ones and ModifyManagedPrefixList included: the server carries the
-#: runner's moto extensions (local/perimeter_local/moto_ext.py), as `invoke --embedded`'s does.
-#: Except issue 9's Bedrock and SageMaker-domain doors, which the stand-in does not serve yet
-#: (tests/integration/test_model_bedrock_doors.py, test_model_domains.py: botocore Stubber).
-NOT_SERVED_YET = (
-    "RegisterMarketplaceModelEndpoint",
-    "UpdateDomain",
-    "CreateGuardrailVersion",
-    "PutEnforcedGuardrailConfiguration",
-    "DeleteEnforcedGuardrailConfiguration",
-    "CreateCustomModelDeployment",
-    "PutResourcePolicy",
-    "DeleteResourcePolicy",
-)
-SAMPLES = sorted(p.name for p in (ROOT / "events").glob("*.json") if not p.name.startswith(NOT_SERVED_YET))
+#: Every sample, the Bedrock and SageMaker-domain ones and ModifyManagedPrefixList included: the
+#: server carries the runner's moto extensions (local/perimeter_local/moto_ext.py), as
+#: `invoke --embedded`'s does.
+SAMPLES = sorted(p.name for p in (ROOT / "events").glob("*.json"))
 
 
 @pytest.mark.parametrize("sample", SAMPLES)

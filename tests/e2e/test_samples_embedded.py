@@ -5,11 +5,12 @@ them), routes the event through the template's rules and runs the handlers; it t
 account back through the API (``after``). Each sample must end in the outcome its file name
 promises, judged on that read-back, not only on the handlers' own summaries.
 
-moto 5.2.5 lacks Bedrock guardrails, Custom Model Import and Marketplace endpoints, and the
-DescribeSecurityGroups filter ``ip-permission.prefix-list-id`` (FACTS.md). The embedded server
-carries the runner's extensions for them (local/perimeter_local/moto_ext.py: the filter, and a
-Bedrock stand-in whose answers are validated against botocore's model); the output must name
-them whenever they served a call. tests/integration/test_model_bedrock.py runs the Bedrock
+moto 5.2.5 lacks Bedrock guardrails, Custom Model Import and Marketplace endpoints, SageMaker's
+UpdateDomain, and the DescribeSecurityGroups filter ``ip-permission.prefix-list-id`` (FACTS.md).
+The embedded server carries the runner's extensions for them (local/perimeter_local/moto_ext.py:
+the filter, UpdateDomain on moto's domain, and a Bedrock stand-in whose answers are validated
+against botocore's model); the output must name them whenever they served a call.
+tests/integration/test_model_bedrock.py, test_model_bedrock_doors.py and test_model_domains.py run the
 samples through the handler with botocore Stubber too.
 """
 
@@ -168,6 +169,15 @@ EXPECTED: dict[str, dict[str, str]] = {
     "SecurityHubCustomAction--undo-and-exempt": {"UndoFunction": "done"},
     # PER-NET-1 ("reported" is also the status of a report that only resolves)
     **{sample: {NET: "reported"} for sample in (*NET_OPENS, *NET_CLOSES)},
+    # issue 9's doors, served by the stand-in too (UpdateDomain by the SageMaker extension)
+    "RegisterMarketplaceModelEndpoint--existing-endpoint-no-vpc": {MODEL: "reported"},
+    "UpdateDomain--vpc-only": {MODEL: "reported"},  # resolves only: see FIXES
+    "CreateGuardrailVersion--prompt-attack-lowered": {MODEL: "reported"},
+    "PutEnforcedGuardrailConfiguration--weak-guardrail": {MODEL: "reported"},
+    "DeleteEnforcedGuardrailConfiguration--strong-guardrail-removed": {MODEL: "reported"},
+    "CreateCustomModelDeployment--deepseek-r1-distill": {MODEL: "reported"},
+    "PutResourcePolicy--custom-model-to-anyone": {MODEL: "reported"},
+    "DeleteResourcePolicy--custom-model-unshared": {MODEL: "reported"},  # resolves only: see FIXES
 }
 #: samples served in part by the runner's moto extensions -> what the output must name
 STAND_IN = {
@@ -181,24 +191,14 @@ STAND_IN = {
     "CreateMarketplaceModelEndpoint--deepseek-default-sg": "GetMarketplaceModelEndpoint",
     "UpdateMarketplaceModelEndpoint--no-vpc": "GetMarketplaceModelEndpoint",
     "DeleteMarketplaceModelEndpoint--deepseek-default-sg": "DeleteMarketplaceModelEndpoint",
-}
-#: Samples of the doors issue 9 added (SageMaker UpdateDomain, Bedrock guardrail versions, enforced
-#: guardrail configurations, custom model deployments, resource policies, Marketplace registration)
-#: that neither moto nor the runner's stand-in serves yet: even with --embedded the command says
-#: so in one line and exits 3. tests/integration/test_model_bedrock_doors.py and
-#: test_model_domains.py run them through the handler with botocore Stubber.
-NOT_SERVED_YET = {
-    name: UNSUPPORTED[name.split("--")[0]]
-    for name in (
-        "RegisterMarketplaceModelEndpoint--existing-endpoint-no-vpc",
-        "UpdateDomain--vpc-only",
-        "CreateGuardrailVersion--prompt-attack-lowered",
-        "PutEnforcedGuardrailConfiguration--weak-guardrail",
-        "DeleteEnforcedGuardrailConfiguration--strong-guardrail-removed",
-        "CreateCustomModelDeployment--deepseek-r1-distill",
-        "PutResourcePolicy--custom-model-to-anyone",
-        "DeleteResourcePolicy--custom-model-unshared",
-    )
+    "RegisterMarketplaceModelEndpoint--existing-endpoint-no-vpc": "RegisterMarketplaceModelEndpoint",
+    "UpdateDomain--vpc-only": "sagemaker: embedded extension, moto lacks UpdateDomain",
+    "CreateGuardrailVersion--prompt-attack-lowered": "CreateGuardrailVersion",
+    "PutEnforcedGuardrailConfiguration--weak-guardrail": "ListEnforcedGuardrailsConfiguration",
+    "DeleteEnforcedGuardrailConfiguration--strong-guardrail-removed": "DeleteEnforcedGuardrailConfiguration",
+    "CreateCustomModelDeployment--deepseek-r1-distill": "CreateCustomModelDeployment",
+    "PutResourcePolicy--custom-model-to-anyone": "GetResourcePolicy",
+    "DeleteResourcePolicy--custom-model-unshared": "DeleteResourcePolicy",
 }
 #: A person's fix: the offending call was made and judged first (Perimeter in dry run for the
 #: groups, so nothing was revoked and the finding was open), then the fix, which resolves every
@@ -221,6 +221,10 @@ FIXES = {
     ),
     # the imported model was judged while no guardrail blocked prompt attacks
     "CreateGuardrail--prompt-attack-high": ("CreateModelImportJob", {MODEL: "reported"}, {"PER-GR-1"}),
+    # the public Studio domain was judged when made; moving its apps into the VPC resolves it
+    "UpdateDomain--vpc-only": ("CreateDomain", {MODEL: "reported"}, {"PER-VPC-1"}),
+    # the policy sharing the model with anyone was judged when put; deleting it resolves that
+    "DeleteResourcePolicy--custom-model-unshared": ("PutResourcePolicy", {MODEL: "reported"}, {"PER-IAM-1"}),
 }
 #: fix samples -> the principal whose finding the earlier (staged) grant opened and the fix resolves
 RESOLVES = {
@@ -231,6 +235,25 @@ RESOLVES = {
     "SetDefaultPolicyVersion--back-to-scoped": ("CreatePolicyVersion", "model-invokers"),
     "DetachGroupPolicy--invoke-removed": ("AttachGroupPolicy", "data-scientists"),
     "DeleteGroupPolicy--invoke-removed": ("PutGroupPolicy", "data-scientists"),
+}
+#: enforced-guardrail samples -> the earlier calls staged through the handlers
+ENFORCEMENT = {
+    "PutEnforcedGuardrailConfiguration--weak-guardrail": [],
+    "DeleteEnforcedGuardrailConfiguration--strong-guardrail-removed": [
+        {"event_name": "PutEnforcedGuardrailConfiguration", "statuses": {MODEL: "compliant"}}
+    ],
+}
+GUARDRAIL_CHANGES = (
+    "UpdateGuardrail--prompt-attack-lowered",
+    "DeleteGuardrail--deleted",
+    "CreateGuardrailVersion--prompt-attack-lowered",
+)
+READ_BACK = {
+    *RESOLVES,
+    *GUARDRAIL_CHANGES,
+    *ENFORCEMENT,
+    "RegisterMarketplaceModelEndpoint--existing-endpoint-no-vpc",
+    "ModifyManagedPrefixList--entry-opens-world",
 }
 SAMPLES = sorted(p.stem for p in (ROOT / "events").glob("*.json"))
 
@@ -248,17 +271,7 @@ OPENED = {
 
 def test_every_sample_has_an_expected_outcome() -> None:
     # every sample is staged (a new one needs its stager in stage.py and an entry here)
-    assert sorted([*EXPECTED, *NOT_SERVED_YET]) == SAMPLES
-
-
-@pytest.mark.parametrize("sample", sorted(NOT_SERVED_YET))
-def test_sample_the_stand_in_cannot_serve_yet_says_so(
-    sample: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, err = _run(sample, capsys)
-    assert code == EXIT_UNSUPPORTED and out is None
-    [line] = err.strip().splitlines()
-    assert f"does not implement {NOT_SERVED_YET[sample]}" in line and "Traceback" not in err
+    assert sorted(EXPECTED) == SAMPLES
 
 
 def _run(sample: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any] | None, str]:
@@ -352,6 +365,57 @@ def test_the_custom_action_sample_runs_and_changes_nothing(capsys: pytest.Captur
     assert out["after"]["audit"] == [] and out["after"]["findings"] == []
 
 
+def _check_read_back(sample: str, staged: dict[str, Any], after: dict[str, Any]) -> None:
+    """Samples with their own read-back: the fixes of grants, and samples served by the
+    runner's extensions."""
+    if sample in RESOLVES:
+        # The grant was judged first (its finding active), then the fix resolved that finding.
+        grant, principal = RESOLVES[sample]
+        assert staged["earlier"] == [{"event_name": grant, "statuses": {IAM: "reported"}}]
+        [finding] = [f for f in after["findings"] if f["resource"] == principal]
+        assert finding == {
+            "control": "PER-IAM-1",
+            "resource": principal,
+            "compliance": "PASSED",
+            "record_state": "ARCHIVED",
+        }
+        assert not [f for f in after["findings"] if f["compliance"] == "FAILED"]
+        return
+    if sample == "ModifyManagedPrefixList--entry-opens-world":
+        # The model tier's HTTPS rule from the list (now holding the world) is revoked, audited, resolved.
+        pl = staged["ids"]["pl-0a1b2c3d4e5f60001"]
+        [rules] = after["security_group_rules"].values()
+        assert not [r for r in rules if pl in r], rules
+        assert [a["action"] for a in after["audit"]] == ["revoke-security-group-rules"]
+        assert [(f["control"], f["compliance"]) for f in after["findings"]] == [("PER-SG-1", "PASSED")]
+        return
+    assert after["audit"] == []
+    if sample in GUARDRAIL_CHANGES:
+        # The guardrail the call weakened or deleted (its new id) has its own finding, open.
+        gid = staged["ids"]["gr4h1ghpr0mp"]
+        [finding] = [f for f in after["findings"] if f["resource"] == gid]
+        assert (finding["control"], finding["compliance"]) == ("PER-GR-1", "FAILED")
+        return
+    if sample in ENFORCEMENT:
+        # The account's enforced guardrails (the staged strong one judged first, when deleted) no
+        # longer block prompt attacks at HIGH for the model Bedrock serves: the finding is open.
+        assert staged["earlier"] == ENFORCEMENT[sample]
+        assert [(f["control"], f["compliance"], f["record_state"]) for f in after["findings"]] == [
+            ("PER-GR-1", "FAILED", "ACTIVE")
+        ]
+        return
+    # RegisterMarketplaceModelEndpoint: a HIGH guardrail exists, so the one finding is the
+    # registered endpoint's, outside any VPC.
+    assert after["findings"] == [
+        {
+            "control": "PER-VPC-1",
+            "resource": "deepseek-r1-marketplace",
+            "compliance": "FAILED",
+            "record_state": "ACTIVE",
+        }
+    ]
+
+
 @pytest.mark.parametrize("sample", sorted(set(EXPECTED) - {UNDO_SAMPLE}))
 def test_sample_ends_as_its_name_promises(  # noqa: C901 - one plain case per sample kind, read top-down
     sample: str, capsys: pytest.CaptureFixture[str], sample_calls: SampleCalls
@@ -368,33 +432,8 @@ def test_sample_ends_as_its_name_promises(  # noqa: C901 - one plain case per sa
     if sample in FIXES:
         _check_fix(sample, out, sample_calls.calls)
         return
-    if sample == "ModifyManagedPrefixList--entry-opens-world":
-        # The model tier's HTTPS rule from the list (now holding the world) is revoked, audited, resolved.
-        pl = staged["ids"]["pl-0a1b2c3d4e5f60001"]
-        [rules] = after["security_group_rules"].values()
-        assert not [r for r in rules if pl in r], rules
-        assert [a["action"] for a in after["audit"]] == ["revoke-security-group-rules"]
-        assert [(f["control"], f["compliance"]) for f in after["findings"]] == [("PER-SG-1", "PASSED")]
-        return
-    if sample in ("UpdateGuardrail--prompt-attack-lowered", "DeleteGuardrail--deleted"):
-        # The guardrail the call weakened or deleted (its new id) has its own finding, open.
-        gid = staged["ids"]["gr4h1ghpr0mp"]
-        [finding] = [f for f in after["findings"] if f["resource"] == gid]
-        assert (finding["control"], finding["compliance"]) == ("PER-GR-1", "FAILED")
-        assert after["audit"] == []
-        return
-    if sample in RESOLVES:
-        # The grant was judged first (its finding active), then the fix resolved that finding.
-        grant, principal = RESOLVES[sample]
-        assert staged["earlier"] == [{"event_name": grant, "statuses": {IAM: "reported"}}]
-        [finding] = [f for f in after["findings"] if f["resource"] == principal]
-        assert finding == {
-            "control": "PER-IAM-1",
-            "resource": principal,
-            "compliance": "PASSED",
-            "record_state": "ARCHIVED",
-        }
-        assert not [f for f in after["findings"] if f["compliance"] == "FAILED"]
+    if sample in READ_BACK:
+        _check_read_back(sample, staged, after)
         return
     if sample == "ModifyLaunchTemplate--clean-version-made-default":
         # The template on the default group was judged first; the clean default version resolves it.

@@ -103,3 +103,134 @@ def test_bedrock_stand_in_serves_then_leaves_moto_as_it_was(aws: None) -> None:
 def test_stand_in_refuses_an_answer_botocore_would_not_parse() -> None:
     with pytest.raises(AssertionError, match="GetGuardrail"):
         moto_ext._answer("GetGuardrail", {"name": 7, "guardrailId": "g"})
+
+
+def _imported_model(br: Any) -> str:
+    job = br.create_model_import_job(
+        jobName="import-m",
+        importedModelName="m",
+        roleArn="arn:aws:iam::123456789012:role/import",
+        modelDataSource={"s3DataSource": {"s3Uri": "s3://bucket/m/"}},
+    )["jobArn"]
+    return str(br.get_model_import_job(jobIdentifier=job)["importedModelArn"])
+
+
+def test_stand_in_keeps_resource_policies_deployments_and_enforced_configurations(aws: None) -> None:
+    br = boto3.client("bedrock")
+    arn = "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-micro-v1:0:128k/a1b2c3d4e5f6"
+    with moto_ext.moto_extensions():
+        # a resource policy: held as put, gone when deleted (Bedrock's ResourceNotFoundException)
+        with pytest.raises(br.exceptions.ResourceNotFoundException):
+            br.get_resource_policy(resourceArn=arn)
+        br.put_resource_policy(resourceArn=arn, resourcePolicy='{"Version": "2012-10-17"}')
+        assert br.get_resource_policy(resourceArn=arn)["resourcePolicy"] == '{"Version": "2012-10-17"}'
+        br.delete_resource_policy(resourceArn=arn)
+        with pytest.raises(br.exceptions.ResourceNotFoundException):
+            br.get_resource_policy(resourceArn=arn)
+        # a deployment of an imported model is listed; one of an unknown model is refused
+        model = _imported_model(br)
+        with pytest.raises(br.exceptions.ResourceNotFoundException):
+            br.create_custom_model_deployment(modelDeploymentName="x", modelArn=f"{model}0")
+        made = br.create_custom_model_deployment(modelDeploymentName="d", modelArn=model)
+        [listed] = br.list_custom_model_deployments()["modelDeploymentSummaries"]
+        assert (listed["customModelDeploymentArn"], listed["modelArn"], listed["status"]) == (
+            made["customModelDeploymentArn"],
+            model,
+            "Active",
+        )
+        # an enforced configuration names a published version of an existing guardrail
+        gid = br.create_guardrail(name="g", blockedInputMessaging="B.", blockedOutputsMessaging="B.")[
+            "guardrailId"
+        ]
+        conf = {"guardrailIdentifier": gid, "guardrailVersion": "1"}
+        with pytest.raises(br.exceptions.ResourceNotFoundException):
+            br.put_enforced_guardrail_configuration(guardrailInferenceConfig=conf)
+        br.create_guardrail_version(guardrailIdentifier=gid)
+        config_id = br.put_enforced_guardrail_configuration(guardrailInferenceConfig=conf)["configId"]
+        [held] = br.list_enforced_guardrails_configuration()["guardrailsConfig"]
+        assert (held["configId"], held["guardrailId"], held["guardrailVersion"], held["owner"]) == (
+            config_id,
+            gid,
+            "1",
+            "ACCOUNT",
+        )
+        br.delete_enforced_guardrail_configuration(configId=config_id)
+        assert br.list_enforced_guardrails_configuration()["guardrailsConfig"] == []
+    with pytest.raises(NotImplementedError):
+        br.get_resource_policy(resourceArn=arn)
+
+
+def test_registered_endpoint_has_sagemakers_configuration(aws: None) -> None:
+    br, sm, ec2 = boto3.client("bedrock"), boto3.client("sagemaker"), boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="tier", Description="x", VpcId=vpc)["GroupId"]
+    role = "arn:aws:iam::123456789012:role/exec"
+    for name, vpc_config in (("open", None), ("private", {"Subnets": [subnet], "SecurityGroupIds": [group]})):
+        sm.create_model(
+            ModelName=name,
+            ExecutionRoleArn=role,
+            PrimaryContainer={"Image": "img"},
+            **({"VpcConfig": vpc_config} if vpc_config else {}),
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "v",
+                    "ModelName": name,
+                    "InitialInstanceCount": 2,
+                    "InstanceType": "ml.g4dn.xlarge",
+                }
+            ],
+        )
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    source = "arn:aws:sagemaker:us-east-1:aws:hub-content/SageMakerPublicHub/Model/m/1.0.0"
+    with moto_ext.moto_extensions():
+        configs = {}
+        for name in ("open", "private"):
+            arn = sm.describe_endpoint(EndpointName=name)["EndpointArn"]
+            br.register_marketplace_model_endpoint(endpointIdentifier=arn, modelSourceIdentifier=source)
+            got = br.get_marketplace_model_endpoint(endpointArn=arn)["marketplaceModelEndpoint"]
+            configs[name] = got["endpointConfig"]["sageMaker"]
+        missing = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/none"
+        with pytest.raises(br.exceptions.ResourceNotFoundException):
+            br.register_marketplace_model_endpoint(endpointIdentifier=missing, modelSourceIdentifier=source)
+    assert configs["open"] == {
+        "initialInstanceCount": 2,
+        "instanceType": "ml.g4dn.xlarge",
+        "executionRole": role,
+    }
+    assert configs["private"]["vpc"] == {"subnetIds": [subnet], "securityGroupIds": [group]}
+
+
+def test_update_domain_changes_motos_domain_only_while_entered(aws: None) -> None:
+    sm, ec2 = boto3.client("sagemaker"), boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    domain = sm.create_domain(
+        DomainName="studio",
+        AuthMode="IAM",
+        DefaultUserSettings={"ExecutionRole": "arn:aws:iam::123456789012:role/exec"},
+        SubnetIds=[subnet],
+        VpcId=vpc,
+        AppNetworkAccessType="PublicInternetOnly",
+    )["DomainArn"].rsplit("/", 1)[-1]
+    with moto_ext.moto_extensions():
+        moto_ext.forget_served()
+        sm.update_domain(
+            DomainId=domain, AppNetworkAccessType="VpcOnly", DefaultUserSettings={"SecurityGroups": ["sg-1"]}
+        )
+        with pytest.raises(sm.exceptions.ClientError, match="Could not find domain"):
+            sm.update_domain(DomainId="d-none", AppNetworkAccessType="VpcOnly")
+        assert moto_ext.describe(moto_ext.served()) == [
+            "sagemaker: embedded extension, moto lacks UpdateDomain"
+        ]
+    got = sm.describe_domain(DomainId=domain)
+    assert got["AppNetworkAccessType"] == "VpcOnly"
+    assert got["DefaultUserSettings"] == {
+        "ExecutionRole": "arn:aws:iam::123456789012:role/exec",
+        "SecurityGroups": ["sg-1"],
+    }
+    with pytest.raises(NotImplementedError):
+        sm.update_domain(DomainId=domain, AppNetworkAccessType="PublicInternetOnly")
