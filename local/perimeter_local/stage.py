@@ -10,8 +10,9 @@ the call left them in. AWS picks ids, so the event is rewritten consistently: ev
 becomes the id of the resource created for it (names, like a model's, are kept).
 
 Only for local accounts: the caller refuses to stage anywhere but a loopback endpoint.
-moto cannot serve some samples (Bedrock guardrails, Custom Model Import, Marketplace model
-endpoints; the prefix-list filter SgGuard uses). The ``--embedded`` server carries the runner's
+moto cannot serve some samples (Bedrock guardrails, enforced configurations, Custom Model Import
+and deployments, Marketplace model endpoints, resource policies; SageMaker's UpdateDomain; the
+prefix-list filter SgGuard uses). The ``--embedded`` server carries the runner's
 extensions for those (``moto_ext``, named in the output); against another local server
 ``stage`` says so in ``unsupported`` instead of pretending.
 """
