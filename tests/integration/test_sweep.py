@@ -595,6 +595,46 @@ def test_principals_granting_model_invocation_on_everything_are_found_and_resolv
     assert state(finding(session, "PER-IAM-1", "user/analyst")) == ("FAILED", "ACTIVE")
 
 
+def test_a_grant_through_a_group_is_judged_on_the_group_and_its_member(session: Any) -> None:
+    """The sweep reads groups (GetAccountAuthorizationDetails' Filter "Group", each user's
+    GroupList) and judges them as IamGuard does: a group's grant is a finding on the group and
+    on every member. The sweep must not resolve the member's finding IamGuard opened for a
+    grant the user holds only through its group, and reports the group's own."""
+    iam = session.client("iam")
+    sample = json.loads((ROOT / "events" / "PutGroupPolicy--invoke-on-every-endpoint.json").read_text())
+    req = sample["detail"]["requestParameters"]
+    iam.create_group(GroupName=req["groupName"])
+    iam.create_user(UserName="analyst")
+    iam.add_user_to_group(GroupName=req["groupName"], UserName="analyst")
+    iam.put_group_policy(
+        GroupName=req["groupName"], PolicyName=req["policyName"], PolicyDocument=req["policyDocument"]
+    )
+    iam.create_user(UserName="outsider")  # in no group: nothing to report
+    out, _ = run(session, "IamGuardFunction", sample)
+    assert out["status"] == "reported"
+    member, group = "user/analyst", f"group/{req['groupName']}"
+    assert state(finding(session, "PER-IAM-1", member)) == ("FAILED", "ACTIVE")
+    assert state(finding(session, "PER-IAM-1", group)) == ("FAILED", "ACTIVE")
+    event_text = finding(session, "PER-IAM-1", member)["Description"].split("Seen in ")[0]
+
+    run(session)
+    for short in (member, group):
+        f = finding(session, "PER-IAM-1", short)
+        assert state(f) == ("FAILED", "ACTIVE"), short
+        assert "bedrock:InvokeModel" in f["Description"]
+    # the same evaluation as the event path: the member's finding says what IamGuard said
+    assert finding(session, "PER-IAM-1", member)["Description"].split("Seen in ")[0] == event_text
+    assert f"perimeter/PER-IAM-1/{ACCOUNT}/{REGION}/user/outsider" not in findings(session) or state(
+        finding(session, "PER-IAM-1", "user/outsider")
+    ) == ("PASSED", "ARCHIVED")
+
+    # the group's grant removed by hand: the next sweep resolves the group and its member
+    iam.delete_group_policy(GroupName=req["groupName"], PolicyName=req["policyName"])
+    run(session)
+    for short in (member, group):
+        assert state(finding(session, "PER-IAM-1", short)) == ("PASSED", "ARCHIVED"), short
+
+
 HUB_MODEL = "SageMakerPublicHub/Model/m/1"
 
 

@@ -251,11 +251,12 @@ def evaluate_policy(iam: Any, arn: str, account: str) -> tuple[Evaluation, list[
 
 
 def sweep_account(iam: Any, account: str) -> tuple[Evaluation, list[str]]:
-    """The sweep's way in: every role, user and customer managed policy of the account, from
-    one paginated GetAccountAuthorizationDetails, judged by the same ``principal_issues`` and
-    ``invoke_issues`` as their events (AWS managed policies attached to a principal are read
-    once each, as the event path reads them; the administrator ones are known by ARN).
-    Returns the evaluation and the resources judged."""
+    """The sweep's way in: every role, user, group and customer managed policy of the account,
+    from one paginated GetAccountAuthorizationDetails, judged by the same ``principal_issues``
+    and ``invoke_issues`` as their events: a group on its own policies, a user with its groups'
+    too (a member holds them), as ``evaluate_group``/``evaluate_user`` do. AWS managed policies
+    attached to a principal are read once each, as the event path reads them; the administrator
+    ones are known by ARN. Returns the evaluation and the resources judged."""
     details = iam.account_details()
     docs: dict[str, Any] = {arn: doc for arn, (_, doc) in details.policies.items()}
 
@@ -270,11 +271,23 @@ def sweep_account(iam: Any, account: str) -> tuple[Evaluation, list[str]]:
             out.append((arn, docs[arn]))
         return out
 
+    groups = {g.name: (inline, attached) for g, inline, attached in details.groups}
+
+    def groups_of(principal: Principal) -> list[GroupPolicies]:
+        if principal.kind != "user":
+            return []
+        names = details.user_groups.get(principal.name, [])
+        return [(n, groups[n][0], attached_docs(groups[n][1])) for n in names if n in groups]
+
     ev = Evaluation()
     judged: list[str] = []
-    for kind, entries in (("role", details.roles), ("user", details.users)):
+    for kind, entries in (("role", details.roles), ("user", details.users), ("group", details.groups)):
         for principal, inline, attached in entries:
-            ev.issues.extend(principal_issues(principal, inline=inline, attached=attached_docs(attached)))
+            ev.issues.extend(
+                principal_issues(
+                    principal, inline=inline, attached=attached_docs(attached), groups=groups_of(principal)
+                )
+            )
             ev.cover(
                 _CONTROL, principal_resource(principal), f"{kind} {principal.name} grants nothing too wide."
             )

@@ -130,12 +130,13 @@ class IamAdapter:
         return roles, users, groups
 
     def account_details(self) -> AccountDetails:
-        """Every role and user with its inline policies and attached policy ARNs, and every
-        customer managed policy's default version: one paginated GetAccountAuthorizationDetails
-        (the sweep's read; the event path reads one principal at a time)."""
+        """Every role, user and group with its inline policies and attached policy ARNs, each
+        user's groups, and every customer managed policy's default version: one paginated
+        GetAccountAuthorizationDetails (the sweep's read; the event path reads one principal at
+        a time)."""
         out = AccountDetails()
         paginator = self._iam.get_paginator("get_account_authorization_details")
-        for page in paginator.paginate(Filter=["Role", "User", "LocalManagedPolicy"]):
+        for page in paginator.paginate(Filter=["Role", "User", "Group", "LocalManagedPolicy"]):
             for r in page.get("RoleDetailList", []):
                 out.roles.append(
                     (
@@ -158,6 +159,18 @@ class IamAdapter:
                             for p in u.get("UserPolicyList", [])
                         ],
                         [str(p["PolicyArn"]) for p in u.get("AttachedManagedPolicies", [])],
+                    )
+                )
+                out.user_groups[str(u["UserName"])] = [str(g) for g in u.get("GroupList", [])]
+            for g in page.get("GroupDetailList", []):
+                out.groups.append(
+                    (
+                        Principal("group", g["GroupName"], g["Arn"]),
+                        [
+                            (p["PolicyName"], _doc(p.get("PolicyDocument") or "{}"))
+                            for p in g.get("GroupPolicyList", [])
+                        ],
+                        [str(p["PolicyArn"]) for p in g.get("AttachedManagedPolicies", [])],
                     )
                 )
             for pol in page.get("Policies", []):
@@ -198,8 +211,11 @@ class IamAdapter:
 @dataclass
 class AccountDetails:
     """What GetAccountAuthorizationDetails tells: (principal, inline ``(name, document)``,
-    attached ARNs) per role and user; customer managed policies' default documents by ARN."""
+    attached ARNs) per role, user and group; each user's group names; customer managed
+    policies' default documents by ARN."""
 
     roles: list[tuple[Principal, list[tuple[str, dict[str, Any]]], list[str]]] = field(default_factory=list)
     users: list[tuple[Principal, list[tuple[str, dict[str, Any]]], list[str]]] = field(default_factory=list)
+    groups: list[tuple[Principal, list[tuple[str, dict[str, Any]]], list[str]]] = field(default_factory=list)
+    user_groups: dict[str, list[str]] = field(default_factory=dict)
     policies: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)

@@ -237,7 +237,7 @@ def covered(policy: Policy) -> frozenset[tuple[str, str]]:
     """(control, resource kind) pairs the sweep judges for every resource of the region: an
     active finding of one of these that the sweep did not raise again is resolved. Left out,
     because the sweep does not judge every resource they apply to: PER-GR-1, PER-SG-5,
-    PER-TIER-1, IAM groups and the VPCs of Bedrock endpoints."""
+    PER-TIER-1 and the VPCs of Bedrock endpoints."""
     pairs = [
         *((c, "sg") for c in ("PER-SG-1", "PER-SG-2", "PER-SG-3", "PER-SG-4")),
         ("PER-DSG-1", "sg"),
@@ -249,7 +249,7 @@ def covered(policy: Policy) -> frozenset[tuple[str, str]]:
         ("PER-VPC-1", "notebook"),
         ("PER-VPC-1", "marketplace-endpoint"),
         ("PER-VPC-2", "model"),
-        *(("PER-IAM-1", kind) for kind in ("role", "user", "policy")),
+        *(("PER-IAM-1", kind) for kind in ("role", "user", "group", "policy")),
         ("PER-EXM-1", "sg"),
         ("PER-NET-1", "eni"),
     ]

@@ -261,7 +261,8 @@ def _models(s: Sweep, rt: Runtime) -> tuple[set[str], list[dict[str, Any]]]:
 
 
 def _principals(s: Sweep, rt: Runtime) -> None:
-    """PER-IAM-1 on every role, user and customer managed policy, by IamGuard's evaluation."""
+    """PER-IAM-1 on every role, user (with its groups' policies), group and customer managed
+    policy, by IamGuard's evaluation."""
     from perimeter.adapters.iam import IamAdapter
 
     ev, judged_what = sweep_account(IamAdapter(rt.client("iam")), s.call.account)
