@@ -1418,7 +1418,6 @@ _SHARE_WITH_ANYONE = json.dumps(
 )
 
 #: the Studio domain as the CreateDomain sample made it (apps with direct internet access)
-#: the Studio domain as the CreateDomain sample made it (apps with direct internet access)
 _STUDIO = {
     "domainName": "ml-studio",
     "authMode": "IAM",
