@@ -26,6 +26,8 @@ import pytest
 from perimeter import accounts, permissions
 from perimeter_local.template import Resolver, load_template
 
+from tests.integration.test_least_privilege import _actions  # every action, both branches of Fn::If
+
 ROOT = Path(__file__).resolve().parents[2]
 MEMBER = load_template(ROOT / "member.yaml")
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -63,20 +65,6 @@ def _resolve(template: Mapping[str, Any], params: Mapping[str, str], account: st
         else:
             r.physical[logical_id] = {"Ref": logical_id, "Arn": f"arn:aws:x:{region}:{account}:{logical_id}"}
     return r
-
-
-def _actions(node: Any) -> set[str]:
-    out: set[str] = set()
-    if isinstance(node, dict):
-        if "Action" in node:
-            acts = node["Action"]
-            out |= set(acts if isinstance(acts, list) else [acts])
-        for v in node.values():
-            out |= _actions(v)
-    elif isinstance(node, list):
-        for v in node:
-            out |= _actions(v)
-    return out
 
 
 def test_the_remediation_role_grants_exactly_the_union_of_what_the_functions_call() -> None:
