@@ -62,6 +62,7 @@ from perimeter.report import (
     FindingResource,
     Notification,
     call_notification,
+    group_resource,
     iso_now,
     make_finding,
     worst,
@@ -178,13 +179,7 @@ def _resolve(call: ApiCall, found: Assessment, rt: Runtime, *, now: str) -> dict
         make_finding(
             call,
             control,
-            resource=FindingResource(
-                "AwsEc2SecurityGroup",
-                ctx.arn,
-                ctx.group_id,
-                {"AwsEc2SecurityGroup": {"GroupId": ctx.group_id, "VpcId": ctx.vpc_id or ""}},
-                ctx.tags,
-            ),
+            resource=group_resource(ctx),
             severity="INFORMATIONAL",
             score=0,
             description=(
@@ -791,13 +786,7 @@ def _sg5_findings(
         f = make_finding(
             call,
             SG5,
-            resource=FindingResource(
-                "AwsEc2SecurityGroup",
-                ctx.arn,
-                ctx.group_id,
-                {"AwsEc2SecurityGroup": {"GroupId": ctx.group_id, "VpcId": ctx.vpc_id or ""}},
-                ctx.tags,
-            ),
+            resource=group_resource(ctx),
             severity="MEDIUM",
             score=40,
             description=text,

@@ -192,7 +192,7 @@ def build_finding(
         control,
         account=ctx.account,
         region=ctx.region,
-        resource=_group_resource(ctx),
+        resource=group_resource(ctx),
         severity=severity,
         score=score,
         description=description,
@@ -206,7 +206,8 @@ def build_finding(
     )
 
 
-def _group_resource(ctx: Any) -> FindingResource:
+def group_resource(ctx: Any) -> FindingResource:
+    """A security group as an ASFF resource (GroupName and VpcId when known)."""
     details: dict[str, Any] = {"GroupId": ctx.group_id}
     if ctx.group_name:
         details["GroupName"] = ctx.group_name
@@ -232,7 +233,7 @@ def build_passed_finding(
         control,
         account=ctx.account,
         region=ctx.region,
-        resource=_group_resource(ctx),
+        resource=group_resource(ctx),
         severity="INFORMATIONAL",
         score=0,
         description=f"{why} (seen after {call.event_name} by {call.actor.display}, {call.event_id}).",
