@@ -47,8 +47,22 @@ def template_routes(template_path: Path) -> list[Route]:
             pattern = ev["Properties"]["Pattern"]
             if "AWS API Call via CloudTrail" not in (pattern.get("detail-type") or []):
                 continue
+            pattern = without_own_role_clause(pattern)
             out.append(Route(logical_id, event_id, pattern, compile_matcher(pattern)))
     return out
+
+
+def without_own_role_clause(pattern: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pattern less its clause on who acted (``detail.$or`` over ``userIdentity``): it names
+    the deployed stack's role ARNs, which a replay cannot know, and a replay ignores Perimeter's
+    own roles itself (``self_role_pattern``, any account, the stack named on the command line)."""
+    detail = pattern.get("detail")
+    clause = detail.get("$or") if isinstance(detail, Mapping) else None
+    if not isinstance(clause, list) or not all(
+        isinstance(b, Mapping) and set(b) == {"userIdentity"} for b in clause
+    ):
+        return pattern
+    return {**pattern, "detail": {k: v for k, v in detail.items() if k != "$or"}}
 
 
 def self_role_pattern(template_path: Path, stack_name: str) -> re.Pattern[str] | None:

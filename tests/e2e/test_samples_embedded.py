@@ -69,13 +69,14 @@ EXPECTED: dict[str, dict[str, str]] = {
     "AuthorizeSecurityGroupIngress--failed-call": {},
     # harmless for SgGuard; DefaultSgGuard reports PER-SG-5 (a tier reached by a CIDR, not a group)
     "AuthorizeSecurityGroupIngress--harmless-https-from-vpc": {SG: "compliant", DSG: "reported"},
-    "AuthorizeSecurityGroupIngress--perimeter-own-role": {SG: "ignored", DSG: "ignored"},
+    # Perimeter's own calls: the rules drop them before any function (issue 11)
+    "AuthorizeSecurityGroupIngress--perimeter-own-role": {},
     "AuthorizeSecurityGroupIngress--shorthand-form": {SG: "remediated", DSG: "compliant"},
     "AuthorizeSecurityGroupIngress--wide-cidr-8080": {SG: "remediated", DSG: "compliant"},
     "AuthorizeSecurityGroupIngress--world-all-ipv6": {SG: "remediated", DSG: "compliant"},
     "AuthorizeSecurityGroupIngress--world-ssh": {SG: "remediated", DSG: "compliant"},
     "CreateEndpoint--deepseek-r1-outside-vpc": {MODEL: "reported"},
-    "CreateEndpoint--perimeter-own-role": {MODEL: "ignored"},
+    "CreateEndpoint--perimeter-own-role": {},
     "CreateEndpointConfig--deepseek-r1": {MODEL: "reported"},
     "CreateModel--deepseek-r1-outside-vpc": {DSG: "no-op", MODEL: "reported"},
     "CreateModel--deepseek-r1-private-vpc": {DSG: "compliant", MODEL: "compliant"},
@@ -128,7 +129,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "ModifyInstanceAttribute--groupset-default-sg": {DSG: "remediated"},
     "ModifyNetworkInterfaceAttribute--attach-default-sg": {DSG: "remediated"},
     "ModifyNetworkInterfaceAttribute--failed-call": {},
-    "ModifyNetworkInterfaceAttribute--perimeter-own-role": {DSG: "ignored"},
+    "ModifyNetworkInterfaceAttribute--perimeter-own-role": {},
     "ModifyNetworkInterfaceAttribute--source-dest-check": {DSG: "no-op"},
     "ModifySecurityGroupRules--widen-to-world": {SG: "remediated", DSG: "compliant"},
     # the default group widened: SgGuard revokes the rule, DefaultSgGuard empties the group
