@@ -23,6 +23,7 @@ import boto3
 import pytest
 from botocore.client import BaseClient
 from moto.securityhub.models import securityhub_backends
+from perimeter import permissions
 from perimeter_local.account import prepare
 from perimeter_local.cli import main as cli_main
 from perimeter_local.cli import scheduled_event
@@ -242,3 +243,138 @@ def test_cli_restore_finding_id_undoes_and_exempts(
     assert cli_main(["restore", finding["Id"]]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "already-undone"
     assert cli_main(["audit", "list"]) == 0
+
+
+# --- the remediations that are not rules taken away: a deleted group, a created flow log ------
+
+
+def _policy(session: Any, *edits: tuple[str, str]) -> str:
+    text = (ROOT / "policy" / "default.yaml").read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    session.client("ssm").put_parameter(Name="/perimeter/policy", Value=text, Type="String", Overwrite=True)
+    return "/perimeter/policy"
+
+
+def test_undo_of_a_group_deletion_recreates_it_with_its_rules_and_tags_and_exempts_the_new_id(
+    session: Any, monkeypatch: Any
+) -> None:
+    """PER-REV-1 deleted an unused group; the Security Hub action brings it back (name,
+    description, tags, exactly its rules; a new id, which the note names) and exempts the new
+    group from PER-REV-1. Pressed again: a no-op."""
+    from perimeter_local.review_seed import remember_unused
+
+    updates = FindingUpdates(monkeypatch)
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.90.0.0/16")["Vpc"]["VpcId"]
+    gid = ec2.create_security_group(
+        GroupName="old-bastion",
+        Description="bastion, 2024",
+        VpcId=vpc,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": "team", "Value": "ops"}]}],
+    )["GroupId"]
+    office = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "198.51.100.7/32"}]}
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[office])
+    sweep = scheduled_event(ACCOUNT, REGION, "perimeter-sweep")
+    run(session, "SweepFunction", sweep)
+    _, resolver = prepare(session, ROOT / "template.yaml")
+    remember_unused(session, resolver, gid, 45)
+    enforce = _policy(session, ("  PER-REV-1: {mode: detect", "  PER-REV-1: {mode: enforce"))
+    assert run(session, "SweepFunction", sweep, PolicyParameterName=enforce)["deleted"] == [gid]
+    finding = stored(session, "PER-REV-1", gid)
+    assert finding["ProductFields"]["perimeter/audit_id"]
+
+    calls: list[str] = []
+    answer = BaseClient._make_api_call
+
+    def record(client: BaseClient, operation: str, params: Any) -> Any:
+        calls.append(f"{client.meta.service_model.signing_name}:{operation}")
+        return answer(client, operation, params)
+
+    template, resolver = prepare(session, ROOT / "template.yaml")  # the stack, before recording
+    spec = next(s for s in functions(template, resolver, ROOT) if s.logical_id == "UndoFunction")
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    res = invoke(spec, custom_action([finding]), account=ACCOUNT, region=REGION)
+    monkeypatch.setattr(BaseClient, "_make_api_call", answer)
+    assert res["ok"], res.get("traceback")
+    out = res["result"]
+    # the undo of a deletion stays within UndoFunction's declared (and granted) actions
+    assert {"ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress"} <= set(calls)
+    assert set(calls) <= permissions.FUNCTIONS["UndoFunction"], (
+        set(calls) - permissions.FUNCTIONS["UndoFunction"]
+    )
+    [result] = out["results"]
+    assert result["status"] == "undone", result
+    new_id = result["restored"]["group_id"]
+    assert new_id != gid and result["restored"]["deleted_group_id"] == gid
+    new = ec2.describe_security_groups(GroupIds=[new_id])["SecurityGroups"][0]
+    assert (new["GroupName"], new["Description"], new["VpcId"]) == ("old-bastion", "bastion, 2024", vpc)
+    assert {t["Key"]: t["Value"] for t in new["Tags"]} == {"team": "ops"}
+    assert _rule_set(ec2, new_id) == {
+        (False, "tcp", "198.51.100.7/32", None),
+        (True, "-1", "0.0.0.0/0", None),
+    }
+    items = session.client("dynamodb").scan(TableName="perimeter-ExemptionsTable")["Items"]
+    assert [(i["pk"]["S"], i["control"]["S"], i["until"]["S"]) for i in items] == [
+        (new_id, "PER-REV-1", (today() + dt.timedelta(days=7)).isoformat())
+    ]
+    [call] = updates.calls
+    assert gid in call["Note"]["Text"] and new_id in call["Note"]["Text"]
+    assert call["Note"]["Text"].startswith("Undone by ")
+
+    again = run(session, "UndoFunction", custom_action([stored(session, "PER-REV-1", gid)]))
+    assert again["results"][0]["status"] == "already-undone"
+    named = [g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] == "old-bastion"]
+    assert [g["GroupId"] for g in named] == [new_id], "one group recreated, not two"
+    assert len(updates.calls) == 1
+
+
+def test_undo_of_a_created_flow_log_is_refused_with_what_to_do_and_changes_nothing(
+    session: Any, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A flow log PER-FL-1 created removed nothing, and deleting it would remove a security
+    control on one click: the action (and ``perimeter restore FINDING_ID``) refuse, the note
+    says how to exempt the VPC and which audit id deletes exactly that flow log."""
+    from perimeter.events import wrap_in_envelope
+    from perimeter_local.cloudtrail import record
+
+    updates = FindingUpdates(monkeypatch)
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.91.0.0/16")["Vpc"]["VpcId"]
+    everywhere = _policy(session, ("  scope: model-vpcs\n", "  scope: all-vpcs\n"))
+    event = wrap_in_envelope(
+        record(
+            "CreateVpc",
+            "ec2.amazonaws.com",
+            {"cidrBlock": "10.91.0.0/16"},
+            {"vpc": {"vpcId": vpc, "state": "pending"}},
+            account=ACCOUNT,
+            region=REGION,
+        )
+    )
+    assert (
+        run(session, "FlowLogGuardFunction", event, PolicyParameterName=everywhere)["status"] == "remediated"
+    )
+    [fl] = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc]}])["FlowLogs"]
+    finding = stored(session, "PER-FL-1", vpc)
+    audit_id = finding["ProductFields"]["perimeter/audit_id"]
+
+    out = run(session, "UndoFunction", custom_action([finding]))
+    [result] = out["results"]
+    assert result["status"] == "refused"
+    assert [f["FlowLogId"] for f in ec2.describe_flow_logs()["FlowLogs"]] == [fl["FlowLogId"]]
+    assert session.client("dynamodb").scan(TableName="perimeter-ExemptionsTable")["Items"] == []
+    [call] = updates.calls
+    text = call["Note"]["Text"]
+    assert len(text) <= 512 and "Workflow" not in call
+    assert text.startswith("Perimeter: not undone.")
+    assert f"perimeter restore {audit_id}" in text and "PER-FL-1 until=" in text and fl["FlowLogId"] in text
+
+    # The CLI's finding form answers the same (exit 1), and the audit-id form still deletes it.
+    assert cli_main(["restore", finding["Id"]]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "refused"
+    assert ec2.describe_flow_logs()["FlowLogs"]
+    assert cli_main(["restore", audit_id]) == 0
+    assert json.loads(capsys.readouterr().out)["deleted_flow_logs"] == [fl["FlowLogId"]]
+    assert ec2.describe_flow_logs()["FlowLogs"] == []

@@ -232,7 +232,9 @@ FUNCTIONS["SweepFunction"] = (
 )
 
 # Issue 11: the Security Hub custom action "Perimeter undo". The restore (perimeter.restore) of
-# the two remediations it undoes, the exemption it writes first, the audit record marked
+# the three remediations it undoes (revoked rules, a default-SG migration, a PER-REV-1 group
+# deletion: the group recreated with its tags, its default egress rule revoked when the deleted
+# group had none, found by name on a retry), the exemption it writes first, the audit record marked
 # restored (conditional UpdateItem), the finding's note. No idempotency table: the audit
 # record's restored mark makes a repeated undo a no-op, and every restore step tolerates
 # having been done.
@@ -243,6 +245,10 @@ FUNCTIONS["UndoFunction"] = frozenset(
         "ec2:ModifyNetworkInterfaceAttribute",
         "ec2:DescribeNetworkInterfaces",
         "ec2:DeleteSecurityGroup",
+        "ec2:CreateSecurityGroup",
+        "ec2:CreateTags",
+        "ec2:RevokeSecurityGroupEgress",
+        "ec2:DescribeSecurityGroups",
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
         "dynamodb:PutItem",

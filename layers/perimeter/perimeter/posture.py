@@ -267,6 +267,8 @@ class Judged:
     #: "detected", "exempt", "created" (remediated), "already-compliant"
     action: str = "detected"
     remediation_detail: str | None = None
+    #: the audit record of what was done (``perimeter/audit_id``: the undo starts from it)
+    audit_id: str | None = None
 
 
 def judge(issues: Sequence[Issue], policy: Policy, *, principal_arn: str | None) -> list[Judged]:
@@ -319,6 +321,8 @@ def issue_finding(call: ApiCall, judged: Judged, *, now: str) -> dict[str, Any]:
     }
     if judged.remediation_detail:
         fields["perimeter/remediation"] = _clip(judged.remediation_detail, 2000)
+    if judged.audit_id:
+        fields["perimeter/audit_id"] = judged.audit_id
     finding = make_finding(
         call,
         control,

@@ -210,7 +210,7 @@ def _create_flow_log(call: ApiCall, j: Judged, rt: Runtime, now: str) -> Judged:
         + (f" (retention {policy.retention_days} days)" if policy.destination != "s3" else "")
         + f"; audit {audit_id}."
     )
-    return replace(j, action="created", remediation_detail=detail)
+    return replace(j, action="created", remediation_detail=detail, audit_id=audit_id)
 
 
 def remediate(call: ApiCall, judged: Sequence[Judged], rt: Runtime, now: str) -> list[Judged]:

@@ -24,6 +24,12 @@ Findings - Custom Action" event per finding to EventBridge, whose rule invokes U
    A failure before this mark (the note refused, a timeout) leaves it unmarked: Lambda's retry
    does every step again, each tolerating having been done.
 
+Two remediations are not rules taken away. A group PER-REV-1 deleted comes back (name,
+description, tags, exactly its rules) under a new id, which the note names, exempt from
+PER-REV-1 until the exemption ends. A flow log PER-FL-1 created is *refused*: it removed
+nothing, and undoing it would remove a security control on one click; the note says how to
+exempt the VPC and which ``perimeter restore <audit-id>`` deletes exactly that flow log.
+
 Who: the custom-action event documented by Security Hub carries the findings and the action,
 not the user who chose it. The actor is taken from the event where it names one
 (``detail.userIdentity.arn`` / ``principalId``) and is otherwise "a Security Hub user"; the CLI
@@ -44,7 +50,11 @@ from perimeter.telemetry import logger
 
 CUSTOM_ACTION_DETAIL_TYPE = "Security Hub Findings - Custom Action"
 #: Audit actions whose remediation the undo restores and exempts.
-UNDOABLE = {"revoke-security-group-rules", "default-sg-migration"}
+UNDOABLE = {"revoke-security-group-rules", "default-sg-migration", "delete-security-group"}
+#: Audit actions the undo refuses: what they did is a security control, not something removed.
+REFUSED = {"create-flow-log"}
+#: Security Hub's limit on a note's text (BatchUpdateFindings ``Note.Text``).
+NOTE_MAX = 512
 UNKNOWN_ACTOR = "a Security Hub user"
 
 
@@ -113,6 +123,11 @@ def undo_finding(
         )
 
     result = undo_audit(rt, audit_id, actor=actor, finding_id=fid, today=today, note=note)
+    if result["status"] == "refused":
+        # the reviewer pressed the button in Security Hub: the answer belongs there too
+        rt.securityhub.note_findings(
+            [ident], note=f"Perimeter: not undone. {result['reason']}"[:NOTE_MAX], by=actor, workflow=None
+        )
     return {"finding_id": fid, **result}
 
 
@@ -142,6 +157,8 @@ def undo_audit(
         logger.info("already undone", extra={"audit_id": audit_id, **done})
         return {"audit_id": audit_id, "status": "already-undone", **done}
     action = str(record.get("action"))
+    if action in REFUSED:
+        return {"audit_id": audit_id, "status": "refused", "reason": refusal(record)}
     if action not in UNDOABLE:
         return {
             "audit_id": audit_id,
@@ -153,15 +170,40 @@ def undo_audit(
     now = iso_now()
     day = today or dt.datetime.now(dt.UTC).date()
     until = day + dt.timedelta(days=days if days is not None else rt.settings.exempt_days)
-    items, what = _exemption(
-        record, until=until, actor=actor, audit_id=audit_id, finding_id=finding_id, now=now
-    )
     if rt.exemptions is None:
         raise RuntimeError(
             "PERIMETER_EXEMPTIONS_TABLE is not set: an undo without its exemption is revoked again"
         )
-    rt.exemptions.put(items)  # first: the restore is judged as soon as CloudTrail delivers it
-    restored = restore(rt, record)
+    if action == "delete-security-group":
+        # The group comes back under a new id, known only once it exists: its exemption
+        # (PER-REV-1, which only the sweep enforces, never an event) follows the restore. A
+        # retry finds the group by name and writes the same items again.
+        restored = restore(rt, record)
+        if "group_id" not in restored:  # the record says the delete never happened
+            return {"audit_id": audit_id, "status": "nothing-to-undo", "reason": restored.get("reason")}
+        new_id = str(restored["group_id"])
+        items = undo_items(
+            resource_id=new_id,
+            controls=("PER-REV-1",),
+            reason=f"undo of {audit_id}",
+            until=until,
+            actor=actor,
+            audit_id=audit_id,
+            finding_id=finding_id,
+            now=now,
+        )
+        rt.exemptions.put(items)
+        rules = len(record.get("rules") or [])
+        what = (
+            f"the deleted group {record['group_id']} ({(record.get('group') or {}).get('name')}) "
+            f"as {new_id}, with its {rules} rule(s) and tags"
+        )
+    else:
+        items, what = _exemption(
+            record, until=until, actor=actor, audit_id=audit_id, finding_id=finding_id, now=now
+        )
+        rt.exemptions.put(items)  # first: the restore is judged as soon as CloudTrail delivers it
+        restored = restore(rt, record)
     out = {
         "audit_id": audit_id,
         "status": "undone",
@@ -192,6 +234,19 @@ def _exemption(
     items = undo_items(resource_id=gid, controls=("PER-DSG-1", "PER-DSG-2"), reason=reason, **common)  # type: ignore[arg-type]
     enis = sorted(record.get("enis", {}))
     return items, f"the default group {gid} of {record.get('vpc_id')}: its rules and {len(enis)} ENI(s)"
+
+
+def refusal(record: Mapping[str, Any]) -> str:
+    """Why the undo leaves a created flow log alone, and what to do instead."""
+    vpc = record.get("vpc_id")
+    ids = ", ".join(record.get("flow_log_ids") or []) or "the flow log it created"
+    return (
+        f"Perimeter created {ids} on {vpc} (PER-FL-1): a flow log removes nothing and undoing it "
+        f"would remove a security control. To stop Perimeter recreating it, exempt the VPC: tag "
+        f"{vpc} with perimeter:exempt = 'PER-FL-1 until=YYYY-MM-DD reason=<why>' (or a policy "
+        f"exemption); then, if it must go, `perimeter restore {record.get('audit_id')}` deletes "
+        f"exactly that flow log."
+    )
 
 
 def find_finding(hub: Any, finding_id: str) -> dict[str, Any] | None:
