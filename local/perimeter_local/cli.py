@@ -131,6 +131,12 @@ def _after(session: Any, staged: Any) -> dict[str, Any]:
                 "resource": f["Resources"][0]["Id"].rsplit("/", 1)[-1],
                 "compliance": f.get("Compliance", {}).get("Status"),
                 "record_state": f.get("RecordState"),
+                # a reviewer's decision (the undo's note), shown only where there is one
+                **(
+                    {"workflow": f.get("Workflow", {}).get("Status"), "note": f["Note"].get("Text")}
+                    if f.get("Note")
+                    else {}
+                ),
             }
             for f in findings
         ],

@@ -1,6 +1,6 @@
 """What the embedded AWS adds to moto, for the local runner only (never the Lambda code).
 
-moto 5.2.5 lacks three things the samples in ``events/`` need (FACTS.md):
+moto 5.2.5 lacks four things the samples in ``events/`` need (FACTS.md):
 
 - the DescribeSecurityGroups filter ``ip-permission.prefix-list-id`` (AWS implements it; moto
   raises NotImplementedError, an HTTP 500). SgGuard keeps using it on ModifyManagedPrefixList:
@@ -16,6 +16,11 @@ moto 5.2.5 lacks three things the samples in ``events/`` need (FACTS.md):
 - SageMaker's UpdateDomain (moto creates, describes and deletes domains, but cannot change
   one). The extension applies the call's settings to moto's own domain, so DescribeDomain reads
   back what the call left, and validates its answer against botocore's SageMaker model.
+
+- Security Hub's BatchUpdateFindings (the undo's note on a finding). moto has no route for it,
+  so the extension answers it on the client side, in this process only: the request is checked
+  against botocore's Security Hub model, the Note and Workflow are applied to the finding moto
+  stores (GetFindings reads them back), and the answer is checked against the output shape.
 
 ``moto_extensions()`` patches the in-process moto classes for as long as it is entered (the
 ``--embedded`` server is in-process, so it serves both; tests that need the filter enter it too)
@@ -64,6 +69,7 @@ def moto_extensions() -> Iterator[None]:
             _prefix_list_filter()
             _bedrock_stand_in()
             _sagemaker_extension()
+            _securityhub_extension()
         _DEPTH[0] += 1
     try:
         yield
@@ -585,6 +591,60 @@ def _bedrock_stand_in() -> None:
         _patch(BedrockResponse, name, func)
 
 
+# --- Security Hub: BatchUpdateFindings ---------------------------------------------------------
+
+
+def batch_update_findings(region: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """BatchUpdateFindings on the findings moto stores (Note, Workflow, UpdatedAt)."""
+    from botocore.validate import ParamValidator
+    from moto.securityhub.models import securityhub_backends
+
+    op = _service_model("securityhub").operation_model("BatchUpdateFindings")
+    report = ParamValidator().validate(dict(params), op.input_shape)
+    if report.has_errors():
+        raise ValueError(f"BatchUpdateFindings: {report.generate_report()}")
+    now = _now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    stored = {
+        f.id: f
+        for account in list(securityhub_backends)
+        for f in securityhub_backends[account][region].findings
+    }
+    done, failed = [], []
+    for ident in params["FindingIdentifiers"]:
+        finding = stored.get(ident["Id"])
+        if finding is None:
+            failed.append(
+                {"FindingIdentifier": ident, "ErrorCode": "FindingNotFound", "ErrorMessage": "not found"}
+            )
+            continue
+        if "Note" in params:
+            finding.data["Note"] = {**params["Note"], "UpdatedAt": now}
+        if "Workflow" in params:
+            finding.data["Workflow"] = dict(params["Workflow"])
+        finding.data["UpdatedAt"] = now
+        done.append(ident)
+    result = {"ProcessedFindings": done, "UnprocessedFindings": failed}
+    _SERVED.setdefault("BatchUpdateFindings", "securityhub")
+    report = ParamValidator().validate(result, op.output_shape)
+    if report.has_errors():
+        raise AssertionError(f"the securityhub extension's answer: {report.generate_report()}")
+    return result
+
+
+def _securityhub_extension() -> None:
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+
+    @functools.wraps(original)
+    def make_api_call(client: Any, operation: str, params: Any) -> Any:
+        if operation == "BatchUpdateFindings" and client.meta.service_model.service_name == "securityhub":
+            return batch_update_findings(client.meta.region_name, params)
+        return original(client, operation, params)
+
+    _patch(BaseClient, "_make_api_call", make_api_call)
+
+
 def describe(served_now: Mapping[str, str]) -> list[str]:
     """One line per extension used, for stderr: what was served and that moto lacks it."""
     lines = []
@@ -594,6 +654,8 @@ def describe(served_now: Mapping[str, str]) -> list[str]:
     sagemaker = [op for op, kind in served_now.items() if kind == "sagemaker"]
     if sagemaker:
         lines.append(f"sagemaker: embedded extension, moto lacks {', '.join(sagemaker)}")
+    if any(kind == "securityhub" for kind in served_now.values()):
+        lines.append("securityhub: embedded extension, moto lacks BatchUpdateFindings")
     if any(kind == "ec2" for kind in served_now.values()):
         lines.append(f"ec2: embedded extension, moto lacks {PREFIX_LIST_FILTER}")
     return lines

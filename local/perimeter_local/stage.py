@@ -1528,6 +1528,65 @@ _STAGERS = {
 }
 
 
+_RULE_TEXT = re.compile(r"(?P<proto>tcp|udp)/(?P<port>\d+) from (?P<cidr>[0-9a-f.:]+/\d+)")
+
+
+def _custom_action(world: World, session: Any, event: dict[str, Any]) -> None:
+    """The Security Hub custom action's sample: each finding's remediation happens first, so
+    the undo has an audit record and a finding to work on. The rule the finding names is
+    opened on its group by the finding's actor, that call is run through the routed handlers
+    (SgGuard revokes it, records it, reports it), and the sample's finding is replaced by the
+    one Security Hub now stores (its Id and audit id are this account's)."""
+    from perimeter_local.cloudtrail import authorize_event
+
+    hub = session.client("securityhub")
+    account = session.client("sts").get_caller_identity()["Account"]
+    region = session.region_name
+    findings = []
+    for finding in event["detail"].get("findings") or []:
+        fields = finding.get("ProductFields") or {}
+        resource = str(finding.get("Id", "")).rsplit("/", 1)[-1]
+        opened = _RULE_TEXT.fullmatch(str(fields.get("perimeter/rules", "")))
+        if not resource.startswith("sg-") or opened is None or world.run_first is None:
+            findings.append(finding)  # nothing this stager knows how to build: left as it is
+            continue
+        gid = world.group(resource)
+        port = int(opened["port"])
+        perm = {
+            "IpProtocol": opened["proto"],
+            "FromPort": port,
+            "ToPort": port,
+            **({"Ipv6Ranges": [{"CidrIpv6": opened["cidr"]}]} if ":" in opened["cidr"] else {}),
+            **({"IpRanges": [{"CidrIp": opened["cidr"]}]} if ":" not in opened["cidr"] else {}),
+        }
+        created = world.ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[perm])
+        call = authorize_event(
+            account=account,
+            region=region,
+            group_id=gid,
+            permissions=[perm],
+            created_rules=created.get("SecurityGroupRules"),
+            actor_arn=fields.get("perimeter/actor"),
+        )
+        results = world.run_first(call)
+        world.staged.earlier.append(
+            {
+                "event_name": call["detail"]["eventName"],
+                "statuses": {
+                    r["function"]: (r["result"]["status"] if r["ok"] else r["error"]) for r in results
+                },
+            }
+        )
+        world._note(
+            f"{opened.group(0)} opened on {gid} and run through the handlers (the remediation to undo)"
+        )
+        real_id = f"perimeter/{finding.get('GeneratorId')}/{account}/{region}/{gid}"
+        stored = [f for f in hub.get_findings()["Findings"] if f["Id"] == real_id]
+        findings.extend(stored or [finding])
+        world.staged.groups.append(gid)
+    event["detail"]["findings"] = findings
+
+
 def stage(
     session: Any,
     event: Mapping[str, Any],
@@ -1543,6 +1602,12 @@ def stage(
     event = copy.deepcopy(dict(event))
     staged = Staged(event=event)
     d = event.get("detail")
+    if event.get("detail-type") == "Security Hub Findings - Custom Action" and isinstance(d, dict):
+        world = World(session, staged, event, run_first)
+        _custom_action(world, session, event)
+        staged.event = event
+        staged.ids = {k: v for k, v in staged.ids.items() if k != v}
+        return staged
     if not isinstance(d, dict) or "eventName" not in d:
         return staged  # not a CloudTrail call: nothing to build (the handler rejects it)
     name = str(d["eventName"])

@@ -166,7 +166,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "CreateMarketplaceModelEndpoint--deepseek-default-sg": {DSG: "reported", MODEL: "remediated"},
     "UpdateMarketplaceModelEndpoint--no-vpc": {MODEL: "reported"},
     "DeleteMarketplaceModelEndpoint--deepseek-default-sg": {MODEL: "resource-gone"},
-    # issue 11: not staged (see the test): the undo finds no audit record and changes nothing
+    # issue 11: staged (see the test): the remediation first, then its undo
     "SecurityHubCustomAction--undo-and-exempt": {"UndoFunction": "done"},
     # PER-NET-1 ("reported" is also the status of a report that only resolves)
     **{sample: {NET: "reported"} for sample in (*NET_OPENS, *NET_CLOSES)},
@@ -354,16 +354,35 @@ def _check_fix(sample: str, out: dict[str, Any], calls: dict[str, list[str]]) ->
 UNDO_SAMPLE = "SecurityHubCustomAction--undo-and-exempt"
 
 
-def test_the_custom_action_sample_runs_and_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    """Not staged: undoing needs a remediation (audit record, finding) first, and its note
-    BatchUpdateFindings, which moto lacks. The undo finds no audit record and changes nothing;
-    tests/integration/test_undo*.py stage it (the note answered by a hook)."""
+def test_the_custom_action_sample_undoes_a_staged_remediation(capsys: pytest.CaptureFixture[str]) -> None:
+    """Staged: the finding's rule (tcp/22 from the world) is opened on its group by the finding's
+    actor and run through the routed handlers first (SgGuard revokes, records, reports); the
+    custom action then carries the finding Security Hub stores, and the undo puts the rule back,
+    exempts it and notes the finding (BatchUpdateFindings: the runner's extension, named)."""
     code, out, err = _run(UNDO_SAMPLE, capsys)
     assert code == 0 and out is not None, err[-2000:]
+    assert out["staged"]["earlier"] == [
+        {
+            "event_name": "AuthorizeSecurityGroupIngress",
+            "statuses": {SG: "remediated", DSG: "compliant"},
+        }
+    ]
     [r] = out["results"]
     assert (r["function"], r["result"]["status"]) == ("UndoFunction", EXPECTED[UNDO_SAMPLE]["UndoFunction"])
-    assert [x["status"] for x in r["result"]["results"]] == ["no-audit-record"]
-    assert out["after"]["audit"] == [] and out["after"]["findings"] == []
+    [undone] = r["result"]["results"]
+    assert undone["status"] == "undone" and undone["exemptions"] == 2, undone
+    gid = undone["restored"]["group_id"]
+    assert undone["finding_id"].startswith("perimeter/PER-SG-1/") and undone["finding_id"].endswith(f"/{gid}")
+    # read back: the rule the remediation removed is on the group again
+    assert "ingress tcp/22 from 0.0.0.0/0" in out["after"]["security_group_rules"][gid]
+    assert out["after"]["audit"] == [
+        {"audit_id": undone["audit_id"], "action": "revoke-security-group-rules"}
+    ]
+    [noted] = [f for f in out["after"]["findings"] if f["control"] == "PER-SG-1"]
+    assert noted["workflow"] == "SUPPRESSED" and noted["note"].startswith(
+        "Undone by a Security Hub user until "
+    )
+    assert out["moto_extensions"] == ["securityhub: embedded extension, moto lacks BatchUpdateFindings"]
 
 
 def _check_read_back(sample: str, staged: dict[str, Any], after: dict[str, Any]) -> None:
