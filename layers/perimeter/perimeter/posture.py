@@ -301,7 +301,41 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def issue_finding(call: ApiCall, judged: Judged, *, now: str) -> dict[str, Any]:
+def exempt_tag_split(ctx: Any, policy: Policy, today: Any = None) -> tuple[list[str], list[str]]:
+    """PER-EXM-1's part of a group's findings-ledger observation, as ``(failing, passing)``:
+    failing while its ``perimeter:exempt`` tag does not parse, passing otherwise (a tag fixed or
+    removed resolves the finding, like a rule fixed); nothing for a gone group or a control off."""
+    import datetime as dt
+
+    from perimeter.exemptions import tag_problem
+
+    if policy.mode(EXM_1.id) == "off" or not getattr(ctx, "exists", True):
+        return [], []
+    day = today or dt.datetime.now(dt.UTC).date()
+    if tag_problem(ctx.group_id, ctx.tags, day) is None:
+        return [], [EXM_1.id]
+    return [EXM_1.id], []
+
+
+def exempt_tag_passed(
+    call: ApiCall, ctx: Any, *, now: str, seen: Any = None, deleted: bool = False
+) -> dict[str, Any]:
+    """The PER-EXM-1 finding of a group resolved: its tag parses now, is gone, or the group is."""
+    from perimeter.exemptions import TAG_KEY
+    from perimeter.report import build_passed_finding
+
+    finding = build_passed_finding(call, EXM_1, ctx, now=now, seen=seen, deleted=deleted)
+    if not deleted:
+        finding["Description"] = _clip(
+            f"The tag {TAG_KEY} on {ctx.group_id} parses now, or is gone (seen after {call.event_name} "
+            f"by {call.actor.display}, {call.event_id}).",
+            1024,
+        )
+    return finding
+
+
+def issue_finding(call: ApiCall, judged: Judged, *, now: str, seen: Any = None) -> dict[str, Any]:
+    """The finding of a judged issue; ``seen`` (a ``ledger.Seen``) carries its first times."""
     issue = judged.issue
     control = REGISTRY[issue.control_id]
     lines = [issue.summary]
@@ -335,6 +369,8 @@ def issue_finding(call: ApiCall, judged: Judged, *, now: str) -> dict[str, Any]:
         workflow="SUPPRESSED" if judged.action == "exempt" else None,
         extra_fields=fields,
         now=now,
+        created_at=getattr(seen, "created_at", None),
+        first_observed_at=getattr(seen, "first_observed_at", None),
     )
     finding["Remediation"]["Recommendation"]["Text"] = _clip(issue.fix, 512)
     return finding

@@ -68,7 +68,11 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     # once-only stage: a duplicate delivery returns the first run's result, a retry after a
     # crash reports what the audit record says we removed.
     violating = [d for d in decisions if d.violations]
-    if not violating and not subjects.may_fix:
+    # A malformed perimeter:exempt tag (PER-EXM-1, judged from the tags the read already has)
+    # is reported even when the call itself is harmless; a tag fixed since is resolved by the
+    # next call that may fix something, a violation, or the sweep (tag edits are not routed).
+    tag_failing = any(_tag_failing(d, rt.policy) for d in decisions)
+    if not violating and not subjects.may_fix and not tag_failing:
         status = "group-deleted" if missing and not decisions else "compliant"
         logger.info("no violation", extra={"status": status, "groups": [d.ctx.group_id for d in decisions]})
         return {
@@ -136,52 +140,94 @@ def _passed(
 ) -> list[dict[str, Any]]:
     """PASSED findings for the controls that pass on the group and have a finding to resolve
     (every passing control when no ledger is configured)."""
+    from perimeter.posture import (
+        EXM_1,
+        exempt_tag_issues,
+        exempt_tag_passed,
+        exempt_tag_split,
+        issue_finding,
+        judge,
+    )
+
     passing = list(passing)
-    if not passing:
+    failing: list[str] = []
+    if not deleted:
+        # PER-EXM-1 rides on the same ledger observation: the tag, judged again here
+        failing, tag_passing = exempt_tag_split(ctx, rt.policy)
+        passing += tag_passing
+    if not passing and not failing:
         return []
-    seen = rt.ledger.observe(ctx.arn, (), passing, now) if rt.ledger is not None else None
-    return [
-        build_passed_finding(call, REGISTRY[c], ctx, now=now, seen=seen[c] if seen else None, deleted=deleted)
+    seen = rt.ledger.observe(ctx.arn, failing, passing, now) if rt.ledger is not None else None
+    out = [
+        exempt_tag_passed(call, ctx, now=now, seen=seen[c] if seen else None, deleted=deleted)
+        if c == EXM_1.id
+        else build_passed_finding(
+            call, REGISTRY[c], ctx, now=now, seen=seen[c] if seen else None, deleted=deleted
+        )
         for c in passing
         if seen is None or seen[c].existed
     ]
+    for j in judge(exempt_tag_issues([ctx]) if failing else [], rt.policy, principal_arn=None):
+        out.append(issue_finding(call, j, now=now, seen=seen.get(j.issue.control_id) if seen else None))
+    return out
+
+
+def _tag_failing(d: GroupDecision, policy: Policy) -> bool:
+    from perimeter.posture import exempt_tag_split
+
+    return bool(exempt_tag_split(d.ctx, policy)[0])
 
 
 def _resolve(
     call: ApiCall, decisions: Sequence[GroupDecision], missing: Sequence[str], rt: Runtime
 ) -> dict[str, Any]:
-    """Nothing violates after a call that may have fixed something: resolve what exists."""
+    """Nothing violates after a call that may have fixed something: resolve what exists (and
+    report a malformed ``perimeter:exempt`` tag, PER-EXM-1, which no rule fixes)."""
     now = iso_now()
     findings: list[dict[str, Any]] = []
     for d in decisions:
         findings += _passed(call, rt, d.ctx, d.passing, now, deleted=False)
     controls = [c.id for c in _active_controls(rt.policy)]
+    if rt.policy.mode("PER-EXM-1") != "off":
+        controls.append("PER-EXM-1")  # a deleted group's malformed tag is gone with it
     for gid in missing:
         findings += _passed(call, rt, _gone_ctx(call, gid), controls, now, deleted=True)
     groups = [d.ctx.group_id for d in decisions] + list(missing)
     if not findings:
         logger.info("no violation, nothing to resolve", extra={"groups": groups})
         return {"status": "compliant", "event_id": call.event_id, "groups": groups}
+    failed = any(f["Compliance"]["Status"] == "FAILED" for f in findings)
+    status = "reported" if failed else "resolved"
     return publish(
         call,
         rt,
         findings,
         _resolved_note(call, findings),
         remediated=False,
-        details={"status": "resolved", "groups": groups},
-    ) | {"status": "resolved"}
+        details={"status": status, "groups": groups},
+    ) | {"status": status}
 
 
 def _resolved_note(call: ApiCall, findings: Sequence[dict[str, Any]]) -> Notification:
-    lines = [f"RESOLVED {f['GeneratorId']:<9} {f['Resources'][0]['Id']}" for f in findings]
-    first = findings[0]
+    def verb(f: Mapping[str, Any]) -> str:
+        return "RESOLVED" if f["Compliance"]["Status"] == "PASSED" else "FAILED"
+
+    lines = [f"{verb(f):<8} {f['GeneratorId']:<9} {f['Resources'][0]['Id']}" for f in findings]
+    # a failing finding (a malformed perimeter:exempt tag) leads the subject when there is one
+    first = sorted(findings, key=lambda f: verb(f) != "FAILED")[0]
     where = first["Resources"][0]["Id"].rsplit("/", 1)[-1]
+    resolved = [f["Id"] for f in findings if verb(f) == "RESOLVED"]
+    failing = [f["Id"] for f in findings if verb(f) == "FAILED"]
     return call_notification(
         call,
-        subject=f"[Perimeter] RESOLVED {first['GeneratorId']} on {where}",
+        subject=f"[Perimeter] {verb(first)} {first['GeneratorId']} on {where}",
         lines=lines,
-        details={"resolved": [f["Id"] for f in findings]},
-        attributes={"control": first["GeneratorId"], "severity": "INFORMATIONAL", "action": "resolved"},
+        details={"resolved": resolved, **({"failing": failing} if failing else {})},
+        attributes={
+            "control": first["GeneratorId"],
+            "severity": first["Severity"]["Label"],
+            "action": "resolved" if verb(first) == "RESOLVED" else "detected",
+        },
         findings=findings,
     )
 
@@ -314,13 +360,18 @@ class _Observed:
     old: Mapping[str, str]
 
 
-def _split(d: GroupDecision, removed: frozenset[Any]) -> tuple[list[str], list[str]]:
+def _split(d: GroupDecision, removed: frozenset[Any], policy: Policy) -> tuple[list[str], list[str]]:
     """(failing, passing) controls of a decision once the rules with content keys ``removed``
-    are gone: a control fails while a present violation of it is left (``report.remaining``)."""
+    are gone: a control fails while a present violation of it is left (``report.remaining``).
+    PER-EXM-1 (the group's ``perimeter:exempt`` tag) is part of the same observation."""
+    from perimeter.posture import exempt_tag_split
+
     failing = [
         c for c, vs in d.by_control().items() if any(v.present and v.rule.key not in removed for v in vs)
     ]
-    return failing, [c.id for c in d.controls if c.id not in failing]
+    passing = [c.id for c in d.controls if c.id not in failing]
+    tag_failing, tag_passing = exempt_tag_split(d.ctx, policy)
+    return failing + tag_failing, passing + tag_passing
 
 
 def _revoke_observing(
@@ -335,7 +386,7 @@ def _revoke_observing(
     gid = d.ctx.group_id
     if ledger is None:
         return rt.ec2.revoke(gid, rules), None
-    failing, passing = _split(d, frozenset(r.key for r in rules))
+    failing, passing = _split(d, frozenset(r.key for r in rules), rt.policy)
     olds: list[dict[str, str]] = []
 
     def observe() -> None:
@@ -366,7 +417,7 @@ def _findings(
     for o in outcomes:
         d = o.decision
         by_control = d.by_control()
-        failing, passing = _split(d, o.removed_keys | o.gone_keys)
+        failing, passing = _split(d, o.removed_keys | o.gone_keys, rt.policy)
         seen = _seen(rt, d, failing, passing, now, (observed or {}).get(d.ctx.group_id))
         for c in d.controls:
             vs = by_control.get(c.id)
@@ -374,12 +425,15 @@ def _findings(
                 out.append(build_finding(call, c.id, vs, o, now=now, seen=seen.get(c.id)))
             elif c.id in seen and seen[c.id].existed:
                 out.append(build_passed_finding(call, c, d.ctx, now=now, seen=seen[c.id]))
-    if rt.policy.mode("PER-EXM-1") != "off":
-        # A malformed perimeter:exempt tag protected nothing here: say so (PER-EXM-1).
-        from perimeter.posture import exempt_tag_issues, issue_finding, judge
+        # A malformed perimeter:exempt tag protected nothing here: say so (PER-EXM-1), with the
+        # ledger's first times; a tag fixed since resolves its finding.
+        from perimeter.posture import EXM_1, exempt_tag_issues, exempt_tag_passed, issue_finding, judge
 
-        issues = exempt_tag_issues([o.decision.ctx for o in outcomes])
-        out += [issue_finding(call, j, now=now) for j in judge(issues, rt.policy, principal_arn=None)]
+        if EXM_1.id in failing:
+            for j in judge(exempt_tag_issues([d.ctx]), rt.policy, principal_arn=None):
+                out.append(issue_finding(call, j, now=now, seen=seen.get(EXM_1.id)))
+        elif EXM_1.id in passing and EXM_1.id in seen and seen[EXM_1.id].existed:
+            out.append(exempt_tag_passed(call, d.ctx, now=now, seen=seen[EXM_1.id]))
     return out
 
 

@@ -49,7 +49,15 @@ from perimeter.events import Actor, ApiCall
 from perimeter.exemptions import expiring, from_tags
 from perimeter.iam_service import sweep_account
 from perimeter.model_service import as_model_tier, sweep_marketplace, sweep_models
-from perimeter.posture import Issue, Judged, exempt_tag_issues, issue_finding, judge, merge_issues
+from perimeter.posture import (
+    Issue,
+    Judged,
+    exempt_tag_issues,
+    exempt_tag_split,
+    issue_finding,
+    judge,
+    merge_issues,
+)
 from perimeter.posture_service import flow_log_evaluation, remediate
 from perimeter.publish import mark_dry_run
 from perimeter.report import (
@@ -134,6 +142,8 @@ class Sweep:
     ledger: dict[str, dict[str, str]] | None = None
     #: ledger items this sweep changed, written with the findings
     ledger_writes: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: group id -> the ledger's first times of its PER-EXM-1 finding (a malformed tag)
+    tag_seen: dict[str, Any] = field(default_factory=dict)
 
 
 def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) -> dict[str, Any]:
@@ -274,7 +284,6 @@ def _principals(s: Sweep, rt: Runtime) -> None:
 
 def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]) -> None:
     policy = rt.policy
-    _malformed_tags(s, policy)
     stale = _stale(s, inv) if policy.mode("PER-REV-2") != "off" else {}
     stale_judged = {
         gid: judge([stale_issue(s.contexts[gid], rules)], policy, principal_arn=None)
@@ -314,7 +323,8 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
     ledger = s.ledger
     for d in decisions:
         item = ledger.get(d.ctx.arn) if ledger is not None else None
-        if not d.violations and item is None:
+        tag_failing, tag_passing = exempt_tag_split(d.ctx, policy)
+        if not d.violations and item is None and not tag_failing:
             continue
         gone = removed.get(d.ctx.group_id, ())
         audit_id = _audit_id(s, d.ctx.group_id) if gone else None
@@ -329,11 +339,13 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
             # The event path's ledger rules (adapters/ledger.py), on the item the sweep read:
             # a finding first seen by an event keeps its first times here, and the next event
             # keeps the sweep's.
-            failing = [c for c, vs in by_control.items() if remaining(vs, outcome)]
-            passing = [c.id for c in d.controls if c.id not in failing]
+            failing = [c for c, vs in by_control.items() if remaining(vs, outcome)] + tag_failing
+            passing = [c.id for c in d.controls if c.id not in failing] + tag_passing
             new_item, seen = observed(item, failing, passing, s.now)
             if new_item is not None:
                 s.ledger_writes[d.ctx.arn] = new_item
+            if tag_failing:
+                s.tag_seen[d.ctx.group_id] = seen[tag_failing[0]]
         for control_id, vs in by_control.items():
             f = build_finding(s.call, control_id, vs, outcome, now=s.now, seen=seen.get(control_id))
             s.findings.append(f)
@@ -341,6 +353,7 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
                 f"{f['Severity']['Label']:<8} {control_id:<9} {f['ProductFields']['perimeter/action']:<9} "
                 f"{d.ctx.group_id}: " + "; ".join(v.rule.describe() for v in vs)
             )
+    _malformed_tags(s, policy)
     for gid, (j,) in stale_judged.items():
         gone_keys = {r.key for r in removed.get(gid, ())}
         done = bool(gone_keys) and all(r.key in gone_keys for r in stale[gid])
@@ -362,7 +375,8 @@ def _malformed_tags(s: Sweep, policy: Any) -> None:
     if policy.mode("PER-EXM-1") == "off":
         return
     for j in judge(exempt_tag_issues(list(s.contexts.values())), policy, principal_arn=None):
-        s.findings.append(issue_finding(s.call, j, now=s.now))
+        # first times from the findings ledger (the event path keeps the same item)
+        s.findings.append(issue_finding(s.call, j, now=s.now, seen=s.tag_seen.get(str(j.issue.group_id))))
         s.lines.append(_line(j))
 
 
