@@ -3,9 +3,10 @@
 
 One warm SgGuard "container" (``perimeter_worker.py``, the project's venv) handles N world-open
 ingress events against a moto server in its own process, each event checked as in
-``event_path.py`` (remediated, rule gone), logs written as Lambda would. Every 200 events the
+``event_path.py`` (remediated, rule gone), logs written as Lambda would. Every 50 events the
 worker empties the audit and idempotency tables (untimed; see ``perimeter_worker.prune``: moto
-copies whole tables on every transaction). Prints the worker's
+copies whole tables on every transaction), and the server does not keep those copies (see
+``fair._SERVER``). Prints the worker's
 resident set size (VmRSS) after 200 events and after N. Target (issue 10): flat, i.e. RSS at N
 within 5 % (and 8 MiB) of RSS at 200.
 

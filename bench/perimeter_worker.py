@@ -94,7 +94,7 @@ def serve(logfile: str) -> int:
         if cmd.get("cmd") == "batch":  # memory: n events, each still checked, RSS at the end
             for i in range(int(cmd["n"])):
                 one_event(ec2, group, world_ssh, account, region, spec.function_name, app, clock)
-                if cmd.get("prune") and i % 200 == 199:
+                if cmd.get("prune") and i % 50 == 49:
                     prune(ddb, tables)
             proto.write(json.dumps({"rss_kib": rss_kib()}) + "\n")
             continue
