@@ -38,12 +38,18 @@ FAKE_AWS = {
 # only by its web dashboard), including the deep copy of each table that every DynamoDB
 # TransactWriteItems takes to roll back with: the server grew by a copy of the audit and
 # idempotency tables per event (1.4 GiB after 5,000 events), its garbage collections and calls
-# slowing with it. The server built here skips that bookkeeping; what it serves is unchanged.
+# slowing with it; past 5,000 events one such copy failed ("dictionary changed size during
+# iteration": another request wrote the table meanwhile, most likely botocore's retry of a call
+# that had outlasted its read timeout). The server built here skips that
+# bookkeeping; what it serves is unchanged (tests/integration/test_bench_moto_server.py).
+UNTRACKED_MODELS = (
+    "from moto.core.common_models import BaseModel as B;"
+    "B.__new__=staticmethod(lambda cls,*a,**k:super(B,cls).__new__(cls))"
+)
 _SERVER = (
     "import logging,sys;logging.getLogger('werkzeug').setLevel(logging.ERROR);"
-    "from moto.core.common_models import BaseModel as B;"
-    "B.__new__=staticmethod(lambda cls,*a,**k:super(B,cls).__new__(cls));"
-    "from moto.server import ThreadedMotoServer as S;"
+    + UNTRACKED_MODELS
+    + ";from moto.server import ThreadedMotoServer as S;"
     "s=S(ip_address='127.0.0.1',port=0,verbose=False);s.start();"
     "h,p=s.get_host_and_port();print(f'http://{h}:{p}',flush=True);sys.stdin.read();s.stop()"
 )
