@@ -44,9 +44,11 @@ def main() -> int:
             while done < args.events:
                 step = min(1000, args.events - done)
                 done += step
+                t0 = time.monotonic()
                 marks.append((done, worker.ask(cmd="batch", n=step, prune=True)["rss_kib"]))
                 rss, spent = marks[-1][1] / 1024, time.monotonic() - started
-                print(f"  {done} events: RSS {rss:.1f} MiB ({spent:.0f} s)", flush=True)
+                ms = (time.monotonic() - t0) / step * 1000
+                print(f"  {done} events: RSS {rss:.1f} MiB ({spent:.0f} s; {ms:.0f} ms/event)", flush=True)
         finally:
             worker.close()
     last = marks[-1][1]
