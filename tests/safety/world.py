@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import perimeter.runtime as runtime
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
@@ -283,16 +285,46 @@ class Outcome:
         return [c for c in self.calls if is_write(c)]
 
 
+#: One botocore loader for every session the harness makes. A loader only reads and caches the
+#: service models (JSON files); a fresh one per session re-parsed them for every account, which was
+#: most of the cost of a crash point. Clients, credentials and event hooks stay per session.
+_LOADER = botocore.loaders.create_loader()
+
+
+def new_session() -> Any:
+    """A boto3 session of its own (its own event hooks) that shares the parsed service models."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _LOADER)
+    return boto3.session.Session(botocore_session=core, region_name=REGION)
+
+
+class UserClients:
+    """The account's user side (the scenes, the snapshot, template deployment): one client per
+    service, built on first use. A client holds no state of the account it talks to."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.region_name = session.region_name
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        found = self._clients.get(service)
+        if found is None:
+            found = self._clients[service] = self.session.client(service)
+        return found
+
+
 class World:
     """One deployed stack in a moto account."""
 
     def __init__(self, session: Any, *, dry_run: bool = False) -> None:
         self.session = session
+        self.user = UserClients(session)
         params = {"DryRun": "true" if dry_run else "false"}
-        template, resolver = prepare(session, ROOT / "template.yaml", parameters=params)
+        template, resolver = prepare(self.user, ROOT / "template.yaml", parameters=params)
         self.specs = {s.logical_id: s for s in functions(template, resolver, ROOT)}
         self.resolver = resolver
-        self.run_session = boto3.session.Session(region_name=REGION)
+        self.run_session = new_session()
         self.hooks = Hooks(self.run_session)
         self._warm: dict[str, runtime.Runtime] = {}
         self.dlq: list[dict[str, Any]] = []
@@ -421,7 +453,7 @@ class World:
 
     # --- what AWS holds afterwards -----------------------------------------------------------
     def client(self, service: str) -> Any:
-        return self.session.client(service)
+        return self.user.client(service)
 
     def table(self, logical_id: str) -> str:
         return str(self.resolver.resolve({"Ref": logical_id}))
@@ -460,5 +492,5 @@ class World:
 def deployed(*, dry_run: bool = False) -> Iterator[World]:
     """A fresh moto account with the stack's resources; the caller sets BASE_ENV."""
     with mock_aws():
-        yield World(boto3.session.Session(region_name=REGION), dry_run=dry_run)
+        yield World(new_session(), dry_run=dry_run)
     runtime.reset()
