@@ -41,6 +41,8 @@ from perimeter_local.account import prepare
 from perimeter_local.cloudtrail import record
 from perimeter_local.template import FunctionSpec, functions
 
+from tests.safety.moto_speed import fast_moto
+
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -491,6 +493,6 @@ class World:
 @contextlib.contextmanager
 def deployed(*, dry_run: bool = False) -> Iterator[World]:
     """A fresh moto account with the stack's resources; the caller sets BASE_ENV."""
-    with mock_aws():
+    with mock_aws(), fast_moto():
         yield World(new_session(), dry_run=dry_run)
     runtime.reset()
