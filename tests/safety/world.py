@@ -360,8 +360,12 @@ class World:
         plan: Plan | None = None,
         *,
         remaining_ms: int = 60_000,
+        fresh: bool = False,
     ) -> Outcome:
-        """One invocation. A handler error is returned, not raised (as Lambda records it)."""
+        """One invocation. A handler error is returned, not raised (as Lambda records it).
+        The handler gets its own JSON copy of ``event`` (Lambda's deserialised payload), unless
+        ``fresh`` says the caller made one for this call alone (the fuzz's events can be tens
+        of megabytes: one round trip, not two)."""
         spec = self.specs[function_id]
         module = _MODULES.get(function_id)
         if module is None:
@@ -373,9 +377,8 @@ class World:
         self.hooks.take()
         runtime.reset(self._runtime(function_id))
         try:
-            result = module.lambda_handler(
-                json.loads(json.dumps(event)), Context(spec.function_name, remaining_ms)
-            )
+            payload = event if fresh else json.loads(json.dumps(event))
+            result = module.lambda_handler(payload, Context(spec.function_name, remaining_ms))
         except Exception as exc:  # noqa: BLE001 - recorded as Lambda records a failed invocation
             return Outcome(False, error=exc, calls=self.hooks.take())
         except Killed as exc:
