@@ -49,7 +49,6 @@ from perimeter.posture_service import (
     unreported_flow_log,
     vpc_resource,
 )
-from perimeter.publish import resume
 from perimeter.report import Outcome, build_finding, iso_now
 from perimeter.runtime import Runtime
 from perimeter.telemetry import logger
@@ -158,16 +157,15 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     judged, resolved, existing = plan_report(call, ev, rt)
     violating = [d for d in g.sg_decisions if d.violations]
     base = {"event_id": call.event_id, "event_name": call.event_name, "resources": g.judged, **g.notes}
-    # An earlier attempt may have created a flow log and died after writing its report to the
-    # outbox: the VPC now reads clean, and that report (the flow log's) is the one to send.
-    resumable = unreported_flow_log(call, ev, rt, existing)
     if not judged and not violating and not resolved:
-        resumed = resume(call, rt) if resumable else None
-        if resumed is not None:
-            return resumed
         status = "resource-gone" if g.gone and not g.judged else "compliant"
         logger.info("no violation", extra={"status": status, "resources": g.judged, "gone": g.gone})
         return {"status": status, **base, "gone": g.gone}
+
+    # An earlier attempt may have created a flow log and died after writing its report to the
+    # outbox: the VPC now reads clean beside the model's other issues, and that report (the
+    # flow log's with them) is the one to send.
+    resumable = unreported_flow_log(call, ev, rt, existing)
 
     def stage() -> dict[str, Any]:
         resumed = resume_in_stage(call, rt) if resumable else None
