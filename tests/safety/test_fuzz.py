@@ -119,7 +119,7 @@ def events(bases: list[dict[str, Any]]) -> st.SearchStrategy[Any]:
 
 
 def _check(w: World, function_id: str, event: Any) -> None:
-    out = w.invoke_once(function_id, event)
+    out = w.invoke_once(function_id, event, fresh=True)
     writes = [c for c in out.calls if is_write(c)]
     if (
         not out.ok

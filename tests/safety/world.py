@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import perimeter.runtime as runtime
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
@@ -38,6 +40,8 @@ from perimeter.events import wrap_in_envelope
 from perimeter_local.account import prepare
 from perimeter_local.cloudtrail import record
 from perimeter_local.template import FunctionSpec, functions
+
+from tests.safety.moto_speed import fast_moto
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -283,16 +287,46 @@ class Outcome:
         return [c for c in self.calls if is_write(c)]
 
 
+#: One botocore loader for every session the harness makes. A loader only reads and caches the
+#: service models (JSON files); a fresh one per session re-parsed them for every account, which was
+#: most of the cost of a crash point. Clients, credentials and event hooks stay per session.
+_LOADER = botocore.loaders.create_loader()
+
+
+def new_session() -> Any:
+    """A boto3 session of its own (its own event hooks) that shares the parsed service models."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _LOADER)
+    return boto3.session.Session(botocore_session=core, region_name=REGION)
+
+
+class UserClients:
+    """The account's user side (the scenes, the snapshot, template deployment): one client per
+    service, built on first use. A client holds no state of the account it talks to."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.region_name = session.region_name
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        found = self._clients.get(service)
+        if found is None:
+            found = self._clients[service] = self.session.client(service)
+        return found
+
+
 class World:
     """One deployed stack in a moto account."""
 
     def __init__(self, session: Any, *, dry_run: bool = False) -> None:
         self.session = session
+        self.user = UserClients(session)
         params = {"DryRun": "true" if dry_run else "false"}
-        template, resolver = prepare(session, ROOT / "template.yaml", parameters=params)
+        template, resolver = prepare(self.user, ROOT / "template.yaml", parameters=params)
         self.specs = {s.logical_id: s for s in functions(template, resolver, ROOT)}
         self.resolver = resolver
-        self.run_session = boto3.session.Session(region_name=REGION)
+        self.run_session = new_session()
         self.hooks = Hooks(self.run_session)
         self._warm: dict[str, runtime.Runtime] = {}
         self.dlq: list[dict[str, Any]] = []
@@ -326,8 +360,12 @@ class World:
         plan: Plan | None = None,
         *,
         remaining_ms: int = 60_000,
+        fresh: bool = False,
     ) -> Outcome:
-        """One invocation. A handler error is returned, not raised (as Lambda records it)."""
+        """One invocation. A handler error is returned, not raised (as Lambda records it).
+        The handler gets its own JSON copy of ``event`` (Lambda's deserialised payload), unless
+        ``fresh`` says the caller made one for this call alone (the fuzz's events can be tens
+        of megabytes: one round trip, not two)."""
         spec = self.specs[function_id]
         module = _MODULES.get(function_id)
         if module is None:
@@ -339,9 +377,8 @@ class World:
         self.hooks.take()
         runtime.reset(self._runtime(function_id))
         try:
-            result = module.lambda_handler(
-                json.loads(json.dumps(event)), Context(spec.function_name, remaining_ms)
-            )
+            payload = event if fresh else json.loads(json.dumps(event))
+            result = module.lambda_handler(payload, Context(spec.function_name, remaining_ms))
         except Exception as exc:  # noqa: BLE001 - recorded as Lambda records a failed invocation
             return Outcome(False, error=exc, calls=self.hooks.take())
         except Killed as exc:
@@ -421,7 +458,7 @@ class World:
 
     # --- what AWS holds afterwards -----------------------------------------------------------
     def client(self, service: str) -> Any:
-        return self.session.client(service)
+        return self.user.client(service)
 
     def table(self, logical_id: str) -> str:
         return str(self.resolver.resolve({"Ref": logical_id}))
@@ -459,6 +496,6 @@ class World:
 @contextlib.contextmanager
 def deployed(*, dry_run: bool = False) -> Iterator[World]:
     """A fresh moto account with the stack's resources; the caller sets BASE_ENV."""
-    with mock_aws():
-        yield World(boto3.session.Session(region_name=REGION), dry_run=dry_run)
+    with mock_aws(), fast_moto():
+        yield World(new_session(), dry_run=dry_run)
     runtime.reset()

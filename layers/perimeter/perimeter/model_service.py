@@ -41,7 +41,14 @@ from perimeter.model_eval import (
 )
 from perimeter.policy import Policy
 from perimeter.posture import Evaluation, Issue, Judged, arn_resource
-from perimeter.posture_service import act_and_report, flow_log_evaluation, plan_report, vpc_resource
+from perimeter.posture_service import (
+    act_and_report,
+    flow_log_evaluation,
+    plan_report,
+    resume_in_stage,
+    unreported_flow_log,
+    vpc_resource,
+)
 from perimeter.report import Outcome, build_finding, iso_now
 from perimeter.runtime import Runtime
 from perimeter.telemetry import logger
@@ -154,11 +161,19 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
         status = "resource-gone" if g.gone and not g.judged else "compliant"
         logger.info("no violation", extra={"status": status, "resources": g.judged, "gone": g.gone})
         return {"status": status, **base, "gone": g.gone}
-    return rt.run_once(
-        call.event_id,
-        lambda: _act(call, judged, violating, rt, base, g.group_chains, resolved=resolved, existing=existing),
-        context,
-    )
+
+    # An earlier attempt may have created a flow log and died after writing its report to the
+    # outbox: the VPC now reads clean beside the model's other issues, and that report (the
+    # flow log's with them) is the one to send.
+    resumable = unreported_flow_log(call, ev, rt, existing)
+
+    def stage() -> dict[str, Any]:
+        resumed = resume_in_stage(call, rt) if resumable else None
+        if resumed is not None:
+            return resumed
+        return _act(call, judged, violating, rt, base, g.group_chains, resolved=resolved, existing=existing)
+
+    return rt.run_once(call.event_id, stage, context)
 
 
 def _act(

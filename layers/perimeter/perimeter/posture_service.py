@@ -10,10 +10,11 @@ reported, never changed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from perimeter import once
 from perimeter.events import ApiCall
 from perimeter.flowlog_eval import FlowLog, FlowLogTarget, create_request, vpc_issue
 from perimeter.posture import (
@@ -317,12 +318,7 @@ def report_evaluation(
     at most once per CloudTrail event id."""
     judged, resolved, existing = plan_report(call, ev, rt, principal_arn=principal_arn)
     if not judged and not resolved:
-        # a clean flow-log pair never reported: an earlier attempt may have made the flow log
-        # and died before its report went out (kept in the outbox until sent)
-        unreported = [
-            c for c in ev.clean() if c.control_id == "PER-FL-1" and _clean_id(call, c) not in existing
-        ]
-        resumed = resume(call, rt) if unreported and rt.policy.mode("PER-FL-1") == "enforce" else None
+        resumed = resume(call, rt) if unreported_flow_log(call, ev, rt, existing) else None
         if resumed is not None:
             return resumed
         status = "resource-gone" if gone and not judged_what else "compliant"
@@ -358,6 +354,28 @@ def plan_report(
         (existing[_clean_id(call, c)], c.why) for c in clean if is_active(existing.get(_clean_id(call, c)))
     ]
     return judged, resolved, existing
+
+
+def unreported_flow_log(
+    call: ApiCall, ev: Evaluation, rt: Runtime, existing: Mapping[str, dict[str, Any]]
+) -> bool:
+    """A clean flow-log pair never reported: an earlier attempt at this event may have made the
+    flow log and died before its report went out (kept in the outbox until sent)."""
+    if rt.policy.mode("PER-FL-1") != "enforce":
+        return False
+    return any(c.control_id == "PER-FL-1" and _clean_id(call, c) not in existing for c in ev.clean())
+
+
+def resume_in_stage(call: ApiCall, rt: Runtime) -> dict[str, Any] | None:
+    """Inside the event's once-only stage: send the report an earlier attempt left in the
+    outbox, claiming the event first (so a later duplicate gets this result, not a second
+    report); None when the outbox holds no unsent report."""
+    if not pending(call, rt):
+        return None
+    claim = once.current()
+    if claim is not None and not claim.claimed:
+        claim.take()
+    return resume(call, rt)
 
 
 def _clean_id(call: ApiCall, c: Clean) -> str:
