@@ -1,8 +1,8 @@
 """SNS adapter: one message per decision, text for people and JSON for programs.
 
-``MessageStructure=json`` lets email subscribers get the readable text while SQS, Lambda and
-HTTPS subscribers get the JSON body; message attributes carry control, severity and action so
-subscriptions can filter without parsing the body.
+``MessageStructure=json`` lets email subscribers get the readable text (the message's
+``default``) while SQS, Lambda and HTTP(S) subscribers get the JSON body; message attributes
+carry control, severity and action so subscriptions can filter without parsing the body.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ class SnsAdapter:
             TopicArn=self._topic_arn,
             Subject=sns_subject(note.subject),
             MessageStructure="json",
+            # Email (and SMS, mobile push, Firehose) subscribers get "default", the text:
+            # repeating it under "email" would only make the message larger.
             Message=json.dumps(
                 {
                     "default": note.text,
-                    "email": note.text,
                     "sqs": body,
                     "lambda": body,
                     "https": body,
