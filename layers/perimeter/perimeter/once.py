@@ -10,9 +10,7 @@ where the group is still open. Here the claim is taken lazily by the stage's fir
 - a stage whose first write is the report (detect only) claims with a conditional PutItem;
 - the completion is one of the report's independent writes (``perimeter.publish`` runs it beside
   the finding import and the notification), and a failure of any of them releases the claim, so
-  Lambda's retry runs the stage again and nothing is lost. It puts the claim's record again,
-  COMPLETED and holding the result (a PutItem: the same write to DynamoDB as an UpdateItem of
-  two attributes, with no update expression for the service to parse).
+  Lambda's retry runs the stage again and nothing is lost.
 
 The record keeps Powertools' attribute names and meaning (``id``, ``status`` INPROGRESS or
 COMPLETED, ``expiration`` in epoch seconds — the table's TTL — ``in_progress_expiration`` in
@@ -67,8 +65,6 @@ class Claim:
         self.in_progress_ms = in_progress_ms
         self.claimed = False
         self.completed = False
-        #: the record the claim wrote (set by ``take``), which the completion rewrites
-        self._item: dict[str, Any] = {}
         # Marks the claim as this invocation's: if botocore retries a claim whose first attempt
         # landed (a timeout, a reset connection), the condition fails on our own record.
         self.token = uuid.uuid4().hex
@@ -83,7 +79,6 @@ class Claim:
         }
         if self.in_progress_ms is not None:
             item["in_progress_expiration"] = {"N": str(int(now * 1000) + self.in_progress_ms)}
-        self._item = item
         return {
             "TableName": self.store.table,
             "Item": item,
@@ -137,16 +132,17 @@ class Claim:
         raise EventInProgress(f"event {self.key} is being handled by another invocation")
 
     def complete(self, result: Any) -> None:
-        """Mark the event handled and keep its result for duplicates: the claim's record (key,
-        token, expirations) put again, COMPLETED and holding the result."""
-        if not self.claimed:
-            raise RuntimeError(f"event {self.key}: completed before it was claimed")
-        item = {
-            **self._item,
-            "status": {"S": COMPLETED},
-            "data": {"S": json.dumps(result, sort_keys=True, default=str)},
-        }
-        self.store.client.put_item(TableName=self.store.table, Item=item)
+        """Mark the event handled and keep its result for duplicates."""
+        self.store.client.update_item(
+            TableName=self.store.table,
+            Key={"id": {"S": self.key}},
+            UpdateExpression="SET #status = :done, #data = :data",
+            ExpressionAttributeNames={"#status": "status", "#data": "data"},
+            ExpressionAttributeValues={
+                ":done": {"S": COMPLETED},
+                ":data": {"S": json.dumps(result, sort_keys=True, default=str)},
+            },
+        )
         self.completed = True
 
     def release(self) -> None:

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 # Idempotency (perimeter.once): put (claim, alone or in a TransactWriteItems with the write-ahead
-# audit record, which IAM authorizes as PutItem per item; and the completion, the claim's record
-# put again as COMPLETED), get (duplicate), delete (release after a failure).
-IDEMPOTENCY = frozenset({"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"})
+# audit record, which IAM authorizes as PutItem per item), get (duplicate), update (complete),
+# delete (release after a failure).
+IDEMPOTENCY = frozenset(
+    {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+)
 REPORTING = frozenset({"securityhub:BatchImportFindings", "sns:Publish"})
 AUDIT = frozenset({"dynamodb:PutItem", "dynamodb:GetItem"})
 POLICY = frozenset({"ssm:GetParameter"})
