@@ -9,7 +9,8 @@ only way a rule can go stale across VPCs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -106,18 +107,31 @@ class InventoryAdapter:
                     out.add(str(vpc))
         return out
 
-    def listing(self, *, enis: bool = True, vpcs: bool = True, review: bool = True) -> Listing:
+    def listing(
+        self,
+        *,
+        enis: bool = True,
+        vpcs: bool = True,
+        review: bool = True,
+        submit: Callable[[Callable[[], Any]], Future[Any]] | None = None,
+    ) -> Listing:
         """What the sweep judges: groups and route tables always; ENIs, the VPC list and the
-        review's listings only when a control in the policy needs them."""
-        out = Listing(groups=self.security_groups(), vpc_facts=self.vpc_facts())
+        review's listings only when a control in the policy needs them. With ``submit`` (an
+        executor's), every listing but the groups' goes out beside the groups' (none depends
+        on another), which is read on the calling thread."""
+        wanted: dict[str, Callable[[], Any]] = {"vpc_facts": self.vpc_facts}
         if enis:
-            out.enis = self.network_interfaces()
+            wanted["enis"] = self.network_interfaces
         if vpcs:
-            out.vpc_ids = self.vpc_ids()
+            wanted["vpc_ids"] = self.vpc_ids
         if review:
-            out.endpoint_groups = self.endpoint_groups()
-            out.template_groups = self.launch_template_groups()
-            out.peered_vpcs = self.peered_vpcs()
+            wanted["endpoint_groups"] = self.endpoint_groups
+            wanted["template_groups"] = self.launch_template_groups
+            wanted["peered_vpcs"] = self.peered_vpcs
+        futures = {name: submit(read) for name, read in wanted.items()} if submit is not None else {}
+        out = Listing(groups=self.security_groups())
+        for name, read in wanted.items():
+            setattr(out, name, futures[name].result() if name in futures else read())
         return out
 
     def stale_groups(self, vpc_ids: Iterable[str]) -> list[StaleGroup]:

@@ -90,6 +90,8 @@ from perimeter.telemetry import logger, record_findings
 SWEEP_EVENT = "PerimeterSweep"
 SG_CONTROL_IDS = tuple(c.id for c in SG_CONTROLS)
 REVOKE_WORKERS = 8
+#: reads in flight at once beside the security-group listing
+READ_WORKERS = 8
 #: audit records a BatchWriteItem takes
 AUDIT_BATCH = 25
 #: findings a BatchImportFindings takes
@@ -144,29 +146,69 @@ class Sweep:
     ledger_writes: dict[str, dict[str, str]] = field(default_factory=dict)
     #: group id -> the ledger's first times of its PER-EXM-1 finding (a malformed tag)
     tag_seen: dict[str, Any] = field(default_factory=dict)
+    #: the IAM evaluation, when read beside the listing
+    principals: Any = None
+    #: reads still in flight, by the field each fills (``_settle``)
+    pending: dict[str, Future[Any]] = field(default_factory=dict)
 
 
 def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) -> dict[str, Any]:
     """Sweep the region (a scheduled EventBridge event, or the CLI)."""
     now = iso_now()
-    inv = InventoryAdapter(rt.client("ec2"))  # built here, before another thread uses the session
     policy = rt.policy
     on = {c for c in policy.modes if policy.mode(c) != "off"}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        # While EC2 lists the region, the other clients are built and the findings and review
-        # state the sweep ends with are read: neither depends on the listing.
-        early = pool.submit(
-            _early_reads, rt, rt.settings.account_id, "PER-REV-1" in on, bool(on & set(SG_CONTROL_IDS))
-        )
-        # The undo's exemptions, read whole (a small table) beside the listing.
+    groups_on = bool(on & set(SG_CONTROL_IDS))
+    account_known = rt.settings.account_id
+    # Every client and adapter the reads use is built here, on this thread (a session is not
+    # thread-safe); in Lambda the init phase has built the clients already.
+    inv = InventoryAdapter(rt.client("ec2"))
+    for service in ("dynamodb", "securityhub", "sns"):
+        rt.client(service)
+    ledger_store = rt.ledger if groups_on else None
+    state_store = _review_state(rt) if "PER-REV-1" in on else None
+    iam = None
+    if policy.mode("PER-IAM-1") != "off" and account_known:
+        from perimeter.adapters.iam import IamAdapter
+
+        iam = IamAdapter(rt.client("iam"))
+    # Every read that does not depend on another goes out at once: the region's EC2 listings
+    # (security groups on this thread, the rest beside them), the undo's exemptions (needed
+    # before judging), and what the sweep needs only later (Perimeter's active findings, the
+    # findings ledger, the review state, the account's IAM details), resolved where used.
+    pool = ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="perimeter-read")
+    try:
+        pending: dict[str, Future[Any]] = {}
+        if account_known:
+            pending["existing"] = pool.submit(_active_findings, rt, account_known)
+        if ledger_store is not None:
+            pending["ledger"] = pool.submit(ledger_store.snapshot)
+        if state_store is not None:
+            pending["unused_state"] = pool.submit(state_store.unused_since)
+        if iam is not None:
+            pending["principals"] = pool.submit(sweep_account, iam, account_known)
         undone = pool.submit(rt.exemptions.scan) if rt.exemptions is not None else None
         listing = inv.listing(
             enis=bool(on & {"PER-DSG-1", "PER-DSG-2", "PER-REV-1"}),
             vpcs="PER-FL-1" in on,
             review=bool(on & {"PER-REV-1", "PER-REV-2"}),
+            submit=pool.submit,
         )
-        existing, unused_state, ledger = early.result()
         exemptions = undone.result() if undone is not None else []
+        return _sweep(event, rt, now, inv, listing, exemptions, pending)
+    finally:
+        pool.shutdown(wait=True)  # nothing left running unseen, even on a failure
+
+
+def _sweep(
+    event: Mapping[str, Any] | None,
+    rt: Runtime,
+    now: str,
+    inv: InventoryAdapter,
+    listing: Listing,
+    exemptions: list[Any],
+    pending: dict[str, Future[Any]],
+) -> dict[str, Any]:
+    policy = rt.policy
     account = rt.settings.account_id or next(
         (str(g["OwnerId"]) for g in listing.groups if g.get("OwnerId")), ""
     )
@@ -195,7 +237,7 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
     for gid, extra in by_resource.items():
         if gid in contexts:
             contexts[gid] = replace(contexts[gid], exemptions=tuple(extra))
-    s = Sweep(call, now, listing, contexts, existing=existing, unused_state=unused_state, ledger=ledger)
+    s = Sweep(call, now, listing, contexts, pending=pending)
     s.details["exemptions_expiring"] = _expiring(s, policy, exemptions)
     s.model_groups, model_judged = _models(s, rt)
     if policy.mode("PER-IAM-1") != "off":
@@ -235,19 +277,17 @@ def _product_arn(account: str, region: str) -> str:
     return f"arn:{partition_of(region)}:securityhub:{region}:{account}:product/{account}/default"
 
 
-def _early_reads(
-    rt: Runtime, account: str | None, review: bool, groups: bool
-) -> tuple[dict[str, dict[str, Any]] | None, dict[str, str] | None, dict[str, dict[str, str]] | None]:
-    for service in ("dynamodb", "securityhub", "sns"):
-        rt.client(service)
-    existing = None
-    if account:
-        existing = {
-            f["Id"]: f for f in rt.securityhub.active_findings(_product_arn(account, rt.settings.region))
-        }
-    state = _review_state(rt).unused_since() if review else None
-    ledger = rt.ledger.snapshot() if groups and rt.ledger is not None else None
-    return existing, state, ledger
+def _active_findings(rt: Runtime, account: str) -> dict[str, dict[str, Any]]:
+    return {f["Id"]: f for f in rt.securityhub.active_findings(_product_arn(account, rt.settings.region))}
+
+
+def _settle(s: Sweep, *names: str) -> None:
+    """The reads made beside the listing (these, or all), as their answers are needed; a
+    failed read raises here and fails the sweep."""
+    for name in names or tuple(s.pending):
+        future = s.pending.pop(name, None)
+        if future is not None:
+            setattr(s, name, future.result())
 
 
 # --- security groups: PER-SG-1..4 and PER-REV-2 ------------------------------------------------
@@ -273,9 +313,12 @@ def _models(s: Sweep, rt: Runtime) -> tuple[set[str], list[dict[str, Any]]]:
 def _principals(s: Sweep, rt: Runtime) -> None:
     """PER-IAM-1 on every role, user (with its groups' policies), group and customer managed
     policy, by IamGuard's evaluation."""
-    from perimeter.adapters.iam import IamAdapter
+    _settle(s, "principals")
+    if s.principals is None:
+        from perimeter.adapters.iam import IamAdapter
 
-    ev, judged_what = sweep_account(IamAdapter(rt.client("iam")), s.call.account)
+        s.principals = sweep_account(IamAdapter(rt.client("iam")), s.call.account)
+    ev, judged_what = s.principals
     for j in judge(merge_issues(ev.issues), rt.policy, principal_arn=None):
         s.findings.append(issue_finding(s.call, j, now=s.now))
         s.lines.append(_line(j))
@@ -320,6 +363,7 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
         removed = revoker.finish()
     finally:
         revoker.close()
+    _settle(s, "ledger")
     ledger = s.ledger
     for d in decisions:
         item = ledger.get(d.ctx.arn) if ledger is not None else None
@@ -551,6 +595,7 @@ def _review_state(rt: Runtime) -> Any:
 def _unused(s: Sweep, rt: Runtime, inv: InventoryAdapter) -> None:
     policy = rt.policy
     listing = s.listing
+    _settle(s, "unused_state")
     also = listing.endpoint_groups | listing.template_groups | s.used_by_models
     unused = unused_groups(listing.groups, (g for e in listing.enis for g in e.group_ids), also)
     state = _review_state(rt)
@@ -635,11 +680,10 @@ def _delete(s: Sweep, rt: Runtime, inv: InventoryAdapter, raw: Mapping[str, Any]
 
 def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
     call = s.call
+    _settle(s)
     existing = s.existing
     if existing is None:
-        existing = {
-            f["Id"]: f for f in rt.securityhub.active_findings(_product_arn(call.account, call.region))
-        }
+        existing = _active_findings(rt, call.account)
     raised = [keep_first_sighting(f, existing.get(f["Id"])) for f in s.findings]
     raised_ids = {f["Id"] for f in raised}
     if len(raised_ids) != len(raised):
