@@ -23,8 +23,8 @@ operation, wall time, and the floor:
   exemptions);
 - one revoke per offending group;
 - the writes the project requires for each change: findings in batches of 100 (one per control
-  and group), the write-ahead audit records (25 a batch), the ledger items that changed (25 a
-  batch) and one SNS message per sweep.
+  and group), the write-ahead audit records (25 a batch), the ledger items that changed (100 a
+  transaction) and one SNS message per sweep.
 
 Targets (the last line says whether they were met; exit 1 if not): Perimeter's requests at
 most 1.02x that floor, and its wall time no more than Custodian's. The issue's floor without
@@ -261,7 +261,7 @@ def floor(p: dict[str, Any], offending: int) -> dict[str, int]:
         "revokes": offending,
         "finding_batches": math.ceil(p["findings"] / 100),
         "audit_batches": math.ceil(offending / 25),
-        "ledger_batches": math.ceil(p["ledger_items"] / 25),
+        "ledger_batches": math.ceil(p["ledger_items"] / 100),  # 100 a TransactWriteItems
         "notification": 1 if p["findings"] else 0,
     }
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -360,43 +360,19 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
             wanted = [*d.to_revoke, *stale_revoke.get(gid, ())]
             if wanted:
                 revoker.add(d, wanted)
-        removed = revoker.finish()
+        revoker.flush()
+        reported = _reports_while_revoking(s, policy, decisions, revoker.pending)
+        removed = revoker.finish()  # raises the first failure, once every revoke has returned
     finally:
         revoker.close()
-    _settle(s, "ledger")
-    ledger = s.ledger
-    for d in decisions:
-        item = ledger.get(d.ctx.arn) if ledger is not None else None
-        tag_failing, tag_passing = exempt_tag_split(d.ctx, policy)
-        if not d.violations and item is None and not tag_failing:
-            continue
-        gone = removed.get(d.ctx.group_id, ())
-        audit_id = _audit_id(s, d.ctx.group_id) if gone else None
-        outcome = Outcome(
-            d,
-            revoked=tuple(r for r in gone if r.key in {v.rule.key for v in d.violations}),
-            audit_id=audit_id,
-        )
-        by_control = d.by_control()
-        seen: dict[str, Any] = {}
-        if ledger is not None:
-            # The event path's ledger rules (adapters/ledger.py), on the item the sweep read:
-            # a finding first seen by an event keeps its first times here, and the next event
-            # keeps the sweep's.
-            failing = [c for c, vs in by_control.items() if remaining(vs, outcome)] + tag_failing
-            passing = [c.id for c in d.controls if c.id not in failing] + tag_passing
-            new_item, seen = observed(item, failing, passing, s.now)
-            if new_item is not None:
-                s.ledger_writes[d.ctx.arn] = new_item
-            if tag_failing:
-                s.tag_seen[d.ctx.group_id] = seen[tag_failing[0]]
-        for control_id, vs in by_control.items():
-            f = build_finding(s.call, control_id, vs, outcome, now=s.now, seen=seen.get(control_id))
-            s.findings.append(f)
-            s.lines.append(
-                f"{f['Severity']['Label']:<8} {control_id:<9} {f['ProductFields']['perimeter/action']:<9} "
-                f"{d.ctx.group_id}: " + "; ".join(v.rule.describe() for v in vs)
-            )
+    for d in decisions:  # in the listing's order, whatever order the revokes returned in
+        findings, lines, new_item, tag_seen = reported[d.ctx.group_id]
+        s.findings.extend(findings)
+        s.lines.extend(lines)
+        if new_item is not None:
+            s.ledger_writes[d.ctx.arn] = new_item
+        if tag_seen is not None:
+            s.tag_seen[d.ctx.group_id] = tag_seen
     _malformed_tags(s, policy)
     for gid, (j,) in stale_judged.items():
         gone_keys = {r.key for r in removed.get(gid, ())}
@@ -412,6 +388,65 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
         "stale": sorted(stale_judged),
         "revoked": {g: [r.rule_id for r in rs] for g, rs in removed.items()},
     }
+
+
+def _reports_while_revoking(
+    s: Sweep, policy: Any, decisions: list[GroupDecision], pending: Mapping[str, Future[tuple[Rule, ...]]]
+) -> dict[str, _GroupReport]:
+    """While the revokes are in flight: the reports of the groups left alone, then each
+    revoked group's as its revoke returns (its findings name the rule ids AWS answered with).
+    A failed revoke's group has none: ``_Revoker.finish`` raises its failure."""
+    _settle(s, "ledger")
+    reported = {
+        d.ctx.group_id: _group_report(s, policy, d, ()) for d in decisions if d.ctx.group_id not in pending
+    }
+    by_gid = {d.ctx.group_id: d for d in decisions}
+    waiting = {f: gid for gid, f in pending.items()}
+    for future in as_completed(waiting):
+        if future.exception() is None:
+            gid = waiting[future]
+            reported[gid] = _group_report(s, policy, by_gid[gid], future.result())
+    return reported
+
+
+_GroupReport = tuple[list[dict[str, Any]], list[str], dict[str, str] | None, Any]
+
+
+def _group_report(s: Sweep, policy: Any, d: GroupDecision, gone: tuple[Rule, ...]) -> _GroupReport:
+    """A group's findings (one per control it was judged on and violates, or had a finding
+    for), their lines, its ledger item when this sweep changes it, and the ledger's first
+    times of its PER-EXM-1 finding (a malformed tag); ``gone``: the rules its revoke removed."""
+    ledger = s.ledger
+    item = ledger.get(d.ctx.arn) if ledger is not None else None
+    tag_failing, tag_passing = exempt_tag_split(d.ctx, policy)
+    if not d.violations and item is None and not tag_failing:
+        return [], [], None, None
+    audit_id = _audit_id(s, d.ctx.group_id) if gone else None
+    outcome = Outcome(
+        d,
+        revoked=tuple(r for r in gone if r.key in {v.rule.key for v in d.violations}),
+        audit_id=audit_id,
+    )
+    by_control = d.by_control()
+    seen: dict[str, Any] = {}
+    new_item = None
+    if ledger is not None:
+        # The event path's ledger rules (adapters/ledger.py), on the item the sweep read:
+        # a finding first seen by an event keeps its first times here, and the next event
+        # keeps the sweep's.
+        failing = [c for c, vs in by_control.items() if remaining(vs, outcome)] + tag_failing
+        passing = [c.id for c in d.controls if c.id not in failing] + tag_passing
+        new_item, seen = observed(item, failing, passing, s.now)
+    tag_seen = seen[tag_failing[0]] if ledger is not None and tag_failing else None
+    findings, lines = [], []
+    for control_id, vs in by_control.items():
+        f = build_finding(s.call, control_id, vs, outcome, now=s.now, seen=seen.get(control_id))
+        findings.append(f)
+        lines.append(
+            f"{f['Severity']['Label']:<8} {control_id:<9} {f['ProductFields']['perimeter/action']:<9} "
+            f"{d.ctx.group_id}: " + "; ".join(v.rule.describe() for v in vs)
+        )
+    return findings, lines, new_item, tag_seen
 
 
 def _malformed_tags(s: Sweep, policy: Any) -> None:
@@ -455,9 +490,10 @@ class _Revoker:
         self.rules[d.ctx.group_id] = rules
         self.batch.append(_audit_record(self.s, d, rules))
         if len(self.batch) == AUDIT_BATCH:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the records gathered so far and start their revokes."""
         if not self.batch:
             return
         records, self.batch = self.batch, []
@@ -475,7 +511,7 @@ class _Revoker:
         return _revoke(self.inv, self.rt, record, rules)
 
     def finish(self) -> dict[str, tuple[Rule, ...]]:
-        self._flush()
+        self.flush()
         # Wait for every one before raising the first failure: nothing left running unseen.
         errors = [f.exception() for f in self.pending.values()]
         for err in errors:
@@ -744,7 +780,7 @@ def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
     if note is not None:
         writes.append(partial(rt.sns.publish, note))
     if s.ledger_writes:
-        writes.append(partial(rt.ledger.write_many, s.ledger_writes))
+        writes.append(partial(rt.ledger.write_many, s.ledger_writes, s.ledger or {}))
     rt.in_parallel(*writes)
     summary = {
         "status": "swept",
