@@ -107,19 +107,23 @@ class InventoryAdapter:
                     out.add(str(vpc))
         return out
 
-    def listing(
+    def listing(self, *, enis: bool = True, vpcs: bool = True, review: bool = True) -> Listing:
+        """What the sweep judges: groups and route tables always; ENIs, the VPC list and the
+        review's listings only when a control in the policy needs them."""
+        return self.start_listing(enis=enis, vpcs=vpcs, review=review)()
+
+    def start_listing(
         self,
         *,
         enis: bool = True,
         vpcs: bool = True,
         review: bool = True,
         submit: Callable[[Callable[[], Any]], Future[Any]] | None = None,
-    ) -> Listing:
-        """What the sweep judges: groups and route tables always; ENIs, the VPC list and the
-        review's listings only when a control in the policy needs them. With ``submit`` (an
-        executor's), every listing but the groups' goes out beside the groups' (none depends
-        on another), which is read on the calling thread."""
-        wanted: dict[str, Callable[[], Any]] = {"vpc_facts": self.vpc_facts}
+    ) -> Callable[[], Listing]:
+        """``listing``, started: with ``submit`` (an executor's) every listing goes out now,
+        the security groups' first (the longest), none waiting on another; the function
+        returned waits for them. Without it, the function returned reads them one by one."""
+        wanted: dict[str, Callable[[], Any]] = {"groups": self.security_groups, "vpc_facts": self.vpc_facts}
         if enis:
             wanted["enis"] = self.network_interfaces
         if vpcs:
@@ -129,10 +133,14 @@ class InventoryAdapter:
             wanted["template_groups"] = self.launch_template_groups
             wanted["peered_vpcs"] = self.peered_vpcs
         futures = {name: submit(read) for name, read in wanted.items()} if submit is not None else {}
-        out = Listing(groups=self.security_groups())
-        for name, read in wanted.items():
-            setattr(out, name, futures[name].result() if name in futures else read())
-        return out
+
+        def collect() -> Listing:
+            out = Listing()
+            for name, read in wanted.items():
+                setattr(out, name, futures[name].result() if name in futures else read())
+            return out
+
+        return collect
 
     def stale_groups(self, vpc_ids: Iterable[str]) -> list[StaleGroup]:
         """DescribeStaleSecurityGroups, paginated, for each VPC (AWS's API is per VPC)."""

@@ -90,8 +90,8 @@ from perimeter.telemetry import logger, record_findings
 SWEEP_EVENT = "PerimeterSweep"
 SG_CONTROL_IDS = tuple(c.id for c in SG_CONTROLS)
 REVOKE_WORKERS = 8
-#: reads in flight at once beside the security-group listing
-READ_WORKERS = 8
+#: reads in flight at once (seven EC2 listings at most, five other reads)
+READ_WORKERS = 12
 #: audit records a BatchWriteItem takes
 AUDIT_BATCH = 25
 #: findings a BatchImportFindings takes
@@ -171,12 +171,19 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
         from perimeter.adapters.iam import IamAdapter
 
         iam = IamAdapter(rt.client("iam"))
-    # Every read that does not depend on another goes out at once: the region's EC2 listings
-    # (security groups on this thread, the rest beside them), the undo's exemptions (needed
-    # before judging), and what the sweep needs only later (Perimeter's active findings, the
-    # findings ledger, the review state, the account's IAM details), resolved where used.
+    # Every read that does not depend on another goes out at once, none waiting on another:
+    # the region's EC2 listings (security groups first, the longest), the undo's exemptions
+    # (needed before judging), and what the sweep needs only later (Perimeter's active
+    # findings, the findings ledger, the review state, the account's IAM details), each
+    # resolved where it is used.
     pool = ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="perimeter-read")
     try:
+        listed = inv.start_listing(
+            enis=bool(on & {"PER-DSG-1", "PER-DSG-2", "PER-REV-1"}),
+            vpcs="PER-FL-1" in on,
+            review=bool(on & {"PER-REV-1", "PER-REV-2"}),
+            submit=pool.submit,
+        )
         pending: dict[str, Future[Any]] = {}
         if account_known:
             pending["existing"] = pool.submit(_active_findings, rt, account_known)
@@ -187,12 +194,7 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
         if iam is not None:
             pending["principals"] = pool.submit(sweep_account, iam, account_known)
         undone = pool.submit(rt.exemptions.scan) if rt.exemptions is not None else None
-        listing = inv.listing(
-            enis=bool(on & {"PER-DSG-1", "PER-DSG-2", "PER-REV-1"}),
-            vpcs="PER-FL-1" in on,
-            review=bool(on & {"PER-REV-1", "PER-REV-2"}),
-            submit=pool.submit,
-        )
+        listing = listed()
         exemptions = undone.result() if undone is not None else []
         return _sweep(event, rt, now, inv, listing, exemptions, pending)
     finally:
