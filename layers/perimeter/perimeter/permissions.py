@@ -223,6 +223,10 @@ FUNCTIONS["SweepFunction"] = (
             "dynamodb:BatchWriteItem",
             "dynamodb:Scan",
             # (dynamodb:Scan also reads the undo's exemptions, whole, beside the listing)
+            # the findings ledger: changed items put (PutItem, in a TransactWriteItems) on the
+            # condition that no event changed them since the Scan; one an event changed gets
+            # the first times it lacks (UpdateItem, if_not_exists)
+            "dynamodb:UpdateItem",
         }
     )
     | FLOW_LOG_CREATE

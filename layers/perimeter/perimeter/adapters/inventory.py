@@ -9,7 +9,8 @@ only way a rule can go stale across VPCs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -109,16 +110,37 @@ class InventoryAdapter:
     def listing(self, *, enis: bool = True, vpcs: bool = True, review: bool = True) -> Listing:
         """What the sweep judges: groups and route tables always; ENIs, the VPC list and the
         review's listings only when a control in the policy needs them."""
-        out = Listing(groups=self.security_groups(), vpc_facts=self.vpc_facts())
+        return self.start_listing(enis=enis, vpcs=vpcs, review=review)()
+
+    def start_listing(
+        self,
+        *,
+        enis: bool = True,
+        vpcs: bool = True,
+        review: bool = True,
+        submit: Callable[[Callable[[], Any]], Future[Any]] | None = None,
+    ) -> Callable[[], Listing]:
+        """``listing``, started: with ``submit`` (an executor's) every listing goes out now,
+        the security groups' first (the longest), none waiting on another; the function
+        returned waits for them. Without it, the function returned reads them one by one."""
+        wanted: dict[str, Callable[[], Any]] = {"groups": self.security_groups, "vpc_facts": self.vpc_facts}
         if enis:
-            out.enis = self.network_interfaces()
+            wanted["enis"] = self.network_interfaces
         if vpcs:
-            out.vpc_ids = self.vpc_ids()
+            wanted["vpc_ids"] = self.vpc_ids
         if review:
-            out.endpoint_groups = self.endpoint_groups()
-            out.template_groups = self.launch_template_groups()
-            out.peered_vpcs = self.peered_vpcs()
-        return out
+            wanted["endpoint_groups"] = self.endpoint_groups
+            wanted["template_groups"] = self.launch_template_groups
+            wanted["peered_vpcs"] = self.peered_vpcs
+        futures = {name: submit(read) for name, read in wanted.items()} if submit is not None else {}
+
+        def collect() -> Listing:
+            out = Listing()
+            for name, read in wanted.items():
+                setattr(out, name, futures[name].result() if name in futures else read())
+            return out
+
+        return collect
 
     def stale_groups(self, vpc_ids: Iterable[str]) -> list[StaleGroup]:
         """DescribeStaleSecurityGroups, paginated, for each VPC (AWS's API is per VPC)."""

@@ -14,10 +14,12 @@ One item per resource (``pk`` = the resource's ARN); attributes ``created:<contr
 
 The sweep observes every group at once: one Scan reads the whole ledger beside the region's
 listings, ``observed`` applies the same rules as ``observe`` to each item (pure), and only the
-items that changed are written back, 25 a BatchWriteItem. A BatchWriteItem replaces whole
-items and takes no condition: an event's UpdateItem landing between the sweep's Scan and its
-write is overwritten by the sweep's view, taken seconds earlier; the worst it does is to move a
-first-seen time by those seconds, or to forget one that the next observation records again.
+items that changed are written back, 100 a TransactWriteItems, each put on the condition that
+the item is as the Scan read it (its ``updated_at``, or absent). An item an event changed in
+between (its UpdateItem landed after the Scan) is not overwritten: the transaction is refused,
+the others are written again without it, and it gets only the first times the sweep added,
+each ``if_not_exists`` (one UpdateItem): a first-seen time the event wrote stays, and so does
+one the sweep's older view would have removed (the next observation settles it).
 """
 
 from __future__ import annotations
@@ -27,8 +29,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: items a BatchWriteItem takes
-MAX_BATCH = 25
+#: items a TransactWriteItems takes
+MAX_TRANSACTION = 100
+#: attempts of one transaction (refused items dropped, conflicts and throttling retried)
+ATTEMPTS = 8
+#: a whole transaction refused for these is sent again as it was
+RETRIED = frozenset(
+    {"TransactionConflictException", "ThrottlingException", "ProvisionedThroughputExceededException"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,25 +153,94 @@ class FindingLedger:
                 out[item["pk"]["S"]] = {k: v["S"] for k, v in item.items() if k != "pk" and "S" in v}
         return out
 
-    def write_many(self, items: Mapping[str, Mapping[str, str]]) -> int:
-        """Put these items whole (resource -> attributes), 25 a BatchWriteItem, unprocessed
-        items retried with backoff. Returns the number of requests made."""
-        requests = [
-            {"PutRequest": {"Item": {"pk": {"S": pk}, **{k: {"S": v} for k, v in attrs.items()}}}}
-            for pk, attrs in sorted(items.items())
-        ]
+    def write_many(
+        self, items: Mapping[str, Mapping[str, str]], scanned: Mapping[str, Mapping[str, str]]
+    ) -> int:
+        """Put these items whole (resource -> attributes), 100 a TransactWriteItems, each on the
+        condition that it is still as ``scanned`` (the Scan's items) holds it; an item changed
+        since gets only the attributes the sweep added, ``if_not_exists`` (``_merge``).
+        Returns the number of requests made."""
+        from botocore.exceptions import ClientError
+
+        keys = sorted(items)
         calls = 0
-        for start in range(0, len(requests), MAX_BATCH):
-            pending: dict[str, Any] = {self._table: requests[start : start + MAX_BATCH]}
-            for attempt in range(8):
+        for start in range(0, len(keys), MAX_TRANSACTION):
+            batch = keys[start : start + MAX_TRANSACTION]
+            for attempt in range(ATTEMPTS):
                 calls += 1
-                pending = self._ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-                if not pending:
+                try:
+                    self._ddb.transact_write_items(
+                        TransactItems=[{"Put": self._put(pk, items[pk], scanned.get(pk))} for pk in batch]
+                    )
                     break
-                time.sleep(min(1.0, 0.05 * 2**attempt))  # DynamoDB asks to back off
-            if pending:
-                raise RuntimeError(f"findings ledger: {len(pending[self._table])} write(s) left unprocessed")
+                except ClientError as exc:
+                    refused, again = _cancelled(exc, batch)
+                for pk in refused:
+                    calls += self._merge(pk, items[pk], scanned.get(pk) or {})
+                batch = again
+                if not batch:
+                    break
+                if not refused:
+                    time.sleep(min(1.0, 0.05 * 2**attempt))  # a conflict or throttling: back off
+            else:
+                raise RuntimeError(f"findings ledger: {len(batch)} write(s) left unwritten")
         return calls
+
+    def _put(self, pk: str, attrs: Mapping[str, str], old: Mapping[str, str] | None) -> dict[str, Any]:
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": {"pk": {"S": pk}, **{k: {"S": v} for k, v in attrs.items()}},
+        }
+        if old is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        elif "updated_at" in old:
+            put["ConditionExpression"] = "#u = :scanned"
+            put["ExpressionAttributeNames"] = {"#u": "updated_at"}
+            put["ExpressionAttributeValues"] = {":scanned": {"S": old["updated_at"]}}
+        else:
+            put["ConditionExpression"] = "attribute_exists(pk) AND attribute_not_exists(#u)"
+            put["ExpressionAttributeNames"] = {"#u": "updated_at"}
+        return put
+
+    def _merge(self, pk: str, attrs: Mapping[str, str], old: Mapping[str, str]) -> int:
+        """An item changed since the Scan: add the first times the sweep added to what the Scan
+        read, each only where the item has none; remove nothing. Returns the requests made."""
+        added = {k: v for k, v in attrs.items() if k != "updated_at" and k not in old}
+        if not added:
+            return 0
+        names = {f"#a{i}": k for i, k in enumerate(added)}
+        values = {f":v{i}": {"S": v} for i, v in enumerate(added.values())}
+        sets = [f"#a{i} = if_not_exists(#a{i}, :v{i})" for i in range(len(added))]
+        self._ddb.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": pk}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+        return 1
+
+
+def _cancelled(exc: Exception, batch: list[str]) -> tuple[list[str], list[str]]:
+    """A refused transaction: (items whose condition failed, items to write again). Raises
+    what is not a cancellation by condition, conflict or throttling."""
+    response = getattr(exc, "response", {})
+    code = response.get("Error", {}).get("Code", "")
+    if code in RETRIED:
+        return [], list(batch)
+    reasons = response.get("CancellationReasons") or []
+    if code != "TransactionCanceledException" or len(reasons) != len(batch):
+        raise exc
+    refused, again = [], []
+    for pk, reason in zip(batch, reasons, strict=True):
+        why = reason.get("Code") or "None"
+        if why == "ConditionalCheckFailed":
+            refused.append(pk)
+        elif why in ("None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"):
+            again.append(pk)
+        else:
+            raise exc
+    return refused, again
 
 
 def observed(

@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -90,6 +90,8 @@ from perimeter.telemetry import logger, record_findings
 SWEEP_EVENT = "PerimeterSweep"
 SG_CONTROL_IDS = tuple(c.id for c in SG_CONTROLS)
 REVOKE_WORKERS = 8
+#: reads in flight at once (seven EC2 listings at most, five other reads)
+READ_WORKERS = 12
 #: audit records a BatchWriteItem takes
 AUDIT_BATCH = 25
 #: findings a BatchImportFindings takes
@@ -144,29 +146,71 @@ class Sweep:
     ledger_writes: dict[str, dict[str, str]] = field(default_factory=dict)
     #: group id -> the ledger's first times of its PER-EXM-1 finding (a malformed tag)
     tag_seen: dict[str, Any] = field(default_factory=dict)
+    #: the IAM evaluation, when read beside the listing
+    principals: Any = None
+    #: reads still in flight, by the field each fills (``_settle``)
+    pending: dict[str, Future[Any]] = field(default_factory=dict)
 
 
 def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) -> dict[str, Any]:
     """Sweep the region (a scheduled EventBridge event, or the CLI)."""
     now = iso_now()
-    inv = InventoryAdapter(rt.client("ec2"))  # built here, before another thread uses the session
     policy = rt.policy
     on = {c for c in policy.modes if policy.mode(c) != "off"}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        # While EC2 lists the region, the other clients are built and the findings and review
-        # state the sweep ends with are read: neither depends on the listing.
-        early = pool.submit(
-            _early_reads, rt, rt.settings.account_id, "PER-REV-1" in on, bool(on & set(SG_CONTROL_IDS))
-        )
-        # The undo's exemptions, read whole (a small table) beside the listing.
-        undone = pool.submit(rt.exemptions.scan) if rt.exemptions is not None else None
-        listing = inv.listing(
+    groups_on = bool(on & set(SG_CONTROL_IDS))
+    account_known = rt.settings.account_id
+    # Every client and adapter the reads use is built here, on this thread (a session is not
+    # thread-safe); in Lambda the init phase has built the clients already.
+    inv = InventoryAdapter(rt.client("ec2"))
+    for service in ("dynamodb", "securityhub", "sns"):
+        rt.client(service)
+    ledger_store = rt.ledger if groups_on else None
+    state_store = _review_state(rt) if "PER-REV-1" in on else None
+    iam = None
+    if policy.mode("PER-IAM-1") != "off" and account_known:
+        from perimeter.adapters.iam import IamAdapter
+
+        iam = IamAdapter(rt.client("iam"))
+    # Every read that does not depend on another goes out at once, none waiting on another:
+    # the region's EC2 listings (security groups first, the longest), the undo's exemptions
+    # (needed before judging), and what the sweep needs only later (Perimeter's active
+    # findings, the findings ledger, the review state, the account's IAM details), each
+    # resolved where it is used.
+    pool = ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="perimeter-read")
+    try:
+        listed = inv.start_listing(
             enis=bool(on & {"PER-DSG-1", "PER-DSG-2", "PER-REV-1"}),
             vpcs="PER-FL-1" in on,
             review=bool(on & {"PER-REV-1", "PER-REV-2"}),
+            submit=pool.submit,
         )
-        existing, unused_state, ledger = early.result()
+        pending: dict[str, Future[Any]] = {}
+        if account_known:
+            pending["existing"] = pool.submit(_active_findings, rt, account_known)
+        if ledger_store is not None:
+            pending["ledger"] = pool.submit(ledger_store.snapshot)
+        if state_store is not None:
+            pending["unused_state"] = pool.submit(state_store.unused_since)
+        if iam is not None:
+            pending["principals"] = pool.submit(sweep_account, iam, account_known)
+        undone = pool.submit(rt.exemptions.scan) if rt.exemptions is not None else None
+        listing = listed()
         exemptions = undone.result() if undone is not None else []
+        return _sweep(event, rt, now, inv, listing, exemptions, pending)
+    finally:
+        pool.shutdown(wait=True)  # nothing left running unseen, even on a failure
+
+
+def _sweep(
+    event: Mapping[str, Any] | None,
+    rt: Runtime,
+    now: str,
+    inv: InventoryAdapter,
+    listing: Listing,
+    exemptions: list[Any],
+    pending: dict[str, Future[Any]],
+) -> dict[str, Any]:
+    policy = rt.policy
     account = rt.settings.account_id or next(
         (str(g["OwnerId"]) for g in listing.groups if g.get("OwnerId")), ""
     )
@@ -195,7 +239,7 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
     for gid, extra in by_resource.items():
         if gid in contexts:
             contexts[gid] = replace(contexts[gid], exemptions=tuple(extra))
-    s = Sweep(call, now, listing, contexts, existing=existing, unused_state=unused_state, ledger=ledger)
+    s = Sweep(call, now, listing, contexts, pending=pending)
     s.details["exemptions_expiring"] = _expiring(s, policy, exemptions)
     s.model_groups, model_judged = _models(s, rt)
     if policy.mode("PER-IAM-1") != "off":
@@ -235,19 +279,17 @@ def _product_arn(account: str, region: str) -> str:
     return f"arn:{partition_of(region)}:securityhub:{region}:{account}:product/{account}/default"
 
 
-def _early_reads(
-    rt: Runtime, account: str | None, review: bool, groups: bool
-) -> tuple[dict[str, dict[str, Any]] | None, dict[str, str] | None, dict[str, dict[str, str]] | None]:
-    for service in ("dynamodb", "securityhub", "sns"):
-        rt.client(service)
-    existing = None
-    if account:
-        existing = {
-            f["Id"]: f for f in rt.securityhub.active_findings(_product_arn(account, rt.settings.region))
-        }
-    state = _review_state(rt).unused_since() if review else None
-    ledger = rt.ledger.snapshot() if groups and rt.ledger is not None else None
-    return existing, state, ledger
+def _active_findings(rt: Runtime, account: str) -> dict[str, dict[str, Any]]:
+    return {f["Id"]: f for f in rt.securityhub.active_findings(_product_arn(account, rt.settings.region))}
+
+
+def _settle(s: Sweep, *names: str) -> None:
+    """The reads made beside the listing (these, or all), as their answers are needed; a
+    failed read raises here and fails the sweep."""
+    for name in names or tuple(s.pending):
+        future = s.pending.pop(name, None)
+        if future is not None:
+            setattr(s, name, future.result())
 
 
 # --- security groups: PER-SG-1..4 and PER-REV-2 ------------------------------------------------
@@ -273,9 +315,12 @@ def _models(s: Sweep, rt: Runtime) -> tuple[set[str], list[dict[str, Any]]]:
 def _principals(s: Sweep, rt: Runtime) -> None:
     """PER-IAM-1 on every role, user (with its groups' policies), group and customer managed
     policy, by IamGuard's evaluation."""
-    from perimeter.adapters.iam import IamAdapter
+    _settle(s, "principals")
+    if s.principals is None:
+        from perimeter.adapters.iam import IamAdapter
 
-    ev, judged_what = sweep_account(IamAdapter(rt.client("iam")), s.call.account)
+        s.principals = sweep_account(IamAdapter(rt.client("iam")), s.call.account)
+    ev, judged_what = s.principals
     for j in judge(merge_issues(ev.issues), rt.policy, principal_arn=None):
         s.findings.append(issue_finding(s.call, j, now=s.now))
         s.lines.append(_line(j))
@@ -317,42 +362,19 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
             wanted = [*d.to_revoke, *stale_revoke.get(gid, ())]
             if wanted:
                 revoker.add(d, wanted)
-        removed = revoker.finish()
+        revoker.flush()
+        reported = _reports_while_revoking(s, policy, decisions, revoker.pending)
+        removed = revoker.finish()  # raises the first failure, once every revoke has returned
     finally:
         revoker.close()
-    ledger = s.ledger
-    for d in decisions:
-        item = ledger.get(d.ctx.arn) if ledger is not None else None
-        tag_failing, tag_passing = exempt_tag_split(d.ctx, policy)
-        if not d.violations and item is None and not tag_failing:
-            continue
-        gone = removed.get(d.ctx.group_id, ())
-        audit_id = _audit_id(s, d.ctx.group_id) if gone else None
-        outcome = Outcome(
-            d,
-            revoked=tuple(r for r in gone if r.key in {v.rule.key for v in d.violations}),
-            audit_id=audit_id,
-        )
-        by_control = d.by_control()
-        seen: dict[str, Any] = {}
-        if ledger is not None:
-            # The event path's ledger rules (adapters/ledger.py), on the item the sweep read:
-            # a finding first seen by an event keeps its first times here, and the next event
-            # keeps the sweep's.
-            failing = [c for c, vs in by_control.items() if remaining(vs, outcome)] + tag_failing
-            passing = [c.id for c in d.controls if c.id not in failing] + tag_passing
-            new_item, seen = observed(item, failing, passing, s.now)
-            if new_item is not None:
-                s.ledger_writes[d.ctx.arn] = new_item
-            if tag_failing:
-                s.tag_seen[d.ctx.group_id] = seen[tag_failing[0]]
-        for control_id, vs in by_control.items():
-            f = build_finding(s.call, control_id, vs, outcome, now=s.now, seen=seen.get(control_id))
-            s.findings.append(f)
-            s.lines.append(
-                f"{f['Severity']['Label']:<8} {control_id:<9} {f['ProductFields']['perimeter/action']:<9} "
-                f"{d.ctx.group_id}: " + "; ".join(v.rule.describe() for v in vs)
-            )
+    for d in decisions:  # in the listing's order, whatever order the revokes returned in
+        findings, lines, new_item, tag_seen = reported[d.ctx.group_id]
+        s.findings.extend(findings)
+        s.lines.extend(lines)
+        if new_item is not None:
+            s.ledger_writes[d.ctx.arn] = new_item
+        if tag_seen is not None:
+            s.tag_seen[d.ctx.group_id] = tag_seen
     _malformed_tags(s, policy)
     for gid, (j,) in stale_judged.items():
         gone_keys = {r.key for r in removed.get(gid, ())}
@@ -368,6 +390,65 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
         "stale": sorted(stale_judged),
         "revoked": {g: [r.rule_id for r in rs] for g, rs in removed.items()},
     }
+
+
+def _reports_while_revoking(
+    s: Sweep, policy: Any, decisions: list[GroupDecision], pending: Mapping[str, Future[tuple[Rule, ...]]]
+) -> dict[str, _GroupReport]:
+    """While the revokes are in flight: the reports of the groups left alone, then each
+    revoked group's as its revoke returns (its findings name the rule ids AWS answered with).
+    A failed revoke's group has none: ``_Revoker.finish`` raises its failure."""
+    _settle(s, "ledger")
+    reported = {
+        d.ctx.group_id: _group_report(s, policy, d, ()) for d in decisions if d.ctx.group_id not in pending
+    }
+    by_gid = {d.ctx.group_id: d for d in decisions}
+    waiting = {f: gid for gid, f in pending.items()}
+    for future in as_completed(waiting):
+        if future.exception() is None:
+            gid = waiting[future]
+            reported[gid] = _group_report(s, policy, by_gid[gid], future.result())
+    return reported
+
+
+_GroupReport = tuple[list[dict[str, Any]], list[str], dict[str, str] | None, Any]
+
+
+def _group_report(s: Sweep, policy: Any, d: GroupDecision, gone: tuple[Rule, ...]) -> _GroupReport:
+    """A group's findings (one per control it was judged on and violates, or had a finding
+    for), their lines, its ledger item when this sweep changes it, and the ledger's first
+    times of its PER-EXM-1 finding (a malformed tag); ``gone``: the rules its revoke removed."""
+    ledger = s.ledger
+    item = ledger.get(d.ctx.arn) if ledger is not None else None
+    tag_failing, tag_passing = exempt_tag_split(d.ctx, policy)
+    if not d.violations and item is None and not tag_failing:
+        return [], [], None, None
+    audit_id = _audit_id(s, d.ctx.group_id) if gone else None
+    outcome = Outcome(
+        d,
+        revoked=tuple(r for r in gone if r.key in {v.rule.key for v in d.violations}),
+        audit_id=audit_id,
+    )
+    by_control = d.by_control()
+    seen: dict[str, Any] = {}
+    new_item = None
+    if ledger is not None:
+        # The event path's ledger rules (adapters/ledger.py), on the item the sweep read:
+        # a finding first seen by an event keeps its first times here, and the next event
+        # keeps the sweep's.
+        failing = [c for c, vs in by_control.items() if remaining(vs, outcome)] + tag_failing
+        passing = [c.id for c in d.controls if c.id not in failing] + tag_passing
+        new_item, seen = observed(item, failing, passing, s.now)
+    tag_seen = seen[tag_failing[0]] if ledger is not None and tag_failing else None
+    findings, lines = [], []
+    for control_id, vs in by_control.items():
+        f = build_finding(s.call, control_id, vs, outcome, now=s.now, seen=seen.get(control_id))
+        findings.append(f)
+        lines.append(
+            f"{f['Severity']['Label']:<8} {control_id:<9} {f['ProductFields']['perimeter/action']:<9} "
+            f"{d.ctx.group_id}: " + "; ".join(v.rule.describe() for v in vs)
+        )
+    return findings, lines, new_item, tag_seen
 
 
 def _malformed_tags(s: Sweep, policy: Any) -> None:
@@ -411,9 +492,10 @@ class _Revoker:
         self.rules[d.ctx.group_id] = rules
         self.batch.append(_audit_record(self.s, d, rules))
         if len(self.batch) == AUDIT_BATCH:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the records gathered so far and start their revokes."""
         if not self.batch:
             return
         records, self.batch = self.batch, []
@@ -431,7 +513,7 @@ class _Revoker:
         return _revoke(self.inv, self.rt, record, rules)
 
     def finish(self) -> dict[str, tuple[Rule, ...]]:
-        self._flush()
+        self.flush()
         # Wait for every one before raising the first failure: nothing left running unseen.
         errors = [f.exception() for f in self.pending.values()]
         for err in errors:
@@ -551,6 +633,7 @@ def _review_state(rt: Runtime) -> Any:
 def _unused(s: Sweep, rt: Runtime, inv: InventoryAdapter) -> None:
     policy = rt.policy
     listing = s.listing
+    _settle(s, "unused_state")
     also = listing.endpoint_groups | listing.template_groups | s.used_by_models
     unused = unused_groups(listing.groups, (g for e in listing.enis for g in e.group_ids), also)
     state = _review_state(rt)
@@ -635,11 +718,10 @@ def _delete(s: Sweep, rt: Runtime, inv: InventoryAdapter, raw: Mapping[str, Any]
 
 def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
     call = s.call
+    _settle(s)
     existing = s.existing
     if existing is None:
-        existing = {
-            f["Id"]: f for f in rt.securityhub.active_findings(_product_arn(call.account, call.region))
-        }
+        existing = _active_findings(rt, call.account)
     raised = [keep_first_sighting(f, existing.get(f["Id"])) for f in s.findings]
     raised_ids = {f["Id"] for f in raised}
     if len(raised_ids) != len(raised):
@@ -700,7 +782,7 @@ def _report(s: Sweep, rt: Runtime) -> dict[str, Any]:
     if note is not None:
         writes.append(partial(rt.sns.publish, note))
     if s.ledger_writes:
-        writes.append(partial(rt.ledger.write_many, s.ledger_writes))
+        writes.append(partial(rt.ledger.write_many, s.ledger_writes, s.ledger or {}))
     rt.in_parallel(*writes)
     summary = {
         "status": "swept",
