@@ -1,4 +1,5 @@
-"""Bad input (issue 11, item 4): CloudTrail shapes fuzzed through every handler.
+"""Bad input (issue 11, item 4): CloudTrail shapes fuzzed through every handler (and the
+Security Hub custom action shape through UndoFunction).
 
 Each example starts from a real shape (every sample in ``events/`` and the events of the
 acting scenes, whose resources exist in the account) and breaks it: fields dropped, values of
@@ -29,6 +30,9 @@ from perimeter.events import MalformedEvent
 from tests.safety.scenes import SCENES
 from tests.safety.world import FUNCTION_IDS, RESOURCE_SERVICES, ROOT, World, deployed, is_write
 
+#: every event handler, and UndoFunction (its Security Hub custom action events are among the
+#: samples); the sweep is left out: its schedule's event carries nothing it reads
+FUZZED = (*FUNCTION_IDS, "UndoFunction")
 SAMPLES = [json.loads(p.read_text()) for p in sorted((ROOT / "events").glob("*.json"))]
 OTHER_SERVICES = [
     ("s3.amazonaws.com", "PutBucketPolicy"),
@@ -166,7 +170,7 @@ def _fuzz(function_id: str, examples: int) -> None:
         check()
 
 
-@pytest.mark.parametrize("function_id", FUNCTION_IDS)
+@pytest.mark.parametrize("function_id", FUZZED)
 def test_fuzzed_events_short(function_id: str) -> None:
     _fuzz(function_id, 25)
 
@@ -176,6 +180,6 @@ LONG_EXAMPLES = int(os.environ.get("PERIMETER_FUZZ_EXAMPLES", "10000"))
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("function_id", FUNCTION_IDS)
+@pytest.mark.parametrize("function_id", FUZZED)
 def test_fuzzed_events_long(function_id: str) -> None:
     _fuzz(function_id, LONG_EXAMPLES)
