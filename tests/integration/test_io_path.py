@@ -158,7 +158,7 @@ WRITES = [
     ("ec2", "RevokeSecurityGroupIngress"),
     ("securityhub", "BatchImportFindings"),
     ("sns", "Publish"),
-    ("dynamodb", "UpdateItem"),  # idempotency completion
+    ("dynamodb", "UpdateItem"),  # the first: the findings ledger, beside the revoke
 ]
 
 
@@ -181,16 +181,21 @@ def test_a_failed_write_fails_the_invocation_and_the_retry_loses_nothing(
     with pytest.raises(ClientError, match="injected"):
         env.invoke(event)
     assert failures[0] == 1
-    # the claim was released: Lambda's retry of the same event acts and reports in full
+    # the claim was released (deleted, or kept RELEASED naming the parts of the report that
+    # went out beside the failure): Lambda's retry of the same event acts and reports the rest
     key = {"id": {"S": f"perimeter-sg-guard#{event_id(event)}"}}
     claim = env.ddb.get_item(TableName=IDEMPOTENCY_TABLE, Key=key).get("Item")
-    assert claim is None
-    env.messages()  # whatever went out beside the failure: only the retry's message counts below
+    assert claim is None or claim["status"]["S"] == "RELEASED", claim
+    sent_first = {p: p in (claim or {}).get("sent", {}).get("SS", []) for p in ("findings", "note")}
+    # the import and the message go out together: one failing, the other is named; the first
+    # UpdateItem is the ledger's, beside the revoke, before anything is reported
+    assert sent_first == {"findings": operation == "Publish", "note": operation == "BatchImportFindings"}
     retry = env.invoke(event)
     assert retry["status"] == "remediated"
     assert env.rules(gid) == {DEFAULT_EGRESS}
     findings = env.findings(gid)
     assert findings and {f["Compliance"]["Status"] for f in findings.values()} == {"PASSED"}
+    # exactly one message over both attempts: the retry does not send again what went out
     (message,) = env.messages()
     assert message["MessageAttributes"]["action"]["Value"] == "revoked"
     assert env.audit(f"{event_id(event)}#{gid}") is not None
@@ -216,6 +221,39 @@ def test_a_retried_claim_whose_first_attempt_landed_is_still_ours(env: Env) -> N
     assert mine.claimed
     with pytest.raises(EventInProgress):
         Claim(store, "fn#e1", 60_000).take()  # another invocation's claim is refused
+
+
+def test_a_released_claim_names_what_went_out_and_the_retry_skips_it(env: Env) -> None:  # noqa: F811
+    """A stage that failed after part of its report went out releases its claim naming those
+    parts: the retry's claim is refused, reads the record, takes it over and knows them; a
+    second retry racing for the same released record is refused. A release with nothing sent
+    leaves no record (the usual claim condition takes the event again)."""
+    from perimeter.once import Claim, EventInProgress, OnceStore
+
+    store = OnceStore(env.ddb, IDEMPOTENCY_TABLE, "fn")
+    first = Claim(store, "fn#e2", 60_000)
+    first.take()
+    first.sent.add("note")
+    first.release()
+    item = env.ddb.get_item(TableName=IDEMPOTENCY_TABLE, Key={"id": {"S": "fn#e2"}})["Item"]
+    assert item["status"]["S"] == "RELEASED" and item["sent"]["SS"] == ["note"]
+    retry, racer = Claim(store, "fn#e2", 60_000), Claim(store, "fn#e2", 60_000)
+    retry.take()
+    assert retry.claimed and retry.sent == {"note"}
+    with pytest.raises(EventInProgress):
+        racer.take()
+    retry.sent.add("findings")  # the retry fails too, after the import: both parts named
+    retry.release()
+    again = Claim(store, "fn#e2", 60_000)
+    again.take()
+    assert again.sent == {"findings", "note"}
+    nothing = Claim(store, "fn#e3", 60_000)
+    nothing.take()
+    nothing.release()
+    assert "Item" not in env.ddb.get_item(TableName=IDEMPOTENCY_TABLE, Key={"id": {"S": "fn#e3"}})
+    fresh = Claim(store, "fn#e3", 60_000)
+    fresh.take()
+    assert fresh.sent == set()
 
 
 def test_the_first_event_reads_the_route_tables_beside_the_group(env: Env) -> None:  # noqa: F811

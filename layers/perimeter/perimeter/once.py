@@ -10,10 +10,15 @@ where the group is still open. Here the claim is taken lazily by the stage's fir
 - a stage whose first write is the report (detect only) claims with a conditional PutItem;
 - the completion is one of the report's independent writes (``perimeter.publish`` runs it beside
   the finding import and the notification), and a failure of any of them releases the claim, so
-  Lambda's retry runs the stage again and nothing is lost.
+  Lambda's retry runs the stage again and nothing is lost;
+- the release records which parts of the report went out (``sent``: ``findings``, ``note``):
+  a record RELEASED with parts sent is not claimable by the usual condition, so the retry's claim
+  fails, reads it (the duplicate path's read), takes it over and learns what not to send again.
+  Nothing changes on the way that succeeds: the extra read and write are the failure's.
 
 The record keeps Powertools' attribute names and meaning (``id``, ``status`` INPROGRESS or
-COMPLETED, ``expiration`` in epoch seconds — the table's TTL — ``in_progress_expiration`` in
+COMPLETED — or RELEASED, Perimeter's own: a failed attempt's parts sent, in ``sent`` —,
+``expiration`` in epoch seconds — the table's TTL — ``in_progress_expiration`` in
 epoch milliseconds, ``data`` the JSON result returned to a duplicate), so the table and its TTL
 are unchanged. Only the stage's writes go through here: nothing is claimed for a compliant event.
 """
@@ -29,11 +34,13 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-INPROGRESS, COMPLETED = "INPROGRESS", "COMPLETED"
+INPROGRESS, COMPLETED, RELEASED = "INPROGRESS", "COMPLETED", "RELEASED"
 _CLAIMABLE = (
     "attribute_not_exists(#id) OR #expiration < :now OR "
     "(#status = :inprogress AND attribute_exists(#ipe) AND #ipe < :now_ms)"
 )
+#: taking over a released claim, as read (another retry that got there first wins)
+_RETAKE = "#status = :released AND #claim = :was"
 
 _current: contextvars.ContextVar[Claim | None] = contextvars.ContextVar("perimeter_claim", default=None)
 
@@ -65,6 +72,10 @@ class Claim:
         self.in_progress_ms = in_progress_ms
         self.claimed = False
         self.completed = False
+        #: the parts of the report that went out (this attempt's, and a released attempt's)
+        self.sent: set[str] = set()
+        #: the released record this claim takes over (its ``claim`` token), once read
+        self._released: str | None = None
         # Marks the claim as this invocation's: if botocore retries a claim whose first attempt
         # landed (a timeout, a reset connection), the condition fails on our own record.
         self.token = uuid.uuid4().hex
@@ -79,6 +90,17 @@ class Claim:
         }
         if self.in_progress_ms is not None:
             item["in_progress_expiration"] = {"N": str(int(now * 1000) + self.in_progress_ms)}
+        if self._released is not None:
+            return {
+                "TableName": self.store.table,
+                "Item": item,
+                "ConditionExpression": _RETAKE,
+                "ExpressionAttributeNames": {"#status": "status", "#claim": "claim"},
+                "ExpressionAttributeValues": {
+                    ":released": {"S": RELEASED},
+                    ":was": {"S": self._released},
+                },
+            }
         return {
             "TableName": self.store.table,
             "Item": item,
@@ -102,33 +124,44 @@ class Claim:
         from botocore.exceptions import ClientError
 
         ddb = self.store.client
-        try:
-            if with_puts:
-                ddb.transact_write_items(
-                    TransactItems=[{"Put": self._put()}, *({"Put": dict(p)} for p in with_puts)]
+        for _ in range(2):  # the second time only to take over a released claim just read
+            try:
+                if with_puts:
+                    ddb.transact_write_items(
+                        TransactItems=[{"Put": self._put()}, *({"Put": dict(p)} for p in with_puts)]
+                    )
+                else:
+                    ddb.put_item(**self._put())
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                first = (exc.response.get("CancellationReasons") or [{}])[0]
+                claim_refused = code == "ConditionalCheckFailedException" or (
+                    code == "TransactionCanceledException" and first.get("Code") == "ConditionalCheckFailed"
                 )
-            else:
-                ddb.put_item(**self._put())
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            reasons = exc.response.get("CancellationReasons") or [{}]
-            claim_refused = code == "ConditionalCheckFailedException" or (
-                code == "TransactionCanceledException" and reasons[0].get("Code") == "ConditionalCheckFailed"
-            )
-            if not claim_refused:
-                raise
-            self._duplicate()
-        self.claimed = True
+                if not claim_refused:
+                    raise
+                if self._duplicate():
+                    continue  # released by a failed attempt: take it over
+            self.claimed = True
+            return
+        raise EventInProgress(f"event {self.key}: a released claim was taken by another invocation")
 
-    def _duplicate(self) -> None:
+    def _duplicate(self) -> bool:
+        """Why the claim was refused. True: a failed attempt released it (what it sent is now
+        in ``sent``), take it over; False: it is ours already; raises on a true duplicate."""
         resp = self.store.client.get_item(
             TableName=self.store.table, Key={"id": {"S": self.key}}, ConsistentRead=True
         )
         item = resp.get("Item") or {}
-        if item.get("claim", {}).get("S") == self.token and item.get("status", {}).get("S") == INPROGRESS:
-            return  # our own claim, written by an attempt whose answer was lost: it holds
-        if item.get("status", {}).get("S") == COMPLETED:
+        status = item.get("status", {}).get("S")
+        if item.get("claim", {}).get("S") == self.token and status == INPROGRESS:
+            return False  # our own claim, written by an attempt whose answer was lost: it holds
+        if status == COMPLETED:
             raise AlreadyDone(json.loads(item.get("data", {}).get("S") or "null"))
+        if status == RELEASED and self._released is None:
+            self._released = item.get("claim", {}).get("S", "")
+            self.sent |= set(item.get("sent", {}).get("SS", []))
+            return True
         raise EventInProgress(f"event {self.key} is being handled by another invocation")
 
     def complete(self, result: Any) -> None:
@@ -146,8 +179,23 @@ class Claim:
         self.completed = True
 
     def release(self) -> None:
-        """The stage failed: drop the claim so Lambda's retry runs it again."""
-        self.store.client.delete_item(TableName=self.store.table, Key={"id": {"S": self.key}})
+        """The stage failed: give the claim up so Lambda's retry runs it again. When part of
+        the report went out (``sent``), the record stays, RELEASED, naming those parts: the
+        retry takes it over and does not send them again."""
+        ddb = self.store.client
+        if not self.sent:
+            ddb.delete_item(TableName=self.store.table, Key={"id": {"S": self.key}})
+        else:
+            ddb.put_item(
+                TableName=self.store.table,
+                Item={
+                    "id": {"S": self.key},
+                    "status": {"S": RELEASED},
+                    "claim": {"S": self.token},
+                    "sent": {"SS": sorted(self.sent)},
+                    "expiration": {"N": str(int(time.time()) + self.store.ttl_seconds)},
+                },
+            )
         self.claimed = self.completed = False
 
 

@@ -359,11 +359,22 @@ def plan_report(
 def unreported_flow_log(
     call: ApiCall, ev: Evaluation, rt: Runtime, existing: Mapping[str, dict[str, Any]]
 ) -> bool:
-    """A clean flow-log pair never reported: an earlier attempt at this event may have made the
-    flow log and died before its report went out (kept in the outbox until sent)."""
+    """A clean flow-log pair never reported, or reported by this very event: an earlier attempt
+    at this event may have made the flow log and died before its report went out, or sent part
+    of it (the finding imported, the message not) and failed (the rest is kept in the outbox
+    until sent). Another event's finding costs nothing: no outbox read."""
     if rt.policy.mode("PER-FL-1") != "enforce":
         return False
-    return any(c.control_id == "PER-FL-1" and _clean_id(call, c) not in existing for c in ev.clean())
+
+    def by_this_event(stored: Mapping[str, Any] | None) -> bool:
+        if stored is None:
+            return True
+        fields = stored.get("ProductFields") or {}
+        return bool(call.event_id) and fields.get("perimeter/event_id") == call.event_id
+
+    return any(
+        c.control_id == "PER-FL-1" and by_this_event(existing.get(_clean_id(call, c))) for c in ev.clean()
+    )
 
 
 def resume_in_stage(call: ApiCall, rt: Runtime) -> dict[str, Any] | None:

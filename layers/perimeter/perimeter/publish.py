@@ -6,8 +6,11 @@ metrics by control, and the decision logged and returned as the handler's summar
 
 The writes here do not depend on one another: the finding import, the notification and the
 idempotency completion run together on the container's pool (``Runtime.in_parallel``), and the
-invocation fails if any of them fails (the claim is then released, so Lambda's retry redoes
-them all: a finding id is deterministic, so a repeat updates rather than duplicates).
+invocation fails if any of them fails. The claim is then released naming the parts that went
+out (``once.Claim.sent``: "findings", "note"), so Lambda's retry (or a redrive) sends what was
+not sent and not again what was: one message per event, even when the import or the completion
+failed beside it. Only a process killed between a send and the release (no ``except`` runs)
+can send a part twice: at least once.
 
 The outbox (``outbox=True``): a path whose remediation leaves nothing to judge on a retry (a
 default group emptied, a flow log created) would, after a failure between acting and reporting,
@@ -67,6 +70,8 @@ def publish(
     if rt.policy.dry_run:
         findings = [mark_dry_run(f) for f in findings]
     sent = note is not None and rt.sns is not None
+    # what a failed earlier attempt at this event already sent (its released claim says)
+    done = claim.sent if claim is not None else set()
     summary = {
         "status": "remediated" if remediated else "reported",
         "event_id": call.event_id,
@@ -76,33 +81,67 @@ def publish(
         "findings": [f["Id"] for f in findings],
         "notification": note.subject if sent and note is not None else None,
     }
-    key, item = _write_outbox(call, rt, findings, note, summary) if outbox else (None, {})
+    to_import, to_notify = _unsent(call, findings, note if sent else None, done)
+    key, item = _write_outbox(call, rt, to_import, to_notify, summary) if outbox else (None, {})
     if before_send is not None:
         before_send()
-    notified: list[bool] = []
-
-    def notify() -> None:
-        rt.sns.publish(note)
-        notified.append(True)
-
-    writes: list[Callable[[], Any]] = []
-    if findings:
-        writes.append(lambda: rt.securityhub.import_findings(findings))
-    if sent:
-        writes.append(notify)
+    gone_out: set[str] = set()
+    writes = _sends(rt, claim, gone_out, to_import, to_notify)
     if claim is not None:
         writes.append(lambda: claim.complete(summary))
     try:
         rt.in_parallel(*writes)
     except Exception as exc:
-        if key and notified:
-            _drop_sent_note(rt, item, exc)
+        if key and gone_out:
+            _drop_sent(rt, item, gone_out, exc)
         raise
     record_findings(findings)
     if key:
         rt.client("dynamodb").delete_item(TableName=rt.settings.idempotency_table, Key={"id": {"S": key}})
     logger.info("decision", extra={"summary": summary})
     return summary
+
+
+def _unsent(
+    call: ApiCall, findings: Sequence[dict[str, Any]], note: Notification | None, done: set[str]
+) -> tuple[list[dict[str, Any]], Notification | None]:
+    """The parts of the report an earlier attempt did not send: (findings, message)."""
+    if findings and "findings" in done:
+        logger.info("findings imported by an earlier attempt", extra={"event_id": call.event_id})
+    if note is not None and "note" in done:
+        logger.info("message sent by an earlier attempt", extra={"event_id": call.event_id})
+    return (
+        list(findings) if "findings" not in done else [],
+        note if "note" not in done else None,
+    )
+
+
+def _sends(
+    rt: Runtime,
+    claim: once.Claim | None,
+    gone_out: set[str],
+    findings: list[dict[str, Any]],
+    note: Notification | None,
+) -> list[Callable[[], Any]]:
+    """The import and the notification as writes for ``in_parallel``; each, once through,
+    adds its part to ``gone_out`` and to the claim's ``sent`` (named by the release if another
+    write fails)."""
+
+    def send(part: str, write: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            write()
+            gone_out.add(part)
+            if claim is not None:
+                claim.sent.add(part)
+
+        return run
+
+    writes: list[Callable[[], Any]] = []
+    if findings:
+        writes.append(send("findings", lambda: rt.securityhub.import_findings(findings)))
+    if note is not None:
+        writes.append(send("note", lambda: rt.sns.publish(note)))
+    return writes
 
 
 def _write_outbox(
@@ -132,15 +171,19 @@ def _write_outbox(
     return key, item
 
 
-def _drop_sent_note(rt: Runtime, item: dict[str, Any], exc: Exception) -> None:
-    """The message went out beside a write that failed: the retry resumes from the outbox,
-    which must then not send it again (a write on this failure path only)."""
+def _drop_sent(rt: Runtime, item: dict[str, Any], parts: set[str], exc: Exception) -> None:
+    """Part of the report went out beside a write that failed: the retry may resume from the
+    outbox, which must then not send that part again (a write on this failure path only)."""
     try:
         saved = json.loads(item["report"]["S"])
-        item["report"] = {"S": json.dumps({**saved, "note": None}, default=str)}
+        if "note" in parts:
+            saved["note"] = None
+        if "findings" in parts:
+            saved["findings"] = []
+        item["report"] = {"S": json.dumps(saved, default=str)}
         rt.client("dynamodb").put_item(TableName=rt.settings.idempotency_table, Item=item)
     except Exception as again:  # noqa: BLE001 - the first failure is the one to raise
-        exc.add_note(f"and dropping the sent message from the outbox failed: {again!r}")
+        exc.add_note(f"and dropping the sent parts from the outbox failed: {again!r}")
 
 
 def pending(call: ApiCall, rt: Runtime) -> bool:
@@ -188,8 +231,14 @@ def _outbox_key(call: ApiCall, rt: Runtime) -> str | None:
 
 
 def _send(rt: Runtime, findings: Sequence[dict[str, Any]], note: Notification | None) -> None:
-    if findings:
+    # Inside a claim (``resume_in_stage``), what a released attempt sent is skipped and what
+    # goes out here is named by the release if the rest fails.
+    claim = once.current()
+    done = claim.sent if claim is not None else set()
+    if findings and "findings" not in done:
         rt.securityhub.import_findings(findings)
-    if note is not None and rt.sns is not None:
+        done.add("findings")
+    if note is not None and rt.sns is not None and "note" not in done:
         rt.sns.publish(note)
+        done.add("note")
     record_findings(findings)
