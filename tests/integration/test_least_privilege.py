@@ -196,18 +196,24 @@ def test_sg_guard_calls_exactly_its_declared_actions(account: Any, monkeypatch: 
     res = _run(account, recorder, created, "SgGuardFunction", PolicyParameterName="/perimeter/policy")
     assert res["result"]["status"] == "remediated", res
 
-    # 4. a failure after the idempotency claim (Security Hub refuses): the claim is deleted
+    # 4. a failure after the idempotency claim (Security Hub refuses, SNS is down): nothing of
+    # the report went out, so the claim is deleted (one that sent a part is kept RELEASED, a PutItem)
     ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[world22])
     failing = cloudtrail.authorize_event(
         account="123456789012", region="us-east-1", group_id=gid, permissions=[world22], created_rules=None
     )
     import perimeter.adapters.securityhub as hub
+    import perimeter.adapters.sns as sns
 
     def refuse(self: Any, findings: Any) -> int:
         raise hub.FindingsRejected("injected")
 
+    def down(self: Any, note: Any) -> str:
+        raise RuntimeError("injected: SNS down")
+
     with monkeypatch.context() as m:
         m.setattr(hub.SecurityHubAdapter, "import_findings", refuse)
+        m.setattr(sns.SnsAdapter, "publish", down)
         assert not _run(account, recorder, failing, "SgGuardFunction")["ok"]
     # 5. Lambda's retry: the rule is already gone, the audit record (GetItem) says we removed it
     retry = _run(account, recorder, failing, "SgGuardFunction")["result"]
