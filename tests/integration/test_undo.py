@@ -79,7 +79,7 @@ class FindingUpdates:
         body = json.loads(params["body"])
         self.calls.append(body)
         backend = securityhub_backends[MOTO_ACCOUNT][REGION]
-        done = []
+        done, missing = [], []
         for ident in body["FindingIdentifiers"]:
             for f in backend.findings:
                 if f.id == ident["Id"]:
@@ -87,8 +87,11 @@ class FindingUpdates:
                     if "Workflow" in body:
                         f.data["Workflow"] = body["Workflow"]
                     done.append(ident)
+                    break
+            else:  # as Security Hub answers for a finding it does not hold
+                missing.append({"FindingIdentifier": ident, "ErrorCode": "FindingNotFound", "ErrorMessage": "-"})
         raw = AWSResponse("https://securityhub", 200, {}, MockRawResponse(b"{}"))
-        return raw, {"ProcessedFindings": done, "UnprocessedFindings": []}
+        return raw, {"ProcessedFindings": done, "UnprocessedFindings": missing}
 
 
 @pytest.fixture
@@ -258,6 +261,24 @@ def test_undo_of_a_finding_without_a_remediation_changes_nothing(undo_env: Any) 
     assert [c for c in e.ops() if not c.startswith(("Get", "Query"))] == []
     [note] = e.updates.calls  # the note only: no Workflow change
     assert "nothing to undo" in note["Note"]["Text"] and "Workflow" not in note
+    assert exemption_items(e, gid) == []
+
+
+def test_an_undo_of_a_finding_security_hub_no_longer_holds_is_said_not_retried(undo_env: Any) -> None:
+    """A custom action naming a finding Security Hub does not hold (deleted since, or an event
+    made up): BatchUpdateFindings answers FindingNotFound. A retry could not change that, so the
+    result says it and nothing raises (a raise would retry twice and end in the DLQ)."""
+    e = undo_env
+    gid = e.group()
+    ghost = {
+        "Id": f"perimeter/PER-SG-1/{MOTO_ACCOUNT}/{REGION}/{gid}",
+        "ProductArn": f"arn:aws:securityhub:{REGION}:{MOTO_ACCOUNT}:product/{MOTO_ACCOUNT}/default",
+        "ProductFields": {},
+    }
+    [result] = e.undo(custom_action([ghost]), LambdaContext())["results"]
+    assert result["status"] == "nothing-to-undo"
+    assert result["note"] == "not noted: Security Hub does not hold the finding"
+    assert [c["FindingIdentifiers"][0]["Id"] for c in e.updates.calls] == [ghost["Id"]]
     assert exemption_items(e, gid) == []
 
 

@@ -204,6 +204,14 @@ class Hooks:
                 ],
             }
             return AWSResponse("https://securityhub", 200, {}, MockRawResponse(b"{}")), parsed
+        if op == "securityhub.BatchUpdateFindings":
+            # moto lacks it (FACTS.md): answered on moto's stored findings by the local runner's
+            # extension, which validates the request and its answer against botocore's model
+            from perimeter_local.moto_ext import batch_update_findings
+
+            body = (params or {}).get("body") or b"{}"
+            parsed = batch_update_findings(REGION, json.loads(body) if isinstance(body, bytes | str) else body)
+            return AWSResponse("https://securityhub", 200, {}, MockRawResponse(b"{}")), parsed
         return None
 
     def _before_send(self, request: Any, **_: Any) -> AWSResponse | None:

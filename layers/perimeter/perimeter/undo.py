@@ -101,34 +101,38 @@ def undo_finding(
     audit_id = audit_id_of(finding)
     if not fid.startswith("perimeter/"):
         return {"finding_id": fid, "status": "not-perimeter", "reason": "not a Perimeter finding"}
+    gone: list[str] = []
+
+    def tell(text: str, workflow: str | None) -> None:
+        # a finding Security Hub no longer holds (deleted, or an event naming one it never
+        # had) cannot be noted, and a retry would not change that: said in the result and
+        # the log, not raised
+        gone.extend(rt.securityhub.note_findings([ident], note=text[:NOTE_MAX], by=actor, workflow=workflow))
+
     if not audit_id:
+        tell("Perimeter: nothing to undo (no remediation is recorded on this finding).", None)
         out = {"finding_id": fid, "status": "nothing-to-undo", "reason": "the finding names no remediation"}
-        rt.securityhub.note_findings(
-            [ident],
-            note="Perimeter: nothing to undo (no remediation is recorded on this finding).",
-            by=actor,
-            workflow=None,
-        )
-        return out
+        return _with_gone(out, gone)
 
     def note(done: Mapping[str, Any]) -> None:
-        rt.securityhub.note_findings(
-            [ident],
-            note=(
-                f"Undone by {actor} until {done['exempt_until']} (Perimeter restored "
-                f"{done['what']}; exempt until then, enforced again after)."
-            ),
-            by=actor,
-            workflow="SUPPRESSED",
+        tell(
+            f"Undone by {actor} until {done['exempt_until']} (Perimeter restored "
+            f"{done['what']}; exempt until then, enforced again after).",
+            "SUPPRESSED",
         )
 
     result = undo_audit(rt, audit_id, actor=actor, finding_id=fid, today=today, note=note)
     if result["status"] == "refused":
         # the reviewer pressed the button in Security Hub: the answer belongs there too
-        rt.securityhub.note_findings(
-            [ident], note=f"Perimeter: not undone. {result['reason']}"[:NOTE_MAX], by=actor, workflow=None
-        )
-    return {"finding_id": fid, **result}
+        tell(f"Perimeter: not undone. {result['reason']}", None)
+    return _with_gone({"finding_id": fid, **result}, gone)
+
+
+def _with_gone(out: dict[str, Any], gone: list[str]) -> dict[str, Any]:
+    if gone:
+        logger.warning("finding not in Security Hub: not noted", extra={"finding_id": out["finding_id"]})
+        out["note"] = "not noted: Security Hub does not hold the finding"
+    return out
 
 
 def undo_audit(

@@ -104,10 +104,13 @@ class SecurityHubAdapter:
 
     def note_findings(
         self, identifiers: Sequence[dict[str, str]], *, note: str, by: str, workflow: str | None
-    ) -> None:
+    ) -> list[str]:
         """BatchUpdateFindings (the customer's side of a finding: Note and Workflow, which a
-        later BatchImportFindings does not overwrite), 100 findings a call; any finding it could
-        not update raises, so the invocation is retried."""
+        later BatchImportFindings does not overwrite), 100 findings a call. Returns the ids
+        Security Hub no longer holds (``FindingNotFound``: nothing to note, and a retry would
+        not change that); any other finding it could not update raises, so the invocation is
+        retried."""
+        gone: list[str] = []
         for start in range(0, len(identifiers), MAX_BATCH):
             chunk = list(identifiers[start : start + MAX_BATCH])
             kwargs: dict[str, Any] = {
@@ -117,9 +120,16 @@ class SecurityHubAdapter:
             if workflow:
                 kwargs["Workflow"] = {"Status": workflow}
             resp = self._hub.batch_update_findings(**kwargs)
-            failed = resp.get("UnprocessedFindings") or []
+            unprocessed = resp.get("UnprocessedFindings") or []
+            gone += [
+                str(f.get("FindingIdentifier", {}).get("Id"))
+                for f in unprocessed
+                if f.get("ErrorCode") == "FindingNotFound"
+            ]
+            failed = [f for f in unprocessed if f.get("ErrorCode") != "FindingNotFound"]
             if failed:
                 detail = "; ".join(
                     f"{f.get('FindingIdentifier', {}).get('Id')}: {f.get('ErrorCode')}" for f in failed[:5]
                 )
                 raise FindingsRejected(f"Security Hub did not update {len(failed)} finding(s): {detail}")
+        return gone
