@@ -44,12 +44,15 @@ PARTS = [
     ("yaml (policy parser)", "import yaml"),
     ("botocore session + client", "import botocore.session, botocore.client"),
     ("boto3", "import boto3"),
-    ("Powertools Logger + Metrics", "import perimeter.telemetry"),
-    ("perimeter pure core (decide, report)", "import perimeter.decide, perimeter.report"),
-    ("perimeter.sg_service (all it imports)", "import perimeter.sg_service"),
+    ("Powertools Logger + Metrics", "import perimeter.core.telemetry"),
     (
-        "perimeter.runtime + once + adapters",
-        "import perimeter.runtime, perimeter.once, perimeter.adapters.ec2",
+        "perimeter pure core (decide, report)",
+        "import perimeter.security_groups.evaluate, perimeter.core.report",
+    ),
+    ("perimeter.security_groups.service (all it imports)", "import perimeter.security_groups.service"),
+    (
+        "perimeter.core.runtime + once + adapters",
+        "import perimeter.core.runtime, perimeter.core.once, perimeter.adapters.ec2",
     ),
 ]
 

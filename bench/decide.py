@@ -28,15 +28,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from perimeter.changes import extract_group_changes
-from perimeter.context import GroupContext
-from perimeter.decide import decide
-from perimeter.events import parse_event, wrap_in_envelope
+from perimeter.core.events import parse_event, wrap_in_envelope
+from perimeter.core.report import Outcome, audit_id_for, build_audit_record, build_finding, build_notification
+from perimeter.core.rules import rules_of_group
+from perimeter.core.scoring import score_rule
 from perimeter.policy import load_default_policy
-from perimeter.report import Outcome, audit_id_for, build_audit_record, build_finding, build_notification
-from perimeter.rules import rules_of_group
-from perimeter.scoring import score_rule
-from perimeter.sg_service import _group_summary
+from perimeter.security_groups.changes import extract_group_changes
+from perimeter.security_groups.context import GroupContext
+from perimeter.security_groups.evaluate import decide
+from perimeter.security_groups.service import _group_summary
 
 GID = "sg-0123456789abcdef0"
 VPC = "vpc-0123456789abcdef0"
@@ -270,7 +270,7 @@ def throughput() -> bool:
         internet_routed=True,
         current_rules=tuple(group_rules),
     )
-    from perimeter.changes import GroupChange
+    from perimeter.security_groups.changes import GroupChange
 
     change = GroupChange(GID, (), whole_group=True)
     n = len(group_rules)

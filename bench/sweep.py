@@ -161,7 +161,7 @@ def bench_policy() -> Any:
 
 
 def run_perimeter(session: Any, profile: str | None = None) -> dict[str, Any]:
-    from perimeter import runtime
+    from perimeter.core import runtime
     from perimeter.review import service
     from perimeter_local.account import prepare
     from perimeter_local.template import functions
@@ -201,7 +201,7 @@ def run_perimeter(session: Any, profile: str | None = None) -> dict[str, Any]:
     t_init = time.perf_counter()
     rt.warm(SWEEP_CLIENTS)
     init_seconds = time.perf_counter() - t_init
-    from perimeter.telemetry import logger
+    from perimeter.core.telemetry import logger
 
     logger.setLevel("WARNING")
     profiler = None

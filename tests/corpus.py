@@ -147,7 +147,7 @@ def _record_group_id(d: Mapping[str, Any]) -> str | None:
 
 def envelope(d: Mapping[str, Any]) -> dict[str, Any]:
     """The EventBridge envelope live events arrive in."""
-    from perimeter.events import wrap_in_envelope
+    from perimeter.core.events import wrap_in_envelope
 
     return wrap_in_envelope(d)
 
@@ -178,8 +178,8 @@ def replay_sg_record(
     them). CreateSecurityGroup: the group is created (with ``tags``) and the record points at it.
     """
     from botocore.exceptions import ClientError
-    from perimeter.changes import extract_group_changes
-    from perimeter.events import parse_event
+    from perimeter.core.events import parse_event
+    from perimeter.security_groups.changes import extract_group_changes
 
     d = detail(record)
     name = group_name or f"replay-{uuid.uuid4().hex[:8]}"

@@ -4,9 +4,9 @@
 Building a client loads its service's whole model: EC2's is ~5 MB of JSON and costs more than
 ``import boto3`` on a cold start. The functions call a handful of its operations, so the layer
 ships, for the large models, a model holding only the operations that
-``perimeter/permissions.py`` declares (the least-privilege contract, held to the code by
+``perimeter/core/permissions.py`` declares (the least-privilege contract, held to the code by
 tests), with every shape they reach, copied unchanged from the installed botocore.
-``perimeter.runtime`` points its botocore session at them (the ``data_path`` setting);
+``perimeter.core.runtime`` points its botocore session at them (the ``data_path`` setting);
 paginators, waiters and endpoint rules still come from botocore itself.
 ``tests/unit/test_trimmed_models.py`` fails when a model is stale; rerun this then:
 
@@ -28,7 +28,7 @@ SERVICES = ("ec2", "securityhub", "dynamodb")
 
 def declared_operations(service: str) -> set[str]:
     sys.path.insert(0, str(ROOT / "layers" / "perimeter"))
-    from perimeter import permissions
+    from perimeter.core import permissions
 
     actions = {a for acts in permissions.FUNCTIONS.values() for a in acts}
     ops = {a.split(":", 1)[1] for a in actions if a.startswith(f"{service}:")}

@@ -1,7 +1,7 @@
 """DefaultSgGuard: ENI attachments, rules on default groups, and models' VPC configs.
 
 Thin on purpose: reading, planning and the default-SG migration live in
-``perimeter.dsg_service``. Errors are not caught here: Lambda retries the event (the migration
+``perimeter.default_groups.service``. Errors are not caught here: Lambda retries the event (the migration
 resumes from what AWS holds), then sends it to the dead-letter queue.
 """
 
@@ -13,10 +13,10 @@ gc.disable()
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from perimeter import dsg_service
-from perimeter.org import runtime_for
-from perimeter.runtime import get_runtime, init_container
-from perimeter.telemetry import logger, metrics
+from perimeter.core.org import runtime_for
+from perimeter.core.runtime import get_runtime, init_container
+from perimeter.core.telemetry import logger, metrics
+from perimeter.default_groups import service as dsg_service
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -1,6 +1,6 @@
 """FlowLogGuard: CreateVpc and DeleteFlowLogs (PER-FL-1; creates the missing flow log in enforce).
 
-Thin on purpose: gather, judge and act live in ``perimeter.flowlog_service``. Errors are not caught
+Thin on purpose: gather, judge and act live in ``perimeter.flow_logs.service``. Errors are not caught
 here: Lambda retries the event, then sends it to the dead-letter queue.
 """
 
@@ -12,10 +12,10 @@ gc.disable()
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from perimeter import flowlog_service
-from perimeter.org import runtime_for
-from perimeter.runtime import get_runtime, init_container
-from perimeter.telemetry import logger, metrics
+from perimeter.core.org import runtime_for
+from perimeter.core.runtime import get_runtime, init_container
+from perimeter.core.telemetry import logger, metrics
+from perimeter.flow_logs import service as flowlog_service
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -1,7 +1,7 @@
 """IamGuard: IAM policy changes granting model invocation too widely, or admin to a model
 execution role (PER-IAM-1). IAM events exist only in us-east-1: deploy there (see iam_service).
 
-Thin on purpose: gather, judge and act live in ``perimeter.iam_service``. Errors are not caught
+Thin on purpose: gather, judge and act live in ``perimeter.iam.service``. Errors are not caught
 here: Lambda retries the event, then sends it to the dead-letter queue.
 """
 
@@ -13,10 +13,10 @@ gc.disable()
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from perimeter import iam_service
-from perimeter.org import runtime_for
-from perimeter.runtime import get_runtime, init_container
-from perimeter.telemetry import logger, metrics
+from perimeter.core.org import runtime_for
+from perimeter.core.runtime import get_runtime, init_container
+from perimeter.core.telemetry import logger, metrics
+from perimeter.iam import service as iam_service
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

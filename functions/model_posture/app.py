@@ -1,7 +1,7 @@
 """ModelPosture: SageMaker and Bedrock model deployments and guardrails (PER-VPC-1/2,
 PER-TIER-1, PER-GR-1, PER-FL-1, and the SG controls on the groups that serve a model).
 
-Thin on purpose: gather, judge and act live in ``perimeter.model_service``. Errors are not caught
+Thin on purpose: gather, judge and act live in ``perimeter.model_posture.service``. Errors are not caught
 here: Lambda retries the event, then sends it to the dead-letter queue.
 """
 
@@ -13,10 +13,10 @@ gc.disable()
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from perimeter import model_service
-from perimeter.org import runtime_for
-from perimeter.runtime import get_runtime, init_container
-from perimeter.telemetry import logger, metrics
+from perimeter.core.org import runtime_for
+from perimeter.core.runtime import get_runtime, init_container
+from perimeter.core.telemetry import logger, metrics
+from perimeter.model_posture import service as model_service
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

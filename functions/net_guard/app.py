@@ -3,7 +3,7 @@
 A function of its own, not a branch of FlowLogGuard or SgGuard: its role holds only EC2
 Describe calls and reporting (no EC2 write at all, no audit table, no PassRole), and its cold
 start loads only the reachability evaluation. Thin on purpose: gather, judge and report live in
-``perimeter.net_service``. Errors are not caught here: Lambda retries the event, then sends it
+``perimeter.network.service``. Errors are not caught here: Lambda retries the event, then sends it
 to the dead-letter queue.
 """
 
@@ -15,10 +15,10 @@ gc.disable()
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from perimeter import net_service
-from perimeter.org import runtime_for
-from perimeter.runtime import get_runtime, init_container
-from perimeter.telemetry import logger, metrics
+from perimeter.core.org import runtime_for
+from perimeter.core.runtime import get_runtime, init_container
+from perimeter.core.telemetry import logger, metrics
+from perimeter.network import service as net_service
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -1,6 +1,6 @@
 """SgGuard: security-group API calls (Authorize*, ModifySecurityGroupRules, CreateSecurityGroup).
 
-Thin on purpose: parse, guard, decide and act live in ``perimeter.sg_service``. Errors are not
+Thin on purpose: parse, guard, decide and act live in ``perimeter.security_groups.service``. Errors are not
 caught here: Lambda retries the event, then sends it to the dead-letter queue.
 """
 
@@ -12,10 +12,10 @@ gc.disable()
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from perimeter import sg_service
-from perimeter.org import runtime_for
-from perimeter.runtime import get_runtime, init_container
-from perimeter.telemetry import logger, metrics
+from perimeter.core.org import runtime_for
+from perimeter.core.runtime import get_runtime, init_container
+from perimeter.core.telemetry import logger, metrics
+from perimeter.security_groups import service as sg_service
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

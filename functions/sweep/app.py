@@ -13,10 +13,10 @@ gc.disable()
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from perimeter import org
+from perimeter.core import org
+from perimeter.core.runtime import get_runtime, init_container
+from perimeter.core.telemetry import logger, metrics
 from perimeter.review import service
-from perimeter.runtime import get_runtime, init_container
-from perimeter.telemetry import logger, metrics
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

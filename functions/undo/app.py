@@ -1,15 +1,15 @@
 """Undo: the Security Hub custom action "Perimeter undo" (one event per selected finding).
 
-Thin on purpose: the restore, the exemption and the finding's note live in ``perimeter.undo``.
+Thin on purpose: the restore, the exemption and the finding's note live in ``perimeter.restore.undo``.
 Errors are not caught here: Lambda retries the event, then sends it to the dead-letter queue.
 """
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from perimeter import undo
-from perimeter.runtime import get_runtime, init_container
-from perimeter.telemetry import logger, metrics
+from perimeter.core.runtime import get_runtime, init_container
+from perimeter.core.telemetry import logger, metrics
+from perimeter.restore import undo
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -187,7 +187,7 @@ def _stage(
 def cmd_invoke(args: argparse.Namespace) -> int:
     import os
 
-    from perimeter.events import wrap_in_envelope
+    from perimeter.core.events import wrap_in_envelope
 
     from perimeter_local.account import prepare
     from perimeter_local.invoke import invoke, route
@@ -395,7 +395,7 @@ def restore_session(
     ``<member_role>-<region>``, assumed with the external id), in the record's region. The
     member stack lets the security account's operator role assume it (OperatorPrincipalArn)."""
     import boto3
-    from perimeter.accounts import member_role_arn, partition_of, role_session_name
+    from perimeter.core.accounts import member_role_arn, partition_of, role_session_name
 
     account = str(record.get("account") or "")
     region = str(record.get("region") or session.region_name)
@@ -419,7 +419,7 @@ def restore_session(
 
 def _undo_runtime(args: argparse.Namespace) -> Any:
     """The UndoFunction's runtime, on this shell's credentials: the same code path."""
-    from perimeter.runtime import Runtime, Settings
+    from perimeter.core.runtime import Runtime, Settings
 
     session = _session()
     settings = Settings(
@@ -439,7 +439,7 @@ def _undo_runtime(args: argparse.Namespace) -> Any:
 
 def cmd_restore_finding(args: argparse.Namespace) -> int:
     """``perimeter restore FINDING_ID``: what the Security Hub action does, from a terminal."""
-    from perimeter import undo
+    from perimeter.restore import undo
 
     rt = _undo_runtime(args)
     finding = undo.find_finding(rt.client("securityhub"), args.audit_id)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from perimeter.events import wrap_in_envelope
+from perimeter.core.events import wrap_in_envelope
 
 DEFAULT_ACTOR_ARN = "arn:aws:sts::{account}:assumed-role/ml-platform-engineer/dana"
 

@@ -461,7 +461,7 @@ def _scenes() -> list[Any]:
 def _audited(body: dict[str, Any]) -> str:
     """What an audit record holds, in words: the rules removed (by id, or by content where the
     revoke went by content and AWS named no id), the flow logs made, the ENIs moved."""
-    from perimeter.rules import Rule
+    from perimeter.core.rules import Rule
 
     rules = [r.get("rule_id") or Rule.from_dict(r).describe() for r in body.get("rules", [])]
     parts = []

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from perimeter.events import wrap_in_envelope
+from perimeter.core.events import wrap_in_envelope
 
 from perimeter_local.moto_gaps import serve_marketplace_listing
 from perimeter_local.patterns import matches
@@ -112,7 +112,7 @@ def invoke(
         timeout_s=spec.timeout,
         started=time.monotonic(),
     )
-    from perimeter import runtime
+    from perimeter.core import runtime
 
     # A warm container belongs to one function, one account endpoint and one configuration.
     warm_key = (spec.logical_id, os.environ.get("AWS_ENDPOINT_URL"), tuple(sorted(env.items())))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import yaml
-from perimeter.events import MalformedEvent, parse_event
+from perimeter.core.events import MalformedEvent, parse_event
 from perimeter.policy import Policy
 
 from perimeter_local.replay_judge import Hit, judge_record

@@ -3,7 +3,7 @@
 History carries no account state: no group's other rules, no role's trust policy, no VPC's
 flow logs as they were. So a replay judges the *delta* each record states — the rules an
 Authorize added, the policy document an IAM call put, the VPC config a CreateModel named —
-with the same pure evaluation the event path uses (``decide`` for security-group rules, the
+with the same pure evaluation the event path uses (``security_groups.evaluate`` for security-group rules, the
 posture evaluators and ``posture.judge`` for the rest), and makes no AWS call. What a record
 cannot tell without state (which VPC a deleted flow log served, whether a role is a model
 execution role, what a default-SG migration would move) is counted as *undetermined*, with
@@ -12,7 +12,7 @@ the reason, never guessed.
 "Would remediate" means what the event path's ``enforce`` would have done: for the SG
 controls ``Violation.enforce`` (mode ``enforce``, score at or above the enforce threshold, not
 exempt); for the posture controls, a control that remediates at all (PER-FL-1 creates a flow
-log; the others are detect-only) in mode ``enforce`` and not exempt, as ``posture_service``
+log; the others are detect-only) in mode ``enforce`` and not exempt, as ``posture.act``
 acts.
 """
 
@@ -23,13 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from perimeter.changes import GroupChange, extract_group_changes
-from perimeter.context import GroupContext
-from perimeter.controls import REGISTRY
-from perimeter.decide import decide
-from perimeter.events import ApiCall, MalformedEvent, unwrap
-from perimeter.flowlog_eval import vpc_issue
-from perimeter.iam_eval import (
+from perimeter.core.controls import REGISTRY
+from perimeter.core.events import ApiCall, MalformedEvent, unwrap
+from perimeter.core.rules import Rule
+from perimeter.flow_logs.evaluate import vpc_issue
+from perimeter.iam.evaluate import (
     BadPolicyDocument,
     Principal,
     invoke_issues,
@@ -39,7 +37,7 @@ from perimeter.iam_eval import (
     statements,
     trust_issue,
 )
-from perimeter.model_eval import (
+from perimeter.model_posture.evaluate import (
     ModelFacts,
     NotebookFacts,
     domain_issue,
@@ -49,8 +47,10 @@ from perimeter.model_eval import (
     notebook_issues,
 )
 from perimeter.policy import Policy
-from perimeter.posture import Issue, judge
-from perimeter.rules import Rule
+from perimeter.posture.controls import Issue, judge
+from perimeter.security_groups.changes import GroupChange, extract_group_changes
+from perimeter.security_groups.context import GroupContext
+from perimeter.security_groups.evaluate import decide
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ def _default_egress(group_id: str) -> Rule:
 def judge_group_delta(change: GroupChange, call: ApiCall, policy: Policy, today: dt.date) -> list[Hit]:
     """Judge the rules one record added to one group, as if they were the group's whole
     state — the only state a record carries. THE single place replay calls the security-
-    group evaluation (``perimeter.decide.decide``): when that evaluation changes shape
+    group evaluation (``perimeter.security_groups.evaluate.decide``): when that evaluation changes shape
     (whole-state judgment, union exposure across a group's sources), this function adapts
     and nothing else in replay does.
     """
@@ -136,7 +136,7 @@ def judge_group_delta(change: GroupChange, call: ApiCall, policy: Policy, today:
 
 
 def _judge_sg(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> None:
-    from perimeter.sg_subjects import PREFIX_LIST_EVENTS, RESOLVING
+    from perimeter.security_groups.subjects import PREFIX_LIST_EVENTS, RESOLVING
 
     if call.event_name in RESOLVING or call.event_name in PREFIX_LIST_EVENTS:
         # A fixing call (or a prefix list's new entries): what it resolves or exposes is the
@@ -425,7 +425,7 @@ NET_CLOSING = frozenset(
 def _judge_net(call: ApiCall, policy: Policy, today: dt.date, out: Verdict) -> None:
     # PER-NET-1 judges a path: gateway, route table, subnet, address, ACL and groups together.
     # A record holds one hop; the others are account state, never guessed.
-    from perimeter.net_service import subject_of
+    from perimeter.network.service import subject_of
 
     subject_of(call)  # a record lacking the id its kind carries is malformed, as live
     if call.event_name in NET_CLOSING or policy.mode("PER-NET-1") == "off":

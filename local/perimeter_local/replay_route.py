@@ -4,7 +4,7 @@ Most of a trail's records are reads and calls no rule wants, so routing first lo
 record's ``(eventSource, eventName)`` up in an index built from the patterns' own value lists
 (one dict lookup rejects a non-routed record), and only the candidates go through the full
 matcher (``patterns.compile_matcher``), wrapped in the EventBridge envelope exactly as
-``perimeter.events.wrap_in_envelope`` wraps a live record. A pattern that does not list plain
+``perimeter.core.events.wrap_in_envelope`` wraps a live record. A pattern that does not list plain
 event sources and names is matched against every record: the index only ever narrows by what
 the pattern itself says.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from perimeter.events import is_envelope, wrap_in_envelope
+from perimeter.core.events import is_envelope, wrap_in_envelope
 
 from perimeter_local.patterns import compile_matcher
 from perimeter_local.template import load_template

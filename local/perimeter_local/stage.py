@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
-from perimeter.changes import extract_group_changes
-from perimeter.events import parse_event
+from perimeter.core.events import parse_event
+from perimeter.security_groups.changes import extract_group_changes
 
 #: Event names whose resources moto 5.2.5 has no API for: staged only where the runner's
 #: extensions (moto_ext.py) serve them, i.e. with --embedded.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import perimeter.runtime as runtime
+import perimeter.core.runtime as runtime
 import pytest
 from moto import mock_aws
 
@@ -237,7 +237,7 @@ def event(
     error_code: str | None = None,
     event_id: str | None = None,
 ) -> dict[str, Any]:
-    from perimeter.events import wrap_in_envelope
+    from perimeter.core.events import wrap_in_envelope
     from perimeter_local.cloudtrail import record
 
     rec = record(

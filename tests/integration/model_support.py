@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import perimeter.runtime as runtime
+import perimeter.core.runtime as runtime
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
-from perimeter.events import wrap_in_envelope
+from perimeter.core.events import wrap_in_envelope
 from perimeter_local.cloudtrail import record
 
 from tests.corpus import load

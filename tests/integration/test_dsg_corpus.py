@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from perimeter.events import items
+from perimeter.core.events import items
 
 from tests.corpus import detail, envelope, records, retarget
 from tests.integration import dsg_support

@@ -200,7 +200,7 @@ def _cidr_request(group_id: str, port: int, cidr: str) -> tuple[dict[str, Any], 
 def test_default_sg_finding_resolves_when_a_person_empties_it(
     account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from perimeter import runtime
+    from perimeter.core import runtime
 
     monkeypatch.setenv("PERIMETER_DRY_RUN", "true")  # detect only: a person fixes it
     runtime.reset()

@@ -122,7 +122,7 @@ def test_findings_and_notification_say_what_moved(account: Account) -> None:
 
 
 def test_dry_run_reports_and_changes_nothing(account: Account, monkeypatch: pytest.MonkeyPatch) -> None:
-    import perimeter.runtime as runtime
+    import perimeter.core.runtime as runtime
 
     monkeypatch.setenv("PERIMETER_DRY_RUN", "true")
     runtime.reset()
@@ -181,7 +181,7 @@ def test_unmovable_dependant_blocks_the_migration_with_the_exact_fix(account: Ac
 def test_quarantine_tagged_enis_go_to_an_empty_group(
     account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import perimeter.runtime as runtime
+    import perimeter.core.runtime as runtime
     from perimeter.policy import default_policy_text
 
     text = default_policy_text().replace(

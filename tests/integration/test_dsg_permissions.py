@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.client import BaseClient
-from perimeter import permissions
+from perimeter.core import permissions
 
 from tests.corpus import envelope, retarget
 from tests.integration import dsg_support
@@ -43,7 +43,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 def test_calls_stay_within_and_cover_the_declared_actions(
     account: Account, calls: Counter[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import perimeter.runtime as runtime
+    import perimeter.core.runtime as runtime
     from perimeter.policy import default_policy_text
 
     text = default_policy_text().replace("quarantine: {enabled: false", "quarantine: {enabled: true")

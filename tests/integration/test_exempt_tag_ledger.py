@@ -60,7 +60,7 @@ def authorize(session: Any, gid: str, *, port: int = 443) -> dict[str, Any]:
 
 def revoke(session: Any, gid: str, perm: dict[str, Any]) -> dict[str, Any]:
     """A person removes a rule: a call that may fix something (SgGuard resolves what it can)."""
-    from perimeter.events import wrap_in_envelope
+    from perimeter.core.events import wrap_in_envelope
 
     session.client("ec2").revoke_security_group_ingress(GroupId=gid, IpPermissions=[perm])
     request = {"groupId": gid, "ipPermissions": {"items": [cloudtrail._ct_permission(perm)]}}

@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import Stubber
 from model_support import FLOW_LOG_GROUP, Acct, corpus, make_account, policy_with, sample
 from perimeter.adapters.flowlogs import FlowLogAdapter
-from perimeter.flowlog_eval import FLOW_LOG_FORMAT
+from perimeter.flow_logs.evaluate import FLOW_LOG_FORMAT
 
 
 @pytest.fixture

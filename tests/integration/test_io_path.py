@@ -212,7 +212,7 @@ def test_a_failed_write_fails_the_invocation_and_the_retry_loses_nothing(
 def test_a_retried_claim_whose_first_attempt_landed_is_still_ours(env: Env) -> None:  # noqa: F811
     """botocore retries a call whose answer was lost (a timeout, a reset connection); if the
     first attempt wrote the claim, the retry's condition fails on our own record: still ours."""
-    from perimeter.once import Claim, EventInProgress, OnceStore
+    from perimeter.core.once import Claim, EventInProgress, OnceStore
 
     store = OnceStore(env.ddb, IDEMPOTENCY_TABLE, "fn")
     mine = Claim(store, "fn#e1", 60_000)
@@ -228,7 +228,7 @@ def test_a_released_claim_names_what_went_out_and_the_retry_skips_it(env: Env) -
     parts: the retry's claim is refused, reads the record, takes it over and knows them; a
     second retry racing for the same released record is refused. A release with nothing sent
     leaves no record (the usual claim condition takes the event again)."""
-    from perimeter.once import Claim, EventInProgress, OnceStore
+    from perimeter.core.once import Claim, EventInProgress, OnceStore
 
     store = OnceStore(env.ddb, IDEMPOTENCY_TABLE, "fn")
     first = Claim(store, "fn#e2", 60_000)

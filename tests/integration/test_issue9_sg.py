@@ -15,13 +15,13 @@ import uuid
 from typing import Any
 
 import boto3
-import perimeter.runtime
+import perimeter.core.runtime
 import pytest
 from moto import mock_aws
-from perimeter import sg_service
 from perimeter.adapters.audit import AuditAdapter
-from perimeter.events import wrap_in_envelope
-from perimeter.runtime import Runtime, Settings
+from perimeter.core.events import wrap_in_envelope
+from perimeter.core.runtime import Runtime, Settings
+from perimeter.security_groups import service as sg_service
 
 from tests.corpus import MOTO_ACCOUNT, REGION
 from tests.integration.test_sg_handler import DEFAULT_EGRESS, W4, Env, ct_permission, identity, tcp
@@ -146,7 +146,7 @@ def sg4_enforced(env: Env, monkeypatch: pytest.MonkeyPatch) -> Env:
         Name="/perimeter/policy", Value=text.replace("PER-SG-4: {mode: detect}", SG4_ENFORCED), Type="String"
     )
     monkeypatch.setenv("PERIMETER_POLICY_PARAMETER", "/perimeter/policy")
-    perimeter.runtime.reset(Runtime(Settings.from_env(), session=env.session))
+    perimeter.core.runtime.reset(Runtime(Settings.from_env(), session=env.session))
     return env
 
 

@@ -1,6 +1,6 @@
 """Least privilege: each function's role grants exactly the actions its code calls.
 
-Three sides are held together: ``perimeter.permissions.FUNCTIONS`` (what the code declares),
+Three sides are held together: ``perimeter.core.permissions.FUNCTIONS`` (what the code declares),
 the template's role for each function (what a deploy grants), and what the code really calls
 when events run through it under moto (every botocore call recorded). Template == declared;
 recorded is a subset of declared; and for SgGuard, scenarios exercise every declared action,
@@ -17,7 +17,7 @@ import boto3
 import pytest
 from botocore.client import BaseClient
 from moto import mock_aws
-from perimeter import permissions
+from perimeter.core import permissions
 from perimeter_local import cloudtrail
 from perimeter_local.account import prepare
 from perimeter_local.invoke import forget_containers, invoke
@@ -84,7 +84,7 @@ def _granted_in_organization_mode(function_id: str) -> set[str]:
 )
 def test_template_grants_exactly_what_the_code_declares(function_id: str) -> None:
     assert function_id in permissions.FUNCTIONS, (
-        f"{function_id}: declare its actions in perimeter/permissions.py"
+        f"{function_id}: declare its actions in perimeter/core/permissions.py"
     )
     assert _granted(function_id) == set(permissions.FUNCTIONS[function_id])
 

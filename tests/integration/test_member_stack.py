@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from perimeter import accounts, permissions
+from perimeter.core import accounts, permissions
 from perimeter_local.template import Resolver, load_template
 
 from tests.integration.test_least_privilege import _actions  # every action, both branches of Fn::If
@@ -260,7 +260,7 @@ def test_the_operator_may_assume_it_only_when_named() -> None:
 
 def test_the_function_roles_may_assume_only_member_roles_of_the_organization() -> None:
     """The identity side: template.yaml's AssumeMemberRole statement names the member role's ARN
-    pattern (what ``perimeter.accounts`` assumes) and requires the role's account to be in the
+    pattern (what ``perimeter.core.accounts`` assumes) and requires the role's account to be in the
     organization (aws:ResourceOrgID)."""
     params = {"Mode": "organization", "OrganizationId": ORG_ID, "MemberRoleName": "perimeter-remediation"}
     r = _resolve(TEMPLATE, params, SECURITY, HOME)

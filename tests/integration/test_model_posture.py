@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from model_support import ACCOUNT, Acct, Deployment, corpus, make_account, model_role, sample
-from perimeter.flowlog_eval import FLOW_LOG_FORMAT
+from perimeter.flow_logs.evaluate import FLOW_LOG_FORMAT
 
 
 @pytest.fixture

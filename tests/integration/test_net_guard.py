@@ -311,7 +311,7 @@ def test_another_subnet_attribute_is_ignored_and_reads_nothing(acct: Acct) -> No
 
 
 def test_a_record_without_its_id_is_malformed(acct: Acct) -> None:
-    from perimeter.events import MalformedEvent
+    from perimeter.core.events import MalformedEvent
 
     with pytest.raises(MalformedEvent, match="routeTableId"):
         _run(acct, _event(acct, "CreateRoute", {"destinationCidrBlock": "0.0.0.0/0"}))

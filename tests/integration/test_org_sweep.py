@@ -14,8 +14,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from perimeter.core.runtime import Runtime, Settings
 from perimeter.review import fanout
-from perimeter.runtime import Runtime, Settings
 
 from tests.integration.test_organization import (
     REGION,

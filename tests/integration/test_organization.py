@@ -17,8 +17,8 @@ from typing import Any
 
 import boto3
 import pytest
-from perimeter import accounts
 from perimeter.adapters.audit import AuditAdapter
+from perimeter.core import accounts
 from perimeter_local import cloudtrail
 from perimeter_local.account import prepare
 from perimeter_local.invoke import invoke
@@ -337,7 +337,7 @@ def test_the_security_accounts_own_events_use_its_own_credentials() -> None:
     """Organization mode: the function's own account and region is the home runtime itself; its
     own account in another region is a runtime of that region with the same credentials, built
     once per container; a member is a MemberRuntime through the member role."""
-    from perimeter.runtime import Runtime, Settings
+    from perimeter.core.runtime import Runtime, Settings
 
     env = {"PERIMETER_MEMBER_ROLE_NAME": "perimeter-remediation", "PERIMETER_EXTERNAL_ID": "x"}
     home = Runtime(Settings.from_env({"AWS_REGION": REGION, "PERIMETER_ACCOUNT_ID": SECURITY}))
@@ -380,7 +380,7 @@ def test_a_flow_log_is_created_in_the_member_with_the_member_stacks_delivery_rol
         account=b,
         region=REGION,
     )
-    from perimeter.events import wrap_in_envelope
+    from perimeter.core.events import wrap_in_envelope
 
     out = org.run(
         "FlowLogGuardFunction", wrap_in_envelope(rec), PolicyParameterName="/perimeter/policy", **org.params
@@ -399,7 +399,7 @@ def test_a_flow_log_is_created_in_the_member_with_the_member_stacks_delivery_rol
 
 
 def test_account_mode_imports_none_of_organization_mode() -> None:
-    """The handlers' cold start in account mode: perimeter.accounts and the sweep's fan-out are
+    """The handlers' cold start in account mode: perimeter.core.accounts and the sweep's fan-out are
     not imported, by any handler module nor by its first call to ``runtime_for``."""
     import subprocess
     import sys
@@ -410,10 +410,10 @@ os.environ.pop("PERIMETER_MEMBER_ROLE_NAME", None)
 for name in ("sg_guard", "default_sg", "model_posture", "iam_guard", "flowlog_guard", "sweep"):
     spec = importlib.util.spec_from_file_location("app_" + name, os.path.join("functions", name, "app.py"))
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
-from perimeter.org import runtime_for
+from perimeter.core.org import runtime_for
 home = object()
 assert runtime_for({"account": "222222222222", "region": "eu-west-1"}, home) is home
-print(sorted(m for m in sys.modules if m in ("perimeter.accounts", "perimeter.review.fanout")))
+print(sorted(m for m in sys.modules if m in ("perimeter.core.accounts", "perimeter.review.fanout")))
 """
     env = {k: v for k, v in __import__("os").environ.items() if k != "AWS_LAMBDA_INITIALIZATION_TYPE"}
     env["AWS_REGION"] = REGION

@@ -1,7 +1,7 @@
 """Perimeter's own calls invoke nothing (issue 11, item 5): the rules drop them, not only the handlers.
 
 Perimeter's remediation comes back through CloudTrail. The handlers' loop guard
-(``perimeter.guard.skip_reason``) ignores a call made by one of ``PERIMETER_SELF_ROLES`` in the
+(``perimeter.core.guard.skip_reason``) ignores a call made by one of ``PERIMETER_SELF_ROLES`` in the
 deployment's account; each CloudTrail rule now drops the same calls before they cost an
 invocation, with an ``$or`` on ``detail.userIdentity.sessionContext.sessionIssuer.arn``:
 absent (IAM users, root, AWS services: no role session) or anything but Perimeter's roles.
@@ -26,10 +26,10 @@ import botocore.session
 import pytest
 from moto import mock_aws
 from moto.events.models import EventPattern
-from perimeter.accounts import member_role_arn
-from perimeter.events import parse_event
-from perimeter.guard import skip_reason
-from perimeter.runtime import Settings
+from perimeter.core.accounts import member_role_arn
+from perimeter.core.events import parse_event
+from perimeter.core.guard import skip_reason
+from perimeter.core.runtime import Settings
 from perimeter_local.patterns import matches, validate
 from perimeter_local.template import Resolver
 

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import perimeter.runtime
+import perimeter.core.runtime
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core.botocore_stubber import MockRawResponse
-from perimeter.events import MalformedEvent, wrap_in_envelope
-from perimeter.runtime import Runtime, Settings
+from perimeter.core.events import MalformedEvent, wrap_in_envelope
+from perimeter.core.runtime import Runtime, Settings
 
 from tests.corpus import MOTO_ACCOUNT, REGION, load, records, replay_sg_record
 from tests.harness import create_stack_resources, drain_messages
@@ -187,12 +187,12 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
             e.calls.append(event_name.rsplit(".", 1)[-1])
 
         session.events.register("before-call", count)
-        perimeter.runtime.reset(Runtime(Settings.from_env(), session=session))
+        perimeter.core.runtime.reset(Runtime(Settings.from_env(), session=session))
         e.handler = load_handler()
         try:
             yield e
         finally:
-            perimeter.runtime.reset()
+            perimeter.core.runtime.reset()
 
 
 # --- building records for calls made against moto -----------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from perimeter.events import wrap_in_envelope
+from perimeter.core.events import wrap_in_envelope
 from perimeter_local.moto_ext import moto_extensions
 
 from tests.corpus import MOTO_ACCOUNT, REGION
@@ -114,11 +114,11 @@ def state(f: dict[str, Any]) -> tuple[str, str]:
 
 def dry_run(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped default (``DryRun=true``): every control only detects."""
-    import perimeter.runtime
-    from perimeter.runtime import Runtime, Settings
+    import perimeter.core.runtime
+    from perimeter.core.runtime import Runtime, Settings
 
     monkeypatch.setenv("PERIMETER_DRY_RUN", "true")
-    perimeter.runtime.reset(Runtime(Settings.from_env(), session=env.session))
+    perimeter.core.runtime.reset(Runtime(Settings.from_env(), session=env.session))
 
 
 # --- 1. judge the resource, not the delta -----------------------------------------------------

@@ -581,7 +581,7 @@ def test_principals_granting_model_invocation_on_everything_are_found_and_resolv
     assert f"perimeter/PER-IAM-1/{ACCOUNT}/{REGION}/role/quiet" not in out["raised"]
     # The same evaluation as the event path: IamGuard on the role says the same.
     from perimeter.adapters.iam import IamAdapter
-    from perimeter.iam_service import evaluate_role
+    from perimeter.iam.service import evaluate_role
 
     ev, _, _ = evaluate_role(IamAdapter(iam), "caller", ACCOUNT)
     assert [i.summary for i in ev.issues] and all(
@@ -645,7 +645,7 @@ def test_a_marketplace_endpoint_outside_a_vpc_is_found(session: Any, monkeypatch
     import datetime as dt
 
     from botocore.stub import Stubber
-    from perimeter import runtime
+    from perimeter.core import runtime
     from perimeter.review import service
 
     template, resolver = prepare(session, ROOT / "template.yaml")

@@ -125,7 +125,7 @@ def test_stale_groups_are_asked_per_peered_vpc_and_paged(ec2: Any) -> None:
 def test_a_revoke_is_one_call_per_group_by_content_and_unknown_rules_count_as_gone(ec2: Any) -> None:
     """AWS's current answer names what it removed (with ids) and what it did not find; moto
     answers neither, so the shape comes from botocore's model here."""
-    from perimeter.rules import Rule
+    from perimeter.core.rules import Rule
 
     ssh = Rule("sg-1", False, "tcp", 22, 22, cidr="0.0.0.0/0", description="temp")
     rdp = Rule("sg-1", False, "tcp", 3389, 3389, cidr="0.0.0.0/0")
@@ -179,7 +179,7 @@ def test_a_revoke_is_one_call_per_group_by_content_and_unknown_rules_count_as_go
 
 
 def test_an_older_not_found_answer_is_settled_rule_by_rule(ec2: Any) -> None:
-    from perimeter.rules import Rule
+    from perimeter.core.rules import Rule
 
     ssh = Rule("sg-1", False, "tcp", 22, 22, cidr="0.0.0.0/0")
     rdp = Rule("sg-1", False, "tcp", 3389, 3389, cidr="0.0.0.0/0")

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from perimeter.events import wrap_in_envelope
+from perimeter.core.events import wrap_in_envelope
 from perimeter_local.patterns import matches, validate
 from perimeter_local.template import Resolver, functions, load_template
 

@@ -23,12 +23,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import perimeter.runtime
+import perimeter.core.runtime
 import pytest
 from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import MockRawResponse
 from moto.securityhub.models import securityhub_backends
-from perimeter.runtime import Runtime, Settings
+from perimeter.core.runtime import Runtime, Settings
 
 from tests.corpus import MOTO_ACCOUNT, REGION
 from tests.integration.test_io_path import Order
@@ -89,7 +89,9 @@ class FindingUpdates:
                     done.append(ident)
                     break
             else:  # as Security Hub answers for a finding it does not hold
-                missing.append({"FindingIdentifier": ident, "ErrorCode": "FindingNotFound", "ErrorMessage": "-"})
+                missing.append(
+                    {"FindingIdentifier": ident, "ErrorCode": "FindingNotFound", "ErrorMessage": "-"}
+                )
         raw = AWSResponse("https://securityhub", 200, {}, MockRawResponse(b"{}"))
         return raw, {"ProcessedFindings": done, "UnprocessedFindings": missing}
 
@@ -109,7 +111,7 @@ def undo_env(env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:  # noq
     monkeypatch.setenv("PERIMETER_EXEMPTIONS_TABLE", EXEMPTIONS_TABLE)
     monkeypatch.setenv("PERIMETER_EXEMPT_DAYS", "7")
     env.updates = FindingUpdates(env.session)
-    perimeter.runtime.reset(Runtime(Settings.from_env(), session=env.session))
+    perimeter.core.runtime.reset(Runtime(Settings.from_env(), session=env.session))
     env.undo = _load("undo")
     yield env
 
@@ -283,7 +285,7 @@ def test_an_undo_of_a_finding_security_hub_no_longer_holds_is_said_not_retried(u
 
 
 def test_a_malformed_custom_action_event_raises_the_one_validation_error(undo_env: Any) -> None:
-    from perimeter.events import MalformedEvent
+    from perimeter.core.events import MalformedEvent
 
     bad = custom_action([])
     bad["detail"]["findings"] = [{"no": "id"}]
@@ -306,7 +308,7 @@ def test_the_exemption_read_does_not_delay_the_revoke(undo_env: Any) -> None:
     order = Order(e.session)
     for service in ("ec2", "dynamodb"):
         e.session.events.register(f"after-call.{service}", lambda **_: time.sleep(0.03))
-    perimeter.runtime.reset(Runtime(Settings.from_env(), session=e.session))  # clients see the hooks
+    perimeter.core.runtime.reset(Runtime(Settings.from_env(), session=e.session))  # clients see the hooks
     gid = e.group()
     e.invoke(authorize(e, gid, [tcp(22)]))  # warm: the VPC's routes cached
     order.calls.clear()

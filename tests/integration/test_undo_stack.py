@@ -23,7 +23,7 @@ import boto3
 import pytest
 from botocore.client import BaseClient
 from moto.securityhub.models import securityhub_backends
-from perimeter import permissions
+from perimeter.core import permissions
 from perimeter_local.account import prepare
 from perimeter_local.cli import main as cli_main
 from perimeter_local.cli import scheduled_event
@@ -173,8 +173,8 @@ def test_the_sweep_honours_the_undo_and_lists_exemptions_expiring_within_a_week(
     for gid in (tagged, far, undone):
         ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[WORLD_SSH])
     # The undo's exemption of the third group's rule, ending in two days.
-    from perimeter.exemptions import undo_items
-    from perimeter.rules import Rule
+    from perimeter.core.exemptions import undo_items
+    from perimeter.core.rules import Rule
 
     rule = Rule(undone, False, "tcp", 22, 22, cidr="0.0.0.0/0")
     prepare(session, ROOT / "template.yaml")
@@ -336,7 +336,7 @@ def test_undo_of_a_created_flow_log_is_refused_with_what_to_do_and_changes_nothi
     """A flow log PER-FL-1 created removed nothing, and deleting it would remove a security
     control on one click: the action (and ``perimeter restore FINDING_ID``) refuse, the note
     says how to exempt the VPC and which audit id deletes exactly that flow log."""
-    from perimeter.events import wrap_in_envelope
+    from perimeter.core.events import wrap_in_envelope
     from perimeter_local.cloudtrail import record
 
     updates = FindingUpdates(monkeypatch)

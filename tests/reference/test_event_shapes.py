@@ -18,7 +18,7 @@ from typing import Any
 
 import botocore.session
 import pytest
-from perimeter.events import wrap_in_envelope
+from perimeter.core.events import wrap_in_envelope
 from perimeter_local.patterns import matches
 from perimeter_local.template import Resolver, functions, load_template
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import perimeter.runtime as runtime
+import perimeter.core.runtime as runtime
 import pytest
 
 from tests.safety.scenes import (

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from perimeter.events import MalformedEvent
+from perimeter.core.events import MalformedEvent
 
 from tests.safety.scenes import SCENES
 from tests.safety.world import FUNCTION_IDS, RESOURCE_SERVICES, ROOT, World, deployed, is_write

@@ -17,7 +17,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from perimeter.events import MalformedEvent
+from perimeter.core.events import MalformedEvent
 from perimeter_local.cloudtrail import user_identity
 from perimeter_local.invoke import route
 from perimeter_local.replay_route import without_own_role_clause

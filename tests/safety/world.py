@@ -31,12 +31,12 @@ from typing import Any
 import boto3
 import botocore.loaders
 import botocore.session
-import perimeter.runtime as runtime
+import perimeter.core.runtime as runtime
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core.botocore_stubber import MockRawResponse
-from perimeter.events import wrap_in_envelope
+from perimeter.core.events import wrap_in_envelope
 from perimeter_local.account import prepare
 from perimeter_local.cloudtrail import record
 from perimeter_local.template import FunctionSpec, functions
@@ -76,7 +76,7 @@ class Killed(BaseException):
 
 class Clock:
     """Lambda's retries come a minute or more after a failure; the only code that compares
-    clocks across invocations is the once-only claim (``perimeter.once``, and Powertools'
+    clocks across invocations is the once-only claim (``perimeter.core.once``, and Powertools'
     idempotency layer: an in-progress claim expires when the Lambda's time would have run out).
     Their clock is this one: the harness moves it forward between attempts as Lambda's retry
     schedule would, instead of sleeping."""
@@ -103,10 +103,10 @@ class Clock:
         shim.datetime = Shifted
         for module in (base, datarecord, dynamodb):
             monkeypatch.setattr(module, "dt", shim)
-        # Perimeter's own once-only claim (perimeter.once) compares epoch seconds: the same clock.
+        # Perimeter's own once-only claim (perimeter.core.once) compares epoch seconds: the same clock.
         import time as real_time
 
-        import perimeter.once as once_module
+        import perimeter.core.once as once_module
 
         clock = types.SimpleNamespace(
             **{k: getattr(real_time, k) for k in dir(real_time) if not k.startswith("__")}
@@ -210,7 +210,9 @@ class Hooks:
             from perimeter_local.moto_ext import batch_update_findings
 
             body = (params or {}).get("body") or b"{}"
-            parsed = batch_update_findings(REGION, json.loads(body) if isinstance(body, bytes | str) else body)
+            parsed = batch_update_findings(
+                REGION, json.loads(body) if isinstance(body, bytes | str) else body
+            )
             return AWSResponse("https://securityhub", 200, {}, MockRawResponse(b"{}")), parsed
         return None
 

@@ -7,9 +7,9 @@ import copy
 from typing import Any
 
 import pytest
-from perimeter.changes import GroupChange, extract_group_changes
-from perimeter.events import MalformedEvent, parse_event, wrap_in_envelope
-from perimeter.rules import Rule
+from perimeter.core.events import MalformedEvent, parse_event, wrap_in_envelope
+from perimeter.core.rules import Rule
+from perimeter.security_groups.changes import GroupChange, extract_group_changes
 
 from tests.corpus import load, records
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import perimeter.runtime as runtime
+import perimeter.core.runtime as runtime
 import pytest
 import yaml
 

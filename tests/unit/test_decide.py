@@ -11,13 +11,13 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-from perimeter.changes import GroupChange
-from perimeter.context import GroupContext
-from perimeter.controls import REGISTRY, SG_CONTROLS
-from perimeter.decide import GroupDecision, decide
+from perimeter.core.controls import REGISTRY, SG_CONTROLS
+from perimeter.core.rules import Rule
+from perimeter.core.scoring import score_rule
 from perimeter.policy import default_policy_text, load_default_policy, parse_policy
-from perimeter.rules import Rule
-from perimeter.scoring import score_rule
+from perimeter.security_groups.changes import GroupChange
+from perimeter.security_groups.context import GroupContext
+from perimeter.security_groups.evaluate import GroupDecision, decide
 
 GID = "sg-0123456789abcdef0"
 VPC = "vpc-0123456789abcdef0"

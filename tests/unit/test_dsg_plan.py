@@ -7,8 +7,9 @@ from dataclasses import replace
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from perimeter.context import GroupContext
-from perimeter.dsg_plan import (
+from perimeter.core.events import MalformedEvent, parse_event
+from perimeter.core.rules import Rule
+from perimeter.default_groups.plan import (
     INTERIM_PREFIX,
     SELF,
     DefaultGroup,
@@ -24,9 +25,8 @@ from perimeter.dsg_plan import (
     plan_migration,
     tier_findings,
 )
-from perimeter.events import MalformedEvent, parse_event
 from perimeter.policy import PolicyError, load_default_policy, parse_policy
-from perimeter.rules import Rule
+from perimeter.security_groups.context import GroupContext
 
 DSG = "sg-0def"
 VPC = "vpc-1"

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from perimeter.changes import extract_group_changes
-from perimeter.events import CLOUDTRAIL_DETAIL_TYPE, MalformedEvent, parse_event
-from perimeter.guard import skip_reason
-from perimeter.runtime import Settings
+from perimeter.core.events import CLOUDTRAIL_DETAIL_TYPE, MalformedEvent, parse_event
+from perimeter.core.guard import skip_reason
+from perimeter.core.runtime import Settings
+from perimeter.security_groups.changes import extract_group_changes
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SAMPLES = sorted(EVENTS.glob("*.json"))
@@ -78,7 +78,7 @@ def test_sample_parses_and_is_named_after_its_event(path: Path) -> None:
     if event_name == "SecurityHubCustomAction":
         # Not a CloudTrail call: Security Hub's "Findings - Custom Action" event (issue 11),
         # parsed by the undo's own edge; its one resource is the action's ARN.
-        from perimeter.undo import CUSTOM_ACTION_DETAIL_TYPE, parse
+        from perimeter.restore.undo import CUSTOM_ACTION_DETAIL_TYPE, parse
 
         assert (event["source"], event["detail-type"]) == ("aws.securityhub", CUSTOM_ACTION_DETAIL_TYPE)
         assert event["resources"] == [f"arn:aws:securityhub:{REGION}:{ACCOUNT}:action/custom/PerimeterUndo"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from perimeter.exemptions import (
+from perimeter.core.exemptions import (
     TAG_KEY,
     expiring,
     expiry_epoch,
@@ -16,8 +16,8 @@ from perimeter.exemptions import (
     tag_problem,
     undo_items,
 )
+from perimeter.core.rules import Rule
 from perimeter.policy import Exemption, load_default_policy
-from perimeter.rules import Rule
 
 TODAY = dt.date(2026, 11, 29)
 

@@ -4,11 +4,16 @@ guardrail configurations, Bedrock resource policies, model-execution-role trust,
 from __future__ import annotations
 
 import pytest
-from perimeter.events import MalformedEvent, parse_event
-from perimeter.guardrail_eval import Enforcement, Guardrail, enforcement_issue
-from perimeter.iam_eval import Principal, resource_policy_issue, trust_issue
-from perimeter.launch_template import TemplateVersion, template_issues, template_ref, version_from_api
-from perimeter.model_eval import domain_issue
+from perimeter.core.events import MalformedEvent, parse_event
+from perimeter.iam.evaluate import Principal, resource_policy_issue, trust_issue
+from perimeter.model_posture.evaluate import domain_issue
+from perimeter.model_posture.guardrails import Enforcement, Guardrail, enforcement_issue
+from perimeter.security_groups.launch_template import (
+    TemplateVersion,
+    template_issues,
+    template_ref,
+    version_from_api,
+)
 
 DSG, MODEL, APP = "sg-d", "sg-m", "sg-a"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import botocore.session
 import pytest
-from perimeter.dsg_plan import Eni, ManagedResource, fix_for_eni, fix_for_managed
-from perimeter.report import SNS_SUBJECT_MAX, sns_subject
+from perimeter.core.report import SNS_SUBJECT_MAX, sns_subject
+from perimeter.default_groups.plan import Eni, ManagedResource, fix_for_eni, fix_for_managed
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "perimeter" / "perimeter"
@@ -78,7 +78,7 @@ def test_every_resource_type_literal_in_the_layer_is_an_asff_type() -> None:
 
 
 def test_no_arn_in_the_layer_hard_codes_the_aws_partition() -> None:
-    """ARNs the code builds take the partition from the region (perimeter.arns); a literal
+    """ARNs the code builds take the partition from the region (perimeter.core.arns); a literal
     ``arn:aws:`` would be wrong in aws-cn and aws-us-gov. Human-readable examples with
     placeholders (``<region>``) are allowed; docstrings and comments are not code."""
     bad = []

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 
-import perimeter.posture  # noqa: F401  (registers the controls)
+import perimeter.posture.controls  # noqa: F401  (registers the controls)
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from perimeter.controls import REGISTRY
-from perimeter.flowlog_eval import FLOW_LOG_FORMAT, FlowLog, FlowLogTarget, create_request, vpc_issue
-from perimeter.guardrail_eval import Enforcement, Guardrail, enforcement_text, guardrail_from_api, weakenings
-from perimeter.iam_eval import (
+from perimeter.core.controls import REGISTRY
+from perimeter.flow_logs.evaluate import FLOW_LOG_FORMAT, FlowLog, FlowLogTarget, create_request, vpc_issue
+from perimeter.iam.evaluate import (
     guardrail_condition,
     invoke_actions,
     is_admin,
@@ -21,7 +20,7 @@ from perimeter.iam_eval import (
     wide_resources,
     wildcard_principals,
 )
-from perimeter.model_eval import (
+from perimeter.model_posture.evaluate import (
     ModelFacts,
     NotebookFacts,
     SharedUse,
@@ -29,8 +28,15 @@ from perimeter.model_eval import (
     notebook_issues,
     shared_group,
 )
+from perimeter.model_posture.guardrails import (
+    Enforcement,
+    Guardrail,
+    enforcement_text,
+    guardrail_from_api,
+    weakenings,
+)
 from perimeter.policy import FlowLogPolicy, PolicyError, load_default_policy, load_policy_text
-from perimeter.posture import judge
+from perimeter.posture.controls import judge
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from perimeter.netmath import (
+from perimeter.core.netmath import (
     ALL_PORTS,
     CidrError,
     PortRange,

@@ -3,8 +3,15 @@ clean pairs of an evaluation, first-seen times kept, a resolved finding built fr
 
 from __future__ import annotations
 
-from perimeter.events import parse_event
-from perimeter.posture import Evaluation, Issue, arn_resource, keep_first_seen, merge_issues, resolved_finding
+from perimeter.core.events import parse_event
+from perimeter.posture.controls import (
+    Evaluation,
+    Issue,
+    arn_resource,
+    keep_first_seen,
+    merge_issues,
+    resolved_finding,
+)
 
 ROLE = arn_resource("AwsIamRole", "arn:aws:iam::1:role/r", "role/r")
 USER = arn_resource("AwsIamUser", "arn:aws:iam::1:user/u", "user/u")

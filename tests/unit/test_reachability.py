@@ -8,8 +8,8 @@ import copy
 from typing import Any
 
 import pytest
+from perimeter.network.reachability import evaluate, issue_of, model_enis, network_from_api
 from perimeter.policy import load_default_policy
-from perimeter.reachability import evaluate, issue_of, model_enis, network_from_api
 
 VPC, IGW, RTB, SUBNET, ACL, SG, ENI = "vpc-1", "igw-1", "rtb-1", "subnet-1", "acl-1", "sg-1", "eni-1"
 POLICY = load_default_policy()

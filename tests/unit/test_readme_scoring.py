@@ -7,14 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
-from perimeter.context import GroupContext
+from perimeter.core.rules import Rule
+from perimeter.core.scoring import score_rule
 from perimeter.policy import load_default_policy
-from perimeter.rules import Rule
-from perimeter.scoring import score_rule
+from perimeter.security_groups.context import GroupContext
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 POLICY = load_default_policy()
-SCORING = README.split("Scoring (`perimeter/scoring.py`)", 1)[1].split("\n\n", 1)[0]
+SCORING = README.split("Scoring (`perimeter/core/scoring.py`)", 1)[1].split("\n\n", 1)[0]
 
 
 def _score(cidr: str, port: int | None, tier: str, routed: bool | None) -> tuple[int, str]:

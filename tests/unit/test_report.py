@@ -12,12 +12,8 @@ import yaml
 from botocore.validate import ParamValidator
 from hypothesis import given
 from hypothesis import strategies as st
-from perimeter.changes import GroupChange
-from perimeter.context import GroupContext
-from perimeter.decide import GroupDecision, decide
-from perimeter.events import ApiCall, parse_event
-from perimeter.policy import default_policy_text, load_default_policy, parse_policy
-from perimeter.report import (
+from perimeter.core.events import ApiCall, parse_event
+from perimeter.core.report import (
     Outcome,
     build_audit_record,
     build_finding,
@@ -25,7 +21,11 @@ from perimeter.report import (
     finding_id,
     iso_event_time,
 )
-from perimeter.rules import Rule, rules_from_permission
+from perimeter.core.rules import Rule, rules_from_permission
+from perimeter.policy import default_policy_text, load_default_policy, parse_policy
+from perimeter.security_groups.changes import GroupChange
+from perimeter.security_groups.context import GroupContext
+from perimeter.security_groups.evaluate import GroupDecision, decide
 
 GID = "sg-0123456789abcdef0"
 ACCOUNT = "123456789012"

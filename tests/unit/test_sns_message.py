@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from perimeter.adapters.sns import SnsAdapter
-from perimeter.report import Notification
+from perimeter.core.report import Notification
 
 
 class _Client:

@@ -1,5 +1,5 @@
 """The layer's trimmed service models (``tools/trim_models.py``) are exactly what the tool makes
-from the installed botocore and ``perimeter/permissions.py``: an operation added to a function
+from the installed botocore and ``perimeter/core/permissions.py``: an operation added to a function
 (and so to its declared permissions) without regenerating them fails here, not in Lambda."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def test_trimmed_model_is_current(service: str) -> None:
 
 
 def test_runtime_clients_use_the_trimmed_models() -> None:
-    from perimeter.runtime import Runtime, Settings
+    from perimeter.core.runtime import Runtime, Settings
 
     rt = Runtime(Settings.from_env({"AWS_REGION": "us-east-1"}))
     ec2 = rt.client("ec2")

@@ -7,12 +7,12 @@ import ipaddress
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from perimeter.changes import GroupChange
-from perimeter.context import GroupContext, PrefixList
-from perimeter.decide import evaluate_group
-from perimeter.netmath import PUBLIC_TOTAL, net_of, public_share
+from perimeter.core.netmath import PUBLIC_TOTAL, net_of, public_share
+from perimeter.core.rules import Rule
 from perimeter.policy import load_default_policy
-from perimeter.rules import Rule
+from perimeter.security_groups.changes import GroupChange
+from perimeter.security_groups.context import GroupContext, PrefixList
+from perimeter.security_groups.evaluate import evaluate_group
 
 GID = "sg-0123456789abcdef0"
 POLICY = load_default_policy()
@@ -150,7 +150,7 @@ def test_decide_is_evaluate_group_with_the_change_as_added() -> None:
     r = tcp(22, 22, "0.0.0.0/0")
     ctx = GroupContext(group_id=GID, account="1", region="us-east-1", current_rules=(r,))
     a = evaluate_group(ctx, POLICY, added=(r,))
-    from perimeter.decide import decide
+    from perimeter.security_groups.evaluate import decide
 
     b = decide(GroupChange(GID, (r,)), ctx, POLICY)
     assert [(v.control.id, v.added) for v in a.violations] == [(v.control.id, v.added) for v in b.violations]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from perimeter.events import wrap_in_envelope
+from perimeter.core.events import wrap_in_envelope
 
 from perimeter_local.cloudtrail import record
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from perimeter.events import wrap_in_envelope
+from perimeter.core.events import wrap_in_envelope
 
 from perimeter_local.cli import scheduled_event
 from perimeter_local.cloudtrail import authorize_event, record

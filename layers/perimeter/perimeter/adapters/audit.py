@@ -6,7 +6,7 @@ restore`` can always put back what a record lists. Its key is deterministic
 (``<eventID>#<group>``), so a retried write overwrites rather than duplicates.
 
 The first record an acting stage writes carries the stage's idempotency claim in the same
-``TransactWriteItems`` (``perimeter.once``): one round trip between the read and the revoke, not
+``TransactWriteItems`` (``perimeter.core.once``): one round trip between the read and the revoke, not
 two; a duplicate delivery fails the transaction and so writes no record.
 
 A DynamoDB item holds at most 400 KB, and a group can carry thousands of rules: a record that
@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from perimeter import once
+from perimeter.core import once
 
 #: Bytes of compressed body per item: well under DynamoDB's 400 KB item limit, which also
 #: counts attribute names and the other attributes.

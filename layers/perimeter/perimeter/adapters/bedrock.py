@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from perimeter.adapters.ec2 import error_code
-from perimeter.guardrail_eval import Enforcement, Guardrail, guardrail_from_api
+from perimeter.model_posture.guardrails import Enforcement, Guardrail, guardrail_from_api
 
 GONE = {"ResourceNotFoundException"}
 #: Guardrails read per event at most: an account has few; a runaway one must not stall the event.

@@ -1,6 +1,6 @@
 """EC2 adapter: the only code that reads or writes security groups.
 
-It takes its client in the constructor (built once per container by ``perimeter.runtime``) and
+It takes its client in the constructor (built once per container by ``perimeter.core.runtime``) and
 translates AWS error codes into outcomes: a group that no longer exists is a context with
 ``exists=False``; a rule already gone on revoke is success, not an error.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from perimeter.context import GroupContext, PrefixList, VpcFacts, vpc_facts_from_tables
-from perimeter.rules import Rule, rule_from_api_rule, rules_of_group
+from perimeter.core.rules import Rule, rule_from_api_rule, rules_of_group
+from perimeter.security_groups.context import GroupContext, PrefixList, VpcFacts, vpc_facts_from_tables
 
 GROUP_GONE = {"InvalidGroup.NotFound", "InvalidGroupId.NotFound", "InvalidGroupId.Malformed"}
 PREFIX_LIST_GONE = {"InvalidPrefixListID.NotFound", "InvalidPrefixListId.NotFound"}

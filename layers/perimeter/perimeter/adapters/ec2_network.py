@@ -17,8 +17,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from perimeter.adapters.ec2 import error_code
-from perimeter.dsg_plan import DefaultGroup, Eni, eni_from_api
-from perimeter.rules import Rule, rule_from_api_rule, rules_of_group
+from perimeter.core.rules import Rule, rule_from_api_rule, rules_of_group
+from perimeter.default_groups.plan import DefaultGroup, Eni, eni_from_api
 
 DUPLICATE = {"InvalidPermission.Duplicate"}
 ENI_GONE = {"InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterfaceId.NotFound"}

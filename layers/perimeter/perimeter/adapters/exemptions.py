@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from perimeter.exemptions import from_item
+from perimeter.core.exemptions import from_item
 from perimeter.policy import Exemption
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from perimeter.adapters.ec2 import error_code
-from perimeter.flowlog_eval import FlowLog, flow_log_from_api
+from perimeter.flow_logs.evaluate import FlowLog, flow_log_from_api
 
 VPC_GONE = {"InvalidVpcID.NotFound", "InvalidVpcID.Malformed"}
 

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from perimeter.adapters.ec2 import error_code
-from perimeter.iam_eval import Principal, parse_document
+from perimeter.iam.evaluate import Principal, parse_document
 
 
 def _doc(value: Any) -> dict[str, Any]:

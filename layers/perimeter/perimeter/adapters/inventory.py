@@ -17,9 +17,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from perimeter.adapters.ec2 import GROUP_GONE, RULE_GONE, RevokeResult, error_code
-from perimeter.context import VpcFacts, vpc_facts_from_tables
-from perimeter.dsg_plan import Eni, eni_from_api
-from perimeter.rules import Rule, rule_from_api_rule, rules_from_permission
+from perimeter.core.rules import Rule, rule_from_api_rule, rules_from_permission
+from perimeter.default_groups.plan import Eni, eni_from_api
+from perimeter.security_groups.context import VpcFacts, vpc_facts_from_tables
 
 #: The largest page DescribeSecurityGroups and DescribeNetworkInterfaces serve (MaxResults).
 PAGE = {"PageSize": 1000}

@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from perimeter.adapters.ec2 import error_code
-from perimeter.model_eval import ModelFacts, NotebookFacts
+from perimeter.model_posture.evaluate import ModelFacts, NotebookFacts
 
 
 def _gone(exc: ClientError) -> bool:

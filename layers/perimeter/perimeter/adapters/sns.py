@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from perimeter.report import Notification, sns_subject
+from perimeter.core.report import Notification, sns_subject
 
 
 class SnsAdapter:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
-from perimeter.netmath import CidrError, PortRange, normalize_protocol, parse_cidr, parse_port_spec
+from perimeter.core.netmath import CidrError, PortRange, normalize_protocol, parse_cidr, parse_port_spec
 
 MODES = ("off", "detect", "enforce")
 
@@ -78,7 +78,7 @@ class Exemption:
     tag_key: str | None = None
     tag_value: str | None = None
     principal: str | None = None
-    #: the undo's exemptions (``perimeter.exemptions``): the resource id (a group or VPC) ...
+    #: the undo's exemptions (``perimeter.core.exemptions``): the resource id (a group or VPC) ...
     resource: str | None = None
     #: ... and, for a security-group rule, its content key: only that rule is exempt
     rule: tuple[Any, ...] | None = None
@@ -318,7 +318,7 @@ class Policy:
         sources, in this order: the policy file, the resource's ``perimeter:exempt`` tag
         (``tags``), the undo's exemptions (``extra``, read from DynamoDB by the caller). Expired
         ones and malformed tags protect nothing."""
-        from perimeter.exemptions import from_tags
+        from perimeter.core.exemptions import from_tags
 
         day = today or dt.datetime.now(dt.UTC).date()
         tag = from_tags(tags, day)

@@ -1,11 +1,11 @@
 """Undo a remediation from its audit record: put back exactly what Perimeter removed.
 
 One code path for the two ways in: ``perimeter restore`` (the CLI, a boto3 session) and the
-Security Hub custom action's UndoFunction (``perimeter.undo``, the function's ``Runtime``);
+Security Hub custom action's UndoFunction (``perimeter.restore.undo``, the function's ``Runtime``);
 ``session`` is anything with ``client(service)``.
 
 Restoring re-creates the rules through the ordinary API, so CloudTrail records the restore and
-Perimeter judges it again: ``perimeter.undo`` writes a time-boxed exemption first, so the
+Perimeter judges it again: ``perimeter.restore.undo`` writes a time-boxed exemption first, so the
 restored rules are not revoked again while it lasts.
 """
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from perimeter.core.rules import Rule
 from perimeter.restore import RestoreError
-from perimeter.rules import Rule
 
 ACTION = "default-sg-migration"
 _ENI_GONE = {"InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterfaceId.NotFound"}

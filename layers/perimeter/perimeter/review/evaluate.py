@@ -20,14 +20,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from perimeter.arns import ec2_arn
-from perimeter.changes import GroupChange
-from perimeter.context import GroupContext
-from perimeter.controls import Control, register
-from perimeter.decide import GroupDecision, decide
+from perimeter.core.arns import ec2_arn
+from perimeter.core.controls import Control, register
+from perimeter.core.rules import Rule, rules_from_permission
 from perimeter.policy import Policy
-from perimeter.posture import OWN_FIELDS, Issue, arn_resource
-from perimeter.rules import Rule, rules_from_permission
+from perimeter.posture.controls import OWN_FIELDS, Issue, arn_resource
+from perimeter.security_groups.changes import GroupChange
+from perimeter.security_groups.context import GroupContext
+from perimeter.security_groups.evaluate import GroupDecision, decide
 
 
 def _never(*_: Any) -> bool:

@@ -7,7 +7,7 @@ event. Lambda's own queue, retries and OnFailure destination (the dead-letter qu
 pair; pairs run concurrently up to the account's Lambda concurrency, so the organization sweeps
 in about the time of its slowest (account, region), and one pair failing fails only itself.
 A pair's invocation sweeps that region of that account through the member role
-(``perimeter.accounts.runtime_of``), with the same code as a single-account sweep.
+(``perimeter.core.accounts.runtime_of``), with the same code as a single-account sweep.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def dispatch(
 
 def pair_runtime(event: Mapping[str, Any], home: Any) -> Any:
     """The runtime of a ``sweep-pair`` event's (account, region)."""
-    from perimeter.accounts import OrgSettings, runtime_of
+    from perimeter.core.accounts import OrgSettings, runtime_of
 
     org = OrgSettings.from_env()
     if org is None:

@@ -12,10 +12,10 @@ list, cached by version); the flow logs of every VPC; the internet gateways, the
 is attached, the route tables, network ACLs, subnets and ENIs (PER-NET-1, region-wide);
 Perimeter's active findings; the review state; the findings ledger.
 
-Then, per resource kind, the event path's own code: ``decide`` for every group (a group that
-serves a model as the model tier, as ModelPosture judges it), ``dsg_service`` for default
-groups that have rules or dependants, ``flow_log_issues`` for every VPC, ``model_service`` for
-models, notebooks and Marketplace endpoints, ``iam_service.sweep_account`` (IamGuard's
+Then, per resource kind, the event path's own code: ``security_groups.evaluate`` for every group (a group that
+serves a model as the model tier, as ModelPosture judges it), ``default_groups.service`` for default
+groups that have rules or dependants, ``flow_log_issues`` for every VPC, ``model_posture.service`` for
+models, notebooks and Marketplace endpoints, ``iam.service.sweep_account`` (IamGuard's
 ``principal_issues``/``invoke_issues``) for PER-IAM-1; and the review controls PER-REV-1/2
 (``review.evaluate``). The findings ledger is kept by the event path's rules (``ledger.observed``).
 
@@ -41,26 +41,11 @@ from perimeter.adapters.ec2 import context_of_group
 from perimeter.adapters.inventory import InventoryAdapter, Listing, prefix_lists_named
 from perimeter.adapters.ledger import observed
 from perimeter.adapters.review_state import ReviewStateAdapter
-from perimeter.arns import partition_of
-from perimeter.context import GroupContext
-from perimeter.decide import SG_CONTROLS, GroupDecision
-from perimeter.dsg_service import judge_default_groups
-from perimeter.events import Actor, ApiCall
-from perimeter.exemptions import expiring, from_tags
-from perimeter.iam_service import sweep_account
-from perimeter.model_service import as_model_tier, sweep_marketplace, sweep_models
-from perimeter.posture import (
-    Issue,
-    Judged,
-    exempt_tag_issues,
-    exempt_tag_split,
-    issue_finding,
-    judge,
-    merge_issues,
-)
-from perimeter.posture_service import flow_log_evaluation, remediate
-from perimeter.publish import mark_dry_run
-from perimeter.report import (
+from perimeter.core.arns import partition_of
+from perimeter.core.events import Actor, ApiCall
+from perimeter.core.exemptions import expiring, from_tags
+from perimeter.core.publish import mark_dry_run
+from perimeter.core.report import (
     Outcome,
     build_audit_record,
     build_finding,
@@ -68,6 +53,22 @@ from perimeter.report import (
     iso_now,
     remaining,
     worst,
+)
+from perimeter.core.rules import Rule
+from perimeter.core.runtime import ConfigError, Runtime
+from perimeter.core.telemetry import logger, record_findings
+from perimeter.default_groups.service import judge_default_groups
+from perimeter.iam.service import sweep_account
+from perimeter.model_posture.service import as_model_tier, sweep_marketplace, sweep_models
+from perimeter.posture.act import flow_log_evaluation, remediate
+from perimeter.posture.controls import (
+    Issue,
+    Judged,
+    exempt_tag_issues,
+    exempt_tag_split,
+    issue_finding,
+    judge,
+    merge_issues,
 )
 from perimeter.review.evaluate import (
     compliant,
@@ -83,9 +84,8 @@ from perimeter.review.evaluate import (
     unused_groups,
     unused_issue,
 )
-from perimeter.rules import Rule
-from perimeter.runtime import ConfigError, Runtime
-from perimeter.telemetry import logger, record_findings
+from perimeter.security_groups.context import GroupContext
+from perimeter.security_groups.evaluate import SG_CONTROLS, GroupDecision
 
 SWEEP_EVENT = "PerimeterSweep"
 SG_CONTROL_IDS = tuple(c.id for c in SG_CONTROLS)
@@ -606,7 +606,7 @@ def _reachability(s: Sweep, rt: Runtime) -> None:
     """PER-NET-1 through NetGuard's own evaluation (a group a model names is the model tier)."""
     if rt.policy.mode("PER-NET-1") == "off":
         return
-    from perimeter.net_service import sweep_evaluation
+    from perimeter.network.service import sweep_evaluation
 
     # after the revokes: a rule the sweep has just removed opens no path
     issues = sweep_evaluation(s.call, rt, s.listing.groups, s.model_groups, s.revoked).issues
