@@ -14,6 +14,8 @@ the newer EC2 APIs' ``{"tag": .., "content": ..}`` wrapped scalars. This module 
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +135,40 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+#: the longest text Perimeter takes for an event's id, account or region: CloudTrail writes a
+#: 36-character event id, a 12-digit account and a region name; anything far longer (or not a
+#: string at all) is not a record Perimeter understood, and an id becomes a DynamoDB key
+#: (at most 2,048 bytes)
+MAX_FIELD = 128
+
+
+def _field(value: Any, name: str) -> str | None:
+    """A scalar field of the record as text, or None when absent; an object, a list or an
+    over-long text raises: it would otherwise become a key, a filter value or a log line."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise MalformedEvent(f"{name} must be a string, got {type(value).__name__}")
+    text = str(value)
+    if len(text) > MAX_FIELD:
+        raise MalformedEvent(f"{name} is {len(text)} characters long (at most {MAX_FIELD})")
+    return text
+
+
+#: the shape of an EC2 resource id (prefix, a dash, letters and digits): what an event names
+#: goes into EC2 filters and DynamoDB keys only if it has it
+_EC2_ID = re.compile(r"[a-z]{1,8}-[0-9A-Za-z]{1,64}")
+
+
+def ec2_id(value: Any, prefix: str, where: str) -> str:
+    """An EC2 resource id taken from an event (``sg-...``, ``eni-...``, ``i-...``), checked:
+    anything else (a list, an object, a made-up text) raises ``MalformedEvent``."""
+    if not isinstance(value, str) or not value.startswith(f"{prefix}-") or not _EC2_ID.fullmatch(value):
+        shown = value if isinstance(value, str) else type(value).__name__
+        raise MalformedEvent(f"{where}: {str(shown)[:80]!r} is not a {prefix}- id")
+    return value
+
+
 def is_envelope(event: Mapping[str, Any]) -> bool:
     return "detail" in event and ("detail-type" in event or "source" in event)
 
@@ -162,8 +198,12 @@ def parse_event(event: Any) -> ApiCall:
     if missing:
         raise MalformedEvent(f"detail lacks {', '.join(missing)}: not a CloudTrail record")
     actor = _actor(detail.get("userIdentity"))
-    account = _str_or_none(detail.get("recipientAccountId")) or envelope_account or actor.account_id
-    region = detail.get("awsRegion") or envelope_region
+    account = (
+        _field(detail.get("recipientAccountId"), "recipientAccountId")
+        or _field(envelope_account, "account")
+        or actor.account_id
+    )
+    region = _field(detail.get("awsRegion"), "awsRegion") or _field(envelope_region, "region")
     if not account:
         raise MalformedEvent("no account: neither recipientAccountId nor envelope account")
     if not region or not isinstance(region, str):
@@ -174,9 +214,9 @@ def parse_event(event: Any) -> ApiCall:
         raise MalformedEvent("requestParameters must be an object or null")
     if response is not None and not isinstance(response, Mapping):
         raise MalformedEvent("responseElements must be an object or null")
-    event_id = detail.get("eventID")
+    event_id = _field(detail.get("eventID"), "eventID")
     return ApiCall(
-        event_id=str(event_id) if event_id else None,
+        event_id=event_id,
         event_name=detail["eventName"],
         event_source=detail["eventSource"],
         event_time=str(detail.get("eventTime") or ""),

@@ -33,7 +33,7 @@ from typing import Any
 
 from perimeter.core.arns import arn, marketplace_endpoint_arn
 from perimeter.core.controls import REGISTRY, SG_CONTROLS, Control, register
-from perimeter.core.events import ApiCall, MalformedEvent, items, unwrap
+from perimeter.core.events import ApiCall, MalformedEvent, ec2_id, items, unwrap
 from perimeter.core.netmath import parse_cidr, within_any
 from perimeter.core.rules import Rule
 from perimeter.policy import Policy
@@ -186,6 +186,17 @@ class Subjects:
     group_ids: tuple[str, ...] = ()
     managed: ManagedResource | None = None
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        # every id here came from the event and goes into EC2 filters: checked once, here
+        for ids, prefix in (
+            (self.eni_ids, "eni"),
+            (self.endpoint_ids, "vpce"),
+            (self.instance_ids, "i"),
+            (self.group_ids, "sg"),
+        ):
+            for value in ids:
+                ec2_id(value, prefix, f"{self.kind} subjects")
 
 
 def _get(m: Any, *names: str) -> Any:

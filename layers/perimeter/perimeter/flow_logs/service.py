@@ -14,9 +14,10 @@ Model deployments judge their VPC in ``model_posture.service``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from perimeter.core.events import ApiCall, MalformedEvent, items, unwrap
+from perimeter.core.events import ApiCall, MalformedEvent, ec2_id, items, unwrap
 from perimeter.core.guard import admit
 from perimeter.core.report import iso_now
 from perimeter.core.runtime import Runtime
@@ -44,11 +45,17 @@ def _ids(value: Any) -> list[str]:
     return out
 
 
+def _object(value: Any, name: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise MalformedEvent(f"{name} must be an object, got {type(value).__name__}")
+    return value
+
+
 def deleted_flow_log_ids(call: ApiCall) -> list[str]:
     """Ids from the wrapped form (``DeleteFlowLogsRequest.FlowLogId``, one or a list) or the
     older flat ``flowLogIds``."""
     req = unwrap(call.request)
-    wrapped = req.get("DeleteFlowLogsRequest") or {}
+    wrapped = _object(req.get("DeleteFlowLogsRequest") or {}, "DeleteFlowLogsRequest")
     return _ids(
         wrapped.get("FlowLogId") or req.get("flowLogIds") or req.get("FlowLogIds") or req.get("flowLogId")
     )
@@ -57,10 +64,10 @@ def deleted_flow_log_ids(call: ApiCall) -> list[str]:
 def created_flow_logs(call: ApiCall) -> tuple[list[str], list[str]]:
     """(resource ids, flow-log ids) of a CreateFlowLogs record, wrapped or flat."""
     req = unwrap(call.request)
-    wrapped = req.get("CreateFlowLogsRequest") or req
+    wrapped = _object(req.get("CreateFlowLogsRequest") or req, "CreateFlowLogsRequest")
     resources = _ids(wrapped.get("ResourceId") or wrapped.get("resourceIds") or wrapped.get("ResourceIds"))
     resp = unwrap(call.response)
-    wrapped_resp = resp.get("CreateFlowLogsResponse") or resp
+    wrapped_resp = _object(resp.get("CreateFlowLogsResponse") or resp, "CreateFlowLogsResponse")
     ids = _ids(
         wrapped_resp.get("flowLogIdSet") or wrapped_resp.get("flowLogIds") or wrapped_resp.get("FlowLogIds")
     )
@@ -69,13 +76,19 @@ def created_flow_logs(call: ApiCall) -> tuple[list[str], list[str]]:
 
 def created_vpc_id(call: ApiCall) -> str | None:
     resp = unwrap(call.response)
-    vpc = resp.get("vpc") or (resp.get("CreateVpcResponse") or {}).get("vpc") or {}
-    return vpc.get("vpcId") or None
+    wrapped = _object(resp.get("CreateVpcResponse") or {}, "CreateVpcResponse")
+    vpc = _object(resp.get("vpc") or wrapped.get("vpc") or {}, "vpc")
+    return _vpc_id(vpc.get("vpcId"))
 
 
 def _deleted_vpc_id(call: ApiCall) -> str | None:
     req = unwrap(call.request)
-    return (req.get("DeleteVpcRequest") or req).get("VpcId") or req.get("vpcId") or None
+    wrapped = _object(req.get("DeleteVpcRequest") or req, "DeleteVpcRequest")
+    return _vpc_id(wrapped.get("VpcId") or req.get("vpcId"))
+
+
+def _vpc_id(value: Any) -> str | None:
+    return ec2_id(value, "vpc", "the VPC") if value else None
 
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
