@@ -15,7 +15,6 @@ the newer EC2 APIs' ``{"tag": .., "content": ..}`` wrapped scalars. This module 
 from __future__ import annotations
 
 import re
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
