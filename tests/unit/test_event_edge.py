@@ -84,3 +84,23 @@ def test_a_flow_log_record_with_a_list_where_its_request_object_is_is_malformed(
     vpc["detail"]["responseElements"] = {"CreateVpcResponse": [{"vpc": {"vpcId": "vpc-1"}}]}
     with pytest.raises(MalformedEvent, match="CreateVpcResponse must be an object"):
         created_vpc_id(parse_event(vpc))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("policyArn", "arn:", "is not a policy ARN"),
+        ("policyArn", ["arn:aws:iam::123456789012:policy/x"], "is not a policy ARN"),
+        ("roleName", None, "is not an IAM name"),
+        ("roleName", "a role", "is not an IAM name"),
+        ("roleName", "r" * 65, "is not an IAM name"),
+    ],
+)
+def test_iam_names_and_policy_arns_from_events_are_checked(key: str, value: Any, message: str) -> None:
+    from perimeter.iam import service
+
+    check = service._policy_arn if key == "policyArn" else (lambda r: service._name(r, key, 64))
+    with pytest.raises(MalformedEvent, match=message):
+        check({key: value})
+    good = "arn:aws:iam::123456789012:policy/invoke-models" if key == "policyArn" else "app-backend"
+    assert check({key: good}) == good

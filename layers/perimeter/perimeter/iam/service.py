@@ -18,10 +18,12 @@ events, and findings are imported in the deployment's own region.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
 from perimeter.core.arns import partition_of
+from perimeter.core.events import MalformedEvent
 from perimeter.core.guard import admit
 from perimeter.core.runtime import Runtime
 from perimeter.iam.evaluate import (
@@ -87,22 +89,44 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     account = call.account
     _PARTITION[0] = partition_of(rt.settings.region or call.region)
     if call.event_name in ROLE_EVENTS:
-        ev, judged_what, gone = evaluate_role(iam, str(req.get("roleName")), account)
+        ev, judged_what, gone = evaluate_role(iam, _name(req, "roleName", 64), account)
     elif call.event_name in USER_EVENTS:
-        ev, judged_what, gone = evaluate_user(iam, str(req.get("userName")), account)
+        ev, judged_what, gone = evaluate_user(iam, _name(req, "userName", 64), account)
     elif call.event_name in GROUP_EVENTS:
-        ev, judged_what, gone = evaluate_group(iam, str(req.get("groupName")), account)
+        ev, judged_what, gone = evaluate_group(iam, _name(req, "groupName", 128), account)
     elif call.event_name in MEMBERSHIP_EVENTS:
-        ev, judged_what, gone = evaluate_group(iam, str(req.get("groupName")), account, members=False)
-        user_ev, user_what, user_gone = evaluate_user(iam, str(req.get("userName")), account)
+        ev, judged_what, gone = evaluate_group(iam, _name(req, "groupName", 128), account, members=False)
+        user_ev, user_what, user_gone = evaluate_user(iam, _name(req, "userName", 64), account)
         ev.extend(user_ev)
         judged_what += user_what
         gone += user_gone
     else:
-        ev, judged_what, gone = evaluate_policy(iam, str(req.get("policyArn")), account)
+        ev, judged_what, gone = evaluate_policy(iam, _policy_arn(req), account)
     base = {"event_id": call.event_id, "event_name": call.event_name, "resources": judged_what}
     local = replace(call, region=rt.settings.region)
     return report_evaluation(local, ev, rt, context, base=base, gone=gone, judged_what=judged_what)
+
+
+#: IAM's own rules for the names and ARNs an event gives (botocore's model: 1-64 characters of
+#: ``[\w+=,.@-]`` for a role or user, 1-128 for a group; a policy ARN of 20-2048): a value outside
+#: them is not a record Perimeter understood, and would fail IAM's parameter validation
+_IAM_NAME = re.compile(r"[\w+=,.@-]+")
+
+
+def _name(req: Any, key: str, longest: int) -> str:
+    value = req.get(key)
+    if not isinstance(value, str) or not 0 < len(value) <= longest or not _IAM_NAME.fullmatch(value):
+        shown = value[:80] if isinstance(value, str) else type(value).__name__
+        raise MalformedEvent(f"requestParameters.{key}: {shown!r} is not an IAM name")
+    return value
+
+
+def _policy_arn(req: Any) -> str:
+    value = req.get("policyArn")
+    if not isinstance(value, str) or not 20 <= len(value) <= 2048 or not value.startswith("arn:"):
+        shown = value[:80] if isinstance(value, str) else type(value).__name__
+        raise MalformedEvent(f"requestParameters.policyArn: {shown!r} is not a policy ARN")
+    return value
 
 
 def _arn(account: str, kind: str, name: str) -> str:

@@ -106,6 +106,12 @@ READ_ONLY_EVENTS = frozenset(
 DATA_ENI_MARKERS = ("RDSNetworkInterface", "ElastiCache", "Redshift", "DocumentDB")
 
 
+def _obj(value: Any) -> Mapping[str, Any]:
+    """An object of the record where one is expected only for a label: anything else (absent,
+    a list, a text) labels nothing."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _req(mapping: Mapping[str, Any], name: str) -> Any:
     """CloudTrail writes SageMaker and Bedrock parameters in lower camel case; replays and
     hand-made samples sometimes use the API's casing."""
@@ -536,7 +542,7 @@ def _gather_bedrock(call: ApiCall, rt: Runtime, g: Gathered) -> None:
     elif call.event_name == "CreateModelImportJob":
         name = str(_req(req, "importedModelName") or _req(req, "jobName"))
         g.judged.append(f"imported model {name}")
-        source = ((_req(req, "modelDataSource") or {}).get("s3DataSource") or {}).get("s3Uri", "")
+        source = _obj(_obj(_req(req, "modelDataSource")).get("s3DataSource")).get("s3Uri") or ""
         chain = (f"model import job {_req(req, 'jobName')}", f"imported model {name}")
         _guardrail_requirement(
             call, rt, g, [f"imported model {name}" + (f" from {source}" if source else "")], chain=chain
