@@ -168,6 +168,14 @@ def ec2_id(value: Any, prefix: str, where: str) -> str:
     return value
 
 
+def record_object(value: Any, name: str) -> Mapping[str, Any]:
+    """A part of the record that must be an object (``CreateFlowLogsRequest``, ``vpc``, ...):
+    anything else (a list, a text) raises ``MalformedEvent``."""
+    if not isinstance(value, Mapping):
+        raise MalformedEvent(f"{name} must be an object, got {type(value).__name__}")
+    return value
+
+
 def is_envelope(event: Mapping[str, Any]) -> bool:
     return "detail" in event and ("detail-type" in event or "source" in event)
 

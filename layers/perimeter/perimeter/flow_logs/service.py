@@ -14,10 +14,9 @@ Model deployments judge their VPC in ``model_posture.service``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from perimeter.core.events import ApiCall, MalformedEvent, ec2_id, items, unwrap
+from perimeter.core.events import ApiCall, MalformedEvent, ec2_id, items, record_object, unwrap
 from perimeter.core.guard import admit
 from perimeter.core.report import iso_now
 from perimeter.core.runtime import Runtime
@@ -45,17 +44,11 @@ def _ids(value: Any) -> list[str]:
     return out
 
 
-def _object(value: Any, name: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise MalformedEvent(f"{name} must be an object, got {type(value).__name__}")
-    return value
-
-
 def deleted_flow_log_ids(call: ApiCall) -> list[str]:
     """Ids from the wrapped form (``DeleteFlowLogsRequest.FlowLogId``, one or a list) or the
     older flat ``flowLogIds``."""
     req = unwrap(call.request)
-    wrapped = _object(req.get("DeleteFlowLogsRequest") or {}, "DeleteFlowLogsRequest")
+    wrapped = record_object(req.get("DeleteFlowLogsRequest") or {}, "DeleteFlowLogsRequest")
     return _ids(
         wrapped.get("FlowLogId") or req.get("flowLogIds") or req.get("FlowLogIds") or req.get("flowLogId")
     )
@@ -64,10 +57,10 @@ def deleted_flow_log_ids(call: ApiCall) -> list[str]:
 def created_flow_logs(call: ApiCall) -> tuple[list[str], list[str]]:
     """(resource ids, flow-log ids) of a CreateFlowLogs record, wrapped or flat."""
     req = unwrap(call.request)
-    wrapped = _object(req.get("CreateFlowLogsRequest") or req, "CreateFlowLogsRequest")
+    wrapped = record_object(req.get("CreateFlowLogsRequest") or req, "CreateFlowLogsRequest")
     resources = _ids(wrapped.get("ResourceId") or wrapped.get("resourceIds") or wrapped.get("ResourceIds"))
     resp = unwrap(call.response)
-    wrapped_resp = _object(resp.get("CreateFlowLogsResponse") or resp, "CreateFlowLogsResponse")
+    wrapped_resp = record_object(resp.get("CreateFlowLogsResponse") or resp, "CreateFlowLogsResponse")
     ids = _ids(
         wrapped_resp.get("flowLogIdSet") or wrapped_resp.get("flowLogIds") or wrapped_resp.get("FlowLogIds")
     )
@@ -76,14 +69,14 @@ def created_flow_logs(call: ApiCall) -> tuple[list[str], list[str]]:
 
 def created_vpc_id(call: ApiCall) -> str | None:
     resp = unwrap(call.response)
-    wrapped = _object(resp.get("CreateVpcResponse") or {}, "CreateVpcResponse")
-    vpc = _object(resp.get("vpc") or wrapped.get("vpc") or {}, "vpc")
+    wrapped = record_object(resp.get("CreateVpcResponse") or {}, "CreateVpcResponse")
+    vpc = record_object(resp.get("vpc") or wrapped.get("vpc") or {}, "vpc")
     return _vpc_id(vpc.get("vpcId"))
 
 
 def _deleted_vpc_id(call: ApiCall) -> str | None:
     req = unwrap(call.request)
-    wrapped = _object(req.get("DeleteVpcRequest") or req, "DeleteVpcRequest")
+    wrapped = record_object(req.get("DeleteVpcRequest") or req, "DeleteVpcRequest")
     return _vpc_id(wrapped.get("VpcId") or req.get("vpcId"))
 
 
