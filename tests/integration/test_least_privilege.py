@@ -244,6 +244,33 @@ def test_sg_guard_calls_exactly_its_declared_actions(account: Any, monkeypatch: 
     }
     assert _run(account, recorder, by_name, "SgGuardFunction")["result"]["status"] == "remediated"
 
+    # 8. an undo exemption of the rule opened again: the claim's ConditionCheck fails, so the
+    # exemptions are read (Query) and the rule is left
+    import datetime as dt
+
+    from perimeter.core.exemptions import undo_items
+    from perimeter.core.rules import Rule
+
+    ddb = account.client("dynamodb")
+    [table] = [t for t in ddb.list_tables()["TableNames"] if "xemption" in t]
+    for item in undo_items(
+        resource_id=gid,
+        controls=("PER-SG-1", "PER-SG-2"),
+        rules=[Rule(gid, False, "tcp", 22, 22, cidr="0.0.0.0/0")],
+        until=dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3),
+        actor="arn:aws:iam::123456789012:user/rita",
+        reason="partner",
+        audit_id="undone",
+        finding_id=None,
+        now="2026-01-01T00:00:00Z",
+    ):
+        ddb.put_item(TableName=table, Item=item)
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[world22])
+    exempted = cloudtrail.authorize_event(
+        account="123456789012", region="us-east-1", group_id=gid, permissions=[world22], created_rules=None
+    )
+    assert _run(account, recorder, exempted, "SgGuardFunction")["result"]["status"] == "reported"
+
     declared = set(permissions.FUNCTIONS["SgGuardFunction"])
     assert recorder.calls <= declared, f"called but not declared: {recorder.calls - declared}"
     assert declared <= recorder.calls, f"declared but never called: {declared - recorder.calls}"

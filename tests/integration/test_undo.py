@@ -31,7 +31,6 @@ from moto.securityhub.models import securityhub_backends
 from perimeter.core.runtime import Runtime, Settings
 
 from tests.corpus import MOTO_ACCOUNT, REGION
-from tests.integration.test_io_path import Order
 from tests.integration.test_sg_handler import (  # noqa: F401 - env is a fixture
     AUDIT_TABLE,
     LambdaContext,
@@ -293,28 +292,6 @@ def test_a_malformed_custom_action_event_raises_the_one_validation_error(undo_en
         undo_env.undo(bad, LambdaContext())
     with pytest.raises(MalformedEvent, match="not a Security Hub custom action"):
         undo_env.undo({**bad, "detail-type": "Security Hub Findings - Imported"}, LambdaContext())
-
-
-def test_the_exemption_read_does_not_delay_the_revoke(undo_env: Any) -> None:
-    """Issue 10's count, with the exemptions table on: the Query runs beside the Describe.
-
-    In-process moto answers a call without any I/O, so a call on another thread may finish
-    before the next one starts whatever the code does; every EC2 and DynamoDB call here is
-    given a 30 ms round trip (a sleep after the answer, before the caller sees it, as the
-    network would), so the order says whether the calls were in flight together."""
-    import time
-
-    e = undo_env
-    order = Order(e.session)
-    for service in ("ec2", "dynamodb"):
-        e.session.events.register(f"after-call.{service}", lambda **_: time.sleep(0.03))
-    perimeter.core.runtime.reset(Runtime(Settings.from_env(), session=e.session))  # clients see the hooks
-    gid = e.group()
-    e.invoke(authorize(e, gid, [tcp(22)]))  # warm: the VPC's routes cached
-    order.calls.clear()
-    assert e.invoke(authorize(e, gid, [tcp(3389)]))["status"] == "remediated"
-    assert order.depth("RevokeSecurityGroupIngress") <= 3
-    assert order.depth("Query") == 1 and order.depth("DescribeSecurityGroups") == 1
 
 
 # --- the perimeter:exempt tag ---------------------------------------------------------------

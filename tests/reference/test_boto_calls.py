@@ -98,3 +98,30 @@ def test_the_checker_catches_what_botocore_would_refuse(call: Call, expected: st
         assert not problems
     else:
         assert any(expected in p for p in problems), problems
+
+
+def test_the_claim_with_its_exemption_checks_matches_the_model() -> None:
+    """The claim's TransactWriteItems is built at run time (the reader above sees its keywords
+    only): the whole request, the write-ahead audit Put and the undo's ConditionChecks with it,
+    goes through a client under botocore's Stubber, which validates it against the model."""
+    import boto3
+    from botocore.stub import Stubber
+    from perimeter.adapters.exemptions import ExemptionStore
+    from perimeter.core.once import Claim, OnceStore
+
+    client = boto3.client(
+        "dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    claim = Claim(OnceStore(client, "idempotency", "fn"), "fn#event", 60_000)
+    keys = [
+        ("sg-1", "PER-SG-1#sg-1|False|tcp|22|22|0.0.0.0/0"),
+        ("sg-1", "PER-SG-1#*"),
+        ("sg-1", "PER-SG-1#*"),
+    ]
+    claim.checks = tuple(ExemptionStore(client, "exemptions").absent(keys))
+    assert len(claim.checks) == 2  # deduplicated: a transaction refuses two items with one key
+    with Stubber(client) as stub:
+        stub.add_response("transact_write_items", {})
+        claim.take({"TableName": "audit", "Item": {"pk": {"S": "event#sg-1"}, "body": {"S": "{}"}}})
+        stub.assert_no_pending_responses()
+    assert claim.claimed

@@ -44,6 +44,19 @@ class ExemptionStore:
     def for_resources(self, resource_ids: Iterable[str]) -> dict[str, tuple[Exemption, ...]]:
         return {rid: self.for_resource(rid) for rid in dict.fromkeys(resource_ids)}
 
+    def absent(self, keys: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+        """``ConditionCheck`` items (for a ``TransactWriteItems``) that hold while no exemption
+        item has one of these keys ``(resource id, sort key)``, expired or not: the event path
+        checks in its claim that none exists rather than reading them first."""
+        return [
+            {
+                "TableName": self._table,
+                "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+            for pk, sk in dict.fromkeys(keys)
+        ]
+
     def put(self, items: Sequence[Mapping[str, Any]]) -> None:
         """Write (or renew) exemption items: the same key again is the same exemption."""
         for item in items:

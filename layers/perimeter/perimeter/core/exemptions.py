@@ -153,6 +153,15 @@ def undo_items(
     return items
 
 
+def undo_keys(resource_id: str, control_id: str, rule_key: Sequence[Any]) -> tuple[tuple[str, str], ...]:
+    """The keys ``(pk, sk)`` of the undo's items that could exempt this rule from this control:
+    the rule's own (its content) and the resource's whole-control one (``undo_items``)."""
+    return (
+        (resource_id, f"{control_id}#{rule_key_text(rule_key)}"),
+        (resource_id, f"{control_id}#*"),
+    )
+
+
 def from_item(item: Mapping[str, Any]) -> Exemption:
     """An exemption item as the evaluation applies it."""
     import json

@@ -8,6 +8,11 @@ where the group is still open. Here the claim is taken lazily by the stage's fir
 - a write-ahead audit record is written in ONE ``TransactWriteItems`` with the claim (the claim's
   condition fails the whole transaction on a duplicate, so a duplicate writes nothing);
 - a stage whose first write is the report (detect only) claims with a conditional PutItem;
+- the claim may carry ``checks`` (``ConditionCheck`` items, after the claim and its puts): the
+  SgGuard stage checks that no undo exemption item exists for its violations instead of reading
+  them first. The claim stays the first item, so a duplicate is still told by
+  ``CancellationReasons[0]``; a failed check alone raises ``CheckFailed`` having written nothing
+  (the stage then reads, decides again and claims without checks);
 - the completion is one of the report's independent writes (``perimeter.core.publish`` runs it beside
   the finding import and the notification), and a failure of any of them releases the claim, so
   Lambda's retry runs the stage again and nothing is lost;
@@ -49,6 +54,12 @@ class EventInProgress(RuntimeError):
     """Another invocation holds this event's claim: fail, and let Lambda retry later."""
 
 
+class CheckFailed(Exception):  # a control-flow signal, not an error
+    """A ``ConditionCheck`` the claim carried failed: an item it checks the absence of exists
+    (an undo exemption). The transaction wrote nothing; the checks are dropped, so the caller
+    reads what they stood for, decides again and claims again."""
+
+
 class AlreadyDone(Exception):  # a control-flow signal, not an error
     """The event was handled before: its stored result is the answer."""
 
@@ -79,6 +90,9 @@ class Claim:
         # Marks the claim as this invocation's: if botocore retries a claim whose first attempt
         # landed (a timeout, a reset connection), the condition fails on our own record.
         self.token = uuid.uuid4().hex
+        #: ``ConditionCheck`` items the claim's first write carries (the undo's exemptions, as
+        #: absent items, instead of a read before it); dropped once one fails (``CheckFailed``)
+        self.checks: tuple[Mapping[str, Any], ...] = ()
 
     def _put(self) -> dict[str, Any]:
         now = time.time()
@@ -120,25 +134,41 @@ class Claim:
 
     def take(self, *with_puts: Mapping[str, Any]) -> None:
         """Claim the event, writing ``with_puts`` (``{"TableName", "Item"}``) in the same
-        transaction. Raises ``AlreadyDone`` or ``EventInProgress`` on a duplicate."""
+        transaction, with the claim's ``checks`` after them. Raises ``AlreadyDone`` or
+        ``EventInProgress`` on a duplicate (the claim is the transaction's first item, so its
+        refusal is ``CancellationReasons[0]``), ``CheckFailed`` when only a check failed."""
         from botocore.exceptions import ClientError
 
         ddb = self.store.client
         for _ in range(2):  # the second time only to take over a released claim just read
+            checks = self.checks
             try:
-                if with_puts:
+                if with_puts or checks:
                     ddb.transact_write_items(
-                        TransactItems=[{"Put": self._put()}, *({"Put": dict(p)} for p in with_puts)]
+                        TransactItems=[
+                            {"Put": self._put()},
+                            *({"Put": dict(p)} for p in with_puts),
+                            *({"ConditionCheck": dict(c)} for c in checks),
+                        ]
                     )
                 else:
                     ddb.put_item(**self._put())
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
-                first = (exc.response.get("CancellationReasons") or [{}])[0]
+                reasons = exc.response.get("CancellationReasons") or [{}]
                 claim_refused = code == "ConditionalCheckFailedException" or (
-                    code == "TransactionCanceledException" and first.get("Code") == "ConditionalCheckFailed"
+                    code == "TransactionCanceledException"
+                    and reasons[0].get("Code") == "ConditionalCheckFailed"
                 )
                 if not claim_refused:
+                    failed = [r.get("Code") for r in reasons[1 + len(with_puts) :]]
+                    if (
+                        checks
+                        and code == "TransactionCanceledException"
+                        and "ConditionalCheckFailed" in failed
+                    ):
+                        self.checks = ()
+                        raise CheckFailed(f"event {self.key}: an item the claim checked for exists") from None
                     raise
                 if self._duplicate():
                     continue  # released by a failed attempt: take it over

@@ -36,7 +36,9 @@ FUNCTIONS: dict[str, frozenset[str]] = {
             "ec2:GetManagedPrefixListEntries",
             # the findings ledger (CreatedAt/FirstObservedAt kept)
             "dynamodb:UpdateItem",
-            # the undo's exemptions of the groups judged (issue 11)
+            # the undo's exemptions of the groups judged (issue 11): checked absent in the
+            # claim's TransactWriteItems (a ConditionCheck per key), read when one is there
+            "dynamodb:ConditionCheckItem",
             "dynamodb:Query",
         }
     )

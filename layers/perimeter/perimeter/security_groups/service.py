@@ -63,7 +63,9 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
     if subjects.reason:
         logger.info("nothing to judge", extra={"reason": subjects.reason})
         return {"status": "no-op", "reason": subjects.reason, "event_id": call.event_id}
-    decisions, missing = gather(call, subjects, rt)
+    # The undo's exemptions change only whether a violation is exempt (never whether there is
+    # one): under a claim they are checked absent inside it (``_stage``), not read first.
+    decisions, missing, unread = gather(call, subjects, rt, read_exemptions=rt.once is None)
     # A violation of a rule the event added but that is gone again still goes through the
     # once-only stage: a duplicate delivery returns the first run's result, a retry after a
     # crash reports what the audit record says we removed.
@@ -82,22 +84,24 @@ def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
         }
     if not violating:
         return _resolve(call, decisions, missing, rt)
-    return rt.run_once(
-        call.event_id, lambda: _act_and_report(call, subjects, decisions, missing, rt), context
-    )
+    return rt.run_once(call.event_id, lambda: _stage(call, subjects, decisions, missing, unread, rt), context)
 
 
-def gather(call: ApiCall, subjects: Subjects, rt: Runtime) -> tuple[list[GroupDecision], list[str]]:
-    """Read and judge every group the event points at: ``(decisions, missing group ids)``."""
+def gather(
+    call: ApiCall, subjects: Subjects, rt: Runtime, *, read_exemptions: bool = True
+) -> tuple[list[GroupDecision], list[str], dict[str, GroupChange]]:
+    """Read and judge every group the event points at: ``(decisions, missing group ids,
+    unread)``. With ``read_exemptions`` the undo's exemptions of the groups the event names are
+    read beside DescribeSecurityGroups, never before it; without, those groups are judged with
+    none and returned in ``unread`` (group id: its change), for ``_stage`` to check or read."""
     decisions: dict[str, GroupDecision] = {}
     missing: list[str] = list(subjects.deleted)
+    unread: dict[str, GroupChange] = {}
     principal = call.actor.arn
-    # The undo's exemptions are read beside DescribeSecurityGroups, never before it: the revoke
-    # stays the third sequential round trip (tests/integration/test_io_path.py).
     store = rt.exemptions
     pending = (
         rt.pool.submit(store.for_resources, [c.group_id for c in subjects.changes if c.group_id])
-        if store is not None and subjects.changes
+        if read_exemptions and store is not None and subjects.changes
         else None
     )
     exempt: dict[str, tuple[Any, ...]] = {}
@@ -114,6 +118,8 @@ def gather(call: ApiCall, subjects: Subjects, rt: Runtime) -> tuple[list[GroupDe
             if extra is None:  # a group named by name: its id was not known before the read
                 extra = exempt[ctx.group_id] = store.for_resource(ctx.group_id)
             ctx = replace(ctx, exemptions=extra)
+        elif store is not None:
+            unread[ctx.group_id] = change
         decisions[ctx.group_id] = decide(change, ctx, rt.policy, principal_arn=principal)
     if pending is not None and not pending.done():
         pending.result()
@@ -124,7 +130,71 @@ def gather(call: ApiCall, subjects: Subjects, rt: Runtime) -> tuple[list[GroupDe
                 ctx = replace(ctx, exemptions=store.for_resource(ctx.group_id))
             if ctx.group_id not in decisions:
                 decisions[ctx.group_id] = evaluate_group(ctx, rt.policy)
-    return list(decisions.values()), list(dict.fromkeys(missing))
+    return list(decisions.values()), list(dict.fromkeys(missing)), unread
+
+
+#: The ConditionChecks one claim may carry: a transaction holds at most 100 items, and the
+#: claim and the first write-ahead audit record are two of them.
+MAX_CHECKS = 98
+
+
+def _stage(
+    call: ApiCall,
+    subjects: Subjects,
+    decisions: list[GroupDecision],
+    missing: Sequence[str],
+    unread: Mapping[str, GroupChange],
+    rt: Runtime,
+) -> dict[str, Any]:
+    """The once-only stage, with the undo's exemptions of the ``unread`` groups settled.
+
+    The usual answer is that none exists, so none is read: the claim's write (the transaction
+    with the write-ahead audit record, or the detect-only claim) carries one ``ConditionCheck``
+    per key an undo item that could exempt a present, not otherwise exempt violation would have
+    (the rule's own and its control's ``*``), each holding while no such item exists. One
+    fails (an item exists, in force or expired): nothing was written, so the exemptions are
+    read (one Query per group), the groups judged again with them and the stage run again,
+    its claim without checks. Too many keys for one transaction: read before the stage."""
+    store = rt.exemptions
+    claim = once.current()
+    if unread and store is not None:
+        keys = _undo_keys(d for d in decisions if d.ctx.group_id in unread)
+        if claim is not None and not claim.claimed and len(keys) <= MAX_CHECKS:
+            claim.checks = tuple(store.absent(keys))
+        elif keys:
+            decisions = _with_exemptions(call, decisions, unread, rt)
+    try:
+        return _act_and_report(call, subjects, decisions, missing, rt)
+    except once.CheckFailed:
+        logger.info("an undo exemption item exists: reading the exemptions", extra={"groups": list(unread)})
+        decisions = _with_exemptions(call, decisions, unread, rt)
+        return _act_and_report(call, subjects, decisions, missing, rt)
+
+
+def _undo_keys(decisions: Iterable[GroupDecision]) -> list[tuple[str, str]]:
+    """The undo items' keys that could change these decisions (deduplicated, in order)."""
+    from perimeter.core.exemptions import undo_keys
+
+    keys: dict[tuple[str, str], None] = {}
+    for d in decisions:
+        for v in d.violations:
+            if v.present and v.exemption is None:
+                keys.update(dict.fromkeys(undo_keys(d.ctx.group_id, v.control.id, v.rule.key)))
+    return list(keys)
+
+
+def _with_exemptions(
+    call: ApiCall, decisions: list[GroupDecision], unread: Mapping[str, GroupChange], rt: Runtime
+) -> list[GroupDecision]:
+    """The ``unread`` groups judged again with their undo exemptions, read now."""
+    found = rt.exemptions.for_resources(d.ctx.group_id for d in decisions if d.ctx.group_id in unread)
+    principal = call.actor.arn
+    return [
+        decide(unread[gid], replace(d.ctx, exemptions=found[gid]), rt.policy, principal_arn=principal)
+        if (gid := d.ctx.group_id) in unread
+        else d
+        for d in decisions
+    ]
 
 
 def _gone_ctx(call: ApiCall, group_id: str) -> GroupContext:
