@@ -158,7 +158,8 @@ WRITES = [
     ("ec2", "RevokeSecurityGroupIngress"),
     ("securityhub", "BatchImportFindings"),
     ("sns", "Publish"),
-    ("dynamodb", "UpdateItem"),  # the first: the findings ledger, beside the revoke
+    ("dynamodb", "UpdateItem"),  # the findings ledger, beside the revoke
+    ("dynamodb", "PutItem"),  # the first: the idempotency completion, beside the report
 ]
 
 
@@ -187,9 +188,14 @@ def test_a_failed_write_fails_the_invocation_and_the_retry_loses_nothing(
     claim = env.ddb.get_item(TableName=IDEMPOTENCY_TABLE, Key=key).get("Item")
     assert claim is None or claim["status"]["S"] == "RELEASED", claim
     sent_first = {p: p in (claim or {}).get("sent", {}).get("SS", []) for p in ("findings", "note")}
-    # the import and the message go out together: one failing, the other is named; the first
-    # UpdateItem is the ledger's, beside the revoke, before anything is reported
-    assert sent_first == {"findings": operation == "Publish", "note": operation == "BatchImportFindings"}
+    # the import and the message go out together: one failing, the other is named; the
+    # UpdateItem is the ledger's, beside the revoke, before anything is reported; the completion
+    # fails beside both, sent
+    completion = operation == "PutItem"
+    assert sent_first == {
+        "findings": operation == "Publish" or completion,
+        "note": operation == "BatchImportFindings" or completion,
+    }
     retry = env.invoke(event)
     assert retry["status"] == "remediated"
     assert env.rules(gid) == {DEFAULT_EGRESS}
@@ -221,6 +227,35 @@ def test_a_retried_claim_whose_first_attempt_landed_is_still_ours(env: Env) -> N
     assert mine.claimed
     with pytest.raises(EventInProgress):
         Claim(store, "fn#e1", 60_000).take()  # another invocation's claim is refused
+
+
+def test_the_completion_writes_the_whole_record_and_only_over_its_own_claim(env: Env) -> None:  # noqa: F811
+    """The completion is a PutItem of the whole record (status, result, the claim's token and
+    expiration), on condition that the claim is still this invocation's: a completion arriving
+    after another invocation took the event over is refused and writes nothing."""
+    from perimeter.core.once import Claim, OnceStore
+
+    store = OnceStore(env.ddb, IDEMPOTENCY_TABLE, "fn")
+
+    def record(key: str) -> dict[str, Any]:
+        return env.ddb.get_item(TableName=IDEMPOTENCY_TABLE, Key={"id": {"S": key}})["Item"]  # type: ignore[no-any-return]
+
+    mine = Claim(store, "fn#e4", 60_000)
+    mine.take()
+    claimed = record("fn#e4")
+    mine.complete({"status": "remediated"})
+    done = record("fn#e4")
+    assert done["status"]["S"] == "COMPLETED" and done["claim"]["S"] == mine.token
+    assert done["data"]["S"] == '{"status": "remediated"}'
+    assert done["expiration"] == claimed["expiration"]  # the table's TTL as the claim set it
+
+    late = Claim(store, "fn#e5", 60_000)
+    late.take()
+    other = {**record("fn#e5"), "claim": {"S": "another-invocation"}}
+    env.ddb.put_item(TableName=IDEMPOTENCY_TABLE, Item=other)  # taken over meanwhile
+    with pytest.raises(ClientError, match="ConditionalCheckFailed"):
+        late.complete({"status": "remediated"})
+    assert record("fn#e5") == other
 
 
 def test_a_released_claim_names_what_went_out_and_the_retry_skips_it(env: Env) -> None:  # noqa: F811

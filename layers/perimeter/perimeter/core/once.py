@@ -13,7 +13,8 @@ where the group is still open. Here the claim is taken lazily by the stage's fir
   them first. The claim stays the first item, so a duplicate is still told by
   ``CancellationReasons[0]``; a failed check alone raises ``CheckFailed`` having written nothing
   (the stage then reads, decides again and claims without checks);
-- the completion is one of the report's independent writes (``perimeter.core.publish`` runs it beside
+- the completion (a PutItem of the whole record, on condition the claim is still ours) is one of
+  the report's independent writes (``perimeter.core.publish`` runs it beside
   the finding import and the notification), and a failure of any of them releases the claim, so
   Lambda's retry runs the stage again and nothing is lost;
 - the release records which parts of the report went out (``sent``: ``findings``, ``note``):
@@ -93,14 +94,17 @@ class Claim:
         #: ``ConditionCheck`` items the claim's first write carries (the undo's exemptions, as
         #: absent items, instead of a read before it); dropped once one fails (``CheckFailed``)
         self.checks: tuple[Mapping[str, Any], ...] = ()
+        #: the claim's ``expiration`` (epoch seconds), kept by the completion
+        self._expiration: int | None = None
 
     def _put(self) -> dict[str, Any]:
         now = time.time()
+        self._expiration = int(now) + self.store.ttl_seconds
         item: dict[str, Any] = {
             "id": {"S": self.key},
             "status": {"S": INPROGRESS},
             "claim": {"S": self.token},
-            "expiration": {"N": str(int(now) + self.store.ttl_seconds)},
+            "expiration": {"N": str(self._expiration)},
         }
         if self.in_progress_ms is not None:
             item["in_progress_expiration"] = {"N": str(int(now * 1000) + self.in_progress_ms)}
@@ -195,16 +199,21 @@ class Claim:
         raise EventInProgress(f"event {self.key} is being handled by another invocation")
 
     def complete(self, result: Any) -> None:
-        """Mark the event handled and keep its result for duplicates."""
-        self.store.client.update_item(
+        """Mark the event handled and keep its result for duplicates: the whole record again
+        (a PutItem: no update expression to evaluate), on condition that it is still this
+        invocation's claim."""
+        self.store.client.put_item(
             TableName=self.store.table,
-            Key={"id": {"S": self.key}},
-            UpdateExpression="SET #status = :done, #data = :data",
-            ExpressionAttributeNames={"#status": "status", "#data": "data"},
-            ExpressionAttributeValues={
-                ":done": {"S": COMPLETED},
-                ":data": {"S": json.dumps(result, sort_keys=True, default=str)},
+            Item={
+                "id": {"S": self.key},
+                "status": {"S": COMPLETED},
+                "claim": {"S": self.token},
+                "expiration": {"N": str(self._expiration or int(time.time()) + self.store.ttl_seconds)},
+                "data": {"S": json.dumps(result, sort_keys=True, default=str)},
             },
+            ConditionExpression="#claim = :token",
+            ExpressionAttributeNames={"#claim": "claim"},
+            ExpressionAttributeValues={":token": {"S": self.token}},
         )
         self.completed = True
 

@@ -12,11 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 # Idempotency (perimeter.core.once): put (claim, alone or in a TransactWriteItems with the write-ahead
-# audit record, which IAM authorizes as PutItem per item), get (duplicate), update (complete),
-# delete (release after a failure).
-IDEMPOTENCY = frozenset(
-    {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-)
+# audit record, which IAM authorizes as PutItem per item; the completion, the whole record again),
+# get (duplicate), delete (release after a failure).
+IDEMPOTENCY = frozenset({"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"})
 REPORTING = frozenset({"securityhub:BatchImportFindings", "sns:Publish"})
 AUDIT = frozenset({"dynamodb:PutItem", "dynamodb:GetItem"})
 POLICY = frozenset({"ssm:GetParameter"})
