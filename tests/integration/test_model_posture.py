@@ -364,7 +364,7 @@ def test_aws_calls_per_event(acct: Acct, monkeypatch: pytest.MonkeyPatch) -> Non
             "dynamodb:DeleteItem",  # ... and dropped once sent
             "securityhub:BatchImportFindings",
             "sns:Publish",
-            "dynamodb:UpdateItem",  # idempotency completed
+            "dynamodb:PutItem",  # idempotency completed (the whole record, on condition the claim is ours)
         ]
     )
 
