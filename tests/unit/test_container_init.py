@@ -94,3 +94,70 @@ def test_building_a_client_does_not_list_every_service(lambda_env: Any) -> None:
         assert rt.client("ec2").meta.service_model.operation_model("RevokeSecurityGroupIngress")
     with pytest.raises(UnknownServiceError, match=r"Valid service names are: .*ec2"):
         runtime.Runtime(runtime.Settings.from_env()).client("no-such-service")
+
+
+def _thread_starts_while(monkeypatch: Any, fn: Any) -> int:
+    import threading
+
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counted(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        start(thread)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(threading.Thread, "start", counted)
+        fn()
+    return len(started)
+
+
+def _busy_pool(rt: Any) -> None:
+    """As many jobs as the pool has threads, all at once (each holds its thread until all run)."""
+    import threading
+
+    gate = threading.Barrier(runtime.POOL_WORKERS)
+    for f in [rt.pool.submit(gate.wait, 5) for _ in range(runtime.POOL_WORKERS)]:
+        f.result()
+
+
+def test_lambda_init_starts_every_thread_of_the_pool(lambda_env: Any) -> None:
+    """ThreadPoolExecutor starts a thread per submit while none is idle: without the init phase
+    starting them, the first invocation that needs the pool pays for each thread."""
+    lambda_env.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+    rt = runtime.init_container(SERVICES)
+    assert rt is not None
+    assert _thread_starts_while(lambda_env, lambda: _busy_pool(rt)) == 0
+    # outside Lambda nothing is started ahead: the first use starts them
+    fresh = runtime.Runtime(runtime.Settings.from_env())
+    assert _thread_starts_while(lambda_env, lambda: _busy_pool(fresh)) == runtime.POOL_WORKERS
+    fresh.pool.shutdown(wait=True)
+
+
+def test_a_restored_container_starts_a_pool_of_its_own_and_stops_the_snapshots(lambda_env: Any) -> None:
+    lambda_env.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start")
+    before = runtime.init_container(SERVICES)
+    assert before is not None
+    after = before.restored()
+    assert after.pool is not before.pool
+    assert _thread_starts_while(lambda_env, lambda: _busy_pool(after)) == 0
+    with pytest.raises(RuntimeError, match="shutdown"):
+        before.pool.submit(print)
+
+
+def test_started_waits_for_every_piece_even_when_the_block_raises(lambda_env: Any) -> None:
+    import time
+
+    rt = runtime.Runtime(runtime.Settings.from_env())
+    done: list[int] = []
+
+    def slow(i: int) -> None:
+        time.sleep(0.05 * i)
+        done.append(i)
+
+    with pytest.raises(ValueError, match="judging failed"), rt.started() as work:
+        for i in (1, 2, 3):
+            work.submit(slow, i)
+        raise ValueError("judging failed")
+    assert sorted(done) == [1, 2, 3]
+    rt.pool.shutdown(wait=True)

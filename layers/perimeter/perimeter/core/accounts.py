@@ -318,6 +318,7 @@ def runtime_of(
         if rt is None:
             rt = Runtime(replace(home.settings, region=region), session=home._session)
             rt.__dict__["policy"] = home.policy
+            rt.__dict__["pool"] = home.pool  # the container's threads, started in its init phase
             regional[region] = rt
         return rt
     return MemberRuntime(home, org, sessions_for(home, org), account, region, event_id)

@@ -17,12 +17,21 @@ Python runtimes): the clients are rebuilt from a new botocore session that share
 loaded models (fresh credentials, no pooled connection from before the snapshot), the VPC facts
 cache is dropped (its clock is not the restored one's), and a policy kept in SSM is read on
 first use after the restore, never frozen into the snapshot.
+
+Threads: the container's pool (``Runtime.pool``) is started in the init phase too, every thread
+of it (``start_pool``), so no invocation pays for starting one. Lambda's documentation describes
+the snapshot as the memory and disk state of the initialized environment and promises nothing
+about threads; the after-restore hook does not rely on them: the restored runtime starts a pool
+of its own, and the snapshot's pool is told to stop (its threads, idle on the pool's queue, exit
+if they run at all).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +41,9 @@ from perimeter.policy import Policy, PolicyError, load_default_policy, load_poli
 
 T = TypeVar("T")
 MODELS = Path(__file__).resolve().parent.parent / "models"
+#: threads of the container's pool: the event path's parallel writes and side reads, the
+#: sweep's listings, revokes and finding batches (the sweep's revokes in flight at once)
+POOL_WORKERS = 8
 
 
 class ConfigError(RuntimeError):
@@ -232,11 +244,37 @@ class Runtime:
 
     @cached_property
     def pool(self) -> Any:
-        """Threads for a stage's independent writes (finding import, notification, completion),
-        created once per container; botocore clients are thread-safe."""
+        """Threads for a stage's independent writes (finding import, notification, completion)
+        and reads, created once per container (started in the init phase: ``start_pool``);
+        botocore clients are thread-safe. A caller that must know its work is over waits on
+        its own futures (``started``), never on the pool, which outlives it."""
         from concurrent.futures import ThreadPoolExecutor
 
-        return ThreadPoolExecutor(max_workers=4, thread_name_prefix="perimeter-io")
+        return ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="perimeter-io")
+
+    def start_pool(self) -> Runtime:
+        """Start every thread of the pool now. ``ThreadPoolExecutor`` starts a thread per
+        submit while none is idle, so an invocation would pay for each one it needs (a few
+        milliseconds each on a busy CPU, and the work waits for its thread): each thread is
+        handed a wait at one barrier, so none can pick up a second before all have started."""
+        import threading
+
+        gate = threading.Barrier(POOL_WORKERS + 1)
+        waits = [self.pool.submit(gate.wait, 10) for _ in range(POOL_WORKERS)]
+        gate.wait(10)
+        for w in waits:
+            w.result()
+        return self
+
+    @contextmanager
+    def started(self) -> Iterator[Started]:
+        """Work put on the container's pool through this, waited for on the way out, whether
+        the block returns or raises: nothing it started is left running unseen."""
+        work = Started(self.pool)
+        try:
+            yield work
+        finally:
+            work.wait()
 
     def in_parallel(self, *calls: Callable[[], Any]) -> list[Any]:
         """Run independent writes together; wait for every one, then raise the first failure
@@ -259,12 +297,13 @@ class Runtime:
         return [first, *(f.result() for f in futures)]
 
     def warm(self, services: tuple[str, ...]) -> Runtime:
-        """Build these services' clients now, and load the policy if it is the packaged one."""
+        """Build these services' clients now, load the policy if it is the packaged one, and
+        start the pool's threads."""
         for service in services:
             self.client(service)
         if not self.settings.policy_parameter:
             _ = self.policy
-        return self
+        return self.start_pool()
 
     def restored(self) -> Runtime:
         """A runtime for a container restored from a snapshot: same settings and loaded service
@@ -277,8 +316,34 @@ class Runtime:
         fresh = Runtime(self.settings, session=core)
         if not self.settings.policy_parameter and "policy" in self.__dict__:
             fresh.__dict__["policy"] = self.policy
-        fresh.warm(tuple(self._clients))
+        fresh.warm(tuple(self._clients))  # its own pool, every thread started now
+        if "pool" in self.__dict__:
+            self.pool.shutdown(wait=False)  # the snapshot's threads stop, if they run at all
         return fresh
+
+
+class Started:
+    """What one caller put on the container's pool, so that it can wait for all of it."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._futures: list[Future[Any]] = []
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = self._pool.submit(fn, *args, **kwargs)
+        self._futures.append(future)
+        return future
+
+    def wait(self) -> None:
+        """Until every piece has finished (failed ones too; their errors stay with their futures),
+        pieces submitted meanwhile included."""
+        from concurrent.futures import wait
+
+        done = 0
+        while done < len(self._futures):
+            upto = len(self._futures)
+            wait(self._futures[done:upto])
+            done = upto
 
 
 def _loader(paths: list[str]) -> Any:
