@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -55,7 +55,7 @@ from perimeter.core.report import (
     worst,
 )
 from perimeter.core.rules import Rule
-from perimeter.core.runtime import ConfigError, Runtime
+from perimeter.core.runtime import ConfigError, Runtime, Started
 from perimeter.core.telemetry import logger, record_findings
 from perimeter.default_groups.service import judge_default_groups
 from perimeter.iam.service import sweep_account
@@ -89,9 +89,6 @@ from perimeter.security_groups.evaluate import SG_CONTROLS, GroupDecision
 
 SWEEP_EVENT = "PerimeterSweep"
 SG_CONTROL_IDS = tuple(c.id for c in SG_CONTROLS)
-REVOKE_WORKERS = 8
-#: reads in flight at once (seven EC2 listings at most, five other reads)
-READ_WORKERS = 12
 #: audit records a BatchWriteItem takes
 AUDIT_BATCH = 25
 #: findings a BatchImportFindings takes
@@ -126,6 +123,8 @@ class Sweep:
     now: str
     listing: Listing
     contexts: dict[str, GroupContext]
+    #: the sweep's work on the container's pool (``handle`` waits for all of it)
+    work: Started
     findings: list[dict[str, Any]] = field(default_factory=list)
     revoked: dict[str, list[str]] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
@@ -171,34 +170,33 @@ def handle(event: Mapping[str, Any] | None, rt: Runtime, context: Any = None) ->
         from perimeter.adapters.iam import IamAdapter
 
         iam = IamAdapter(rt.client("iam"))
-    # Every read that does not depend on another goes out at once, none waiting on another:
-    # the region's EC2 listings (security groups first, the longest), the undo's exemptions
-    # (needed before judging), and what the sweep needs only later (Perimeter's active
-    # findings, the findings ledger, the review state, the account's IAM details), each
-    # resolved where it is used.
-    pool = ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="perimeter-read")
-    try:
+    # The reads the judging needs go out first, together: the region's EC2 listings (security
+    # groups first, the longest) and the undo's exemptions (known before any revoke). What
+    # the sweep needs only later (Perimeter's active findings, the findings ledger, the review
+    # state, the account's IAM details) goes out once the listings are in, so that it
+    # overlaps the judging rather than the listing every step waits on; each is resolved where
+    # it is used. All of it rides on the container's pool, started in the init phase, and is
+    # waited for on the way out, even on a failure.
+    with rt.started() as work:
         listed = inv.start_listing(
             enis=bool(on & {"PER-DSG-1", "PER-DSG-2", "PER-REV-1"}),
             vpcs="PER-FL-1" in on,
             review=bool(on & {"PER-REV-1", "PER-REV-2"}),
-            submit=pool.submit,
+            submit=work.submit,
         )
+        undone = work.submit(rt.exemptions.scan) if rt.exemptions is not None else None
+        listing = listed()
         pending: dict[str, Future[Any]] = {}
         if account_known:
-            pending["existing"] = pool.submit(_active_findings, rt, account_known)
+            pending["existing"] = work.submit(_active_findings, rt, account_known)
         if ledger_store is not None:
-            pending["ledger"] = pool.submit(ledger_store.snapshot)
+            pending["ledger"] = work.submit(ledger_store.snapshot)
         if state_store is not None:
-            pending["unused_state"] = pool.submit(state_store.unused_since)
+            pending["unused_state"] = work.submit(state_store.unused_since)
         if iam is not None:
-            pending["principals"] = pool.submit(sweep_account, iam, account_known)
-        undone = pool.submit(rt.exemptions.scan) if rt.exemptions is not None else None
-        listing = listed()
+            pending["principals"] = work.submit(sweep_account, iam, account_known)
         exemptions = undone.result() if undone is not None else []
-        return _sweep(event, rt, now, inv, listing, exemptions, pending)
-    finally:
-        pool.shutdown(wait=True)  # nothing left running unseen, even on a failure
+        return _sweep(event, rt, now, inv, listing, exemptions, pending, work)
 
 
 def _sweep(
@@ -209,6 +207,7 @@ def _sweep(
     listing: Listing,
     exemptions: list[Any],
     pending: dict[str, Future[Any]],
+    work: Started,
 ) -> dict[str, Any]:
     policy = rt.policy
     account = rt.settings.account_id or next(
@@ -239,7 +238,7 @@ def _sweep(
     for gid, extra in by_resource.items():
         if gid in contexts:
             contexts[gid] = replace(contexts[gid], exemptions=tuple(extra))
-    s = Sweep(call, now, listing, contexts, pending=pending)
+    s = Sweep(call, now, listing, contexts, work, pending=pending)
     s.details["exemptions_expiring"] = _expiring(s, policy, exemptions)
     s.model_groups, model_judged = _models(s, rt)
     if policy.mode("PER-IAM-1") != "off":
@@ -355,18 +354,15 @@ def _groups(s: Sweep, rt: Runtime, inv: InventoryAdapter, model_groups: set[str]
     # evaluation is CPU, the revokes wait on EC2), each after its audit record is written.
     revoker = _Revoker(s, rt, inv)
     decisions: list[GroupDecision] = []
-    try:
-        for gid, ctx in s.contexts.items():
-            d = judge_group(as_model_tier(ctx, policy) if gid in model_groups else ctx, policy)
-            decisions.append(d)
-            wanted = [*d.to_revoke, *stale_revoke.get(gid, ())]
-            if wanted:
-                revoker.add(d, wanted)
-        revoker.flush()
-        reported = _reports_while_revoking(s, policy, decisions, revoker.pending)
-        removed = revoker.finish()  # raises the first failure, once every revoke has returned
-    finally:
-        revoker.close()
+    for gid, ctx in s.contexts.items():
+        d = judge_group(as_model_tier(ctx, policy) if gid in model_groups else ctx, policy)
+        decisions.append(d)
+        wanted = [*d.to_revoke, *stale_revoke.get(gid, ())]
+        if wanted:
+            revoker.add(d, wanted)
+    revoker.flush()
+    reported = _reports_while_revoking(s, policy, decisions, revoker.pending)
+    removed = revoker.finish()  # raises the first failure, once every revoke has returned
     for d in decisions:  # in the listing's order, whatever order the revokes returned in
         findings, lines, new_item, tag_seen = reported[d.ctx.group_id]
         s.findings.extend(findings)
@@ -482,7 +478,7 @@ class _Revoker:
 
     def __init__(self, s: Sweep, rt: Runtime, inv: InventoryAdapter) -> None:
         self.s, self.rt, self.inv = s, rt, inv
-        self.pool = ThreadPoolExecutor(max_workers=REVOKE_WORKERS, thread_name_prefix="perimeter-revoke")
+        self.pool = s.work  # the container's pool: as many revokes in flight as it has threads
         self.batch: list[dict[str, Any]] = []
         self.rules: dict[str, tuple[Rule, ...]] = {}
         self.pending: dict[str, Future[tuple[Rule, ...]]] = {}
@@ -524,9 +520,6 @@ class _Revoker:
             {gid: [r.rule_id or r.describe() for r in rules] for gid, rules in done.items()}
         )
         return done
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
 
 
 def _audit_id(s: Sweep, resource: str) -> str:
