@@ -152,19 +152,17 @@ def test_the_reads_the_judging_needs_go_first_and_the_exemptions_are_in_before_a
         if model.name == "Scan":
             sent[threading.current_thread().name] = params["TableName"]
 
-    def before(model: Any, **kwargs: Any) -> None:
-        name = model.name
-        if name == "Scan":
-            name += ":" + sent.get(threading.current_thread().name, "")
-        with lock:
-            order.append(("sent", name))
+    def note(what: str) -> Any:
+        def hook(model: Any, **kwargs: Any) -> None:
+            name = model.name
+            if name == "Scan":
+                name += ":" + sent.get(threading.current_thread().name, "")
+            with lock:
+                order.append((what, name))
 
-    def after(model: Any, **kwargs: Any) -> None:
-        name = model.name
-        if name == "Scan":
-            name += ":" + sent.get(threading.current_thread().name, "")
-        with lock:
-            order.append(("back", name))
+        return hook
+
+    before, after = note("sent"), note("back")
 
     rt = sweep_runtime(
         session,
