@@ -10,6 +10,7 @@ around the acting stage (``Runtime.run_once``), since detecting them needs the t
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from perimeter.core.events import ApiCall, parse_event
@@ -33,10 +34,16 @@ def skip_reason(call: ApiCall, settings: Settings, *, global_service: bool = Fal
 
 
 def admit(
-    event: Any, settings: Settings, *, global_service: bool = False
+    event: Any,
+    settings: Settings,
+    *,
+    global_service: bool = False,
+    routed: Collection[str] | None = None,
+    kind: str = "",
 ) -> tuple[ApiCall, dict[str, Any] | None]:
     """Parse the event and guard it: ``(call, None)`` to go on, or ``(call, summary)`` of a
-    no-op to return as it is.
+    no-op to return as it is. With ``routed``, a call not among them is a no-op too ("is not
+    a ``kind`` event").
 
     Raises:
         MalformedEvent: the event is not a CloudTrail API call (it goes to the DLQ).
@@ -47,4 +54,10 @@ def admit(
     if reason:
         logger.info("event ignored", extra={"reason": reason, "event_name": call.event_name})
         return call, {"status": "ignored", "reason": reason, "event_id": call.event_id}
+    if routed is not None and call.event_name not in routed:
+        return call, {
+            "status": "ignored",
+            "reason": f"{call.event_name} is not a {kind} event",
+            "event_id": call.event_id,
+        }
     return call, None

@@ -85,15 +85,9 @@ def _vpc_id(value: Any) -> str | None:
 
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
-    call, ignored = admit(event, rt.settings)
+    call, ignored = admit(event, rt.settings, routed=FLOW_LOG_EVENTS, kind="flow-log")
     if ignored:
         return ignored
-    if call.event_name not in FLOW_LOG_EVENTS:
-        return {
-            "status": "ignored",
-            "reason": f"{call.event_name} is not a flow-log event",
-            "event_id": call.event_id,
-        }
     base: dict[str, Any] = {"event_id": call.event_id, "event_name": call.event_name}
     if call.event_name == "DeleteVpc":
         return _deleted_vpc(call, rt, context, base)

@@ -173,15 +173,9 @@ def _vpcs_of_findings(call: ApiCall, rt: Runtime, kind: str, key: str) -> list[s
 
 
 def handle(event: Any, rt: Runtime, context: Any = None) -> dict[str, Any]:
-    call, ignored = admit(event, rt.settings)
+    call, ignored = admit(event, rt.settings, routed=NET_EVENTS, kind="network-path")
     if ignored:
         return ignored
-    if call.event_name not in NET_EVENTS:
-        return {
-            "status": "ignored",
-            "reason": f"{call.event_name} is not a network-path event",
-            "event_id": call.event_id,
-        }
     if call.event_name == "ModifySubnetAttribute" and not _maps_public_ip(call):
         return {
             "status": "ignored",
